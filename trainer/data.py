@@ -1,0 +1,243 @@
+"""Datasets as uint8 tensors resident on the device, normalized on the device, batched by a device randperm.
+
+Files are read by this module (IDX for MNIST / Fashion-MNIST, pickled batches for CIFAR-10) from the
+torchvision folder layout; torchvision is used only to download them where a network is available.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from trainer.errors import ConfigError
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+IDX_FILES = {  # split -> (images, labels), as torchvision names them in <root>/<Class>/raw/
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+IDX_DATASETS = {"fashion_mnist": "FashionMNIST", "mnist": "MNIST"}
+CIFAR_FOLDER = "cifar-10-batches-py"
+CIFAR_TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
+CIFAR_TEST = ["test_batch"]
+TRAIN_SIZES = {"fashion_mnist": 60000, "mnist": 60000, "cifar10": 50000}
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # uint8, N x C x H x W
+    labels: torch.Tensor  # int64, N
+
+
+def data_root(cfg) -> Path:
+    if cfg.get("root"):
+        return Path(cfg.root).expanduser()
+    if os.environ.get("SCHEDLAB_DATA"):
+        return Path(os.environ["SCHEDLAB_DATA"]).expanduser()
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return cache / "schedlab" / "data"
+
+
+def train_size(cfg) -> int:
+    """Size of the training set, known without loading it (for checks before any work starts)."""
+    if cfg.name == "synthetic":
+        return int(cfg.train_size)
+    if cfg.name not in TRAIN_SIZES:
+        raise ConfigError(f"dataset.name={cfg.name!r} is not allowed: use one of synthetic, {', '.join(TRAIN_SIZES)}")
+    return TRAIN_SIZES[cfg.name]
+
+
+# --- file formats -------------------------------------------------------------------------------
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (LeCun's MNIST format): 0, 0, type 0x08 (uint8), ndim, ndim big-endian int32 dims."""
+    data = path.read_bytes()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise ConfigError(f"{path} is not an uint8 IDX file (bad header); delete it and fetch the dataset again")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    shape = tuple(int(d) for d in np.frombuffer(data[4:header], dtype=">i4"))
+    expected = header + int(np.prod(shape))
+    if len(data) != expected:
+        raise ConfigError(
+            f"{path} is truncated or corrupt: {len(data)} bytes, the header {shape} needs {expected}; "
+            "delete it and fetch the dataset again"
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 array as an IDX file (the inverse of read_idx)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, dtype=">i4").tobytes()
+    path.write_bytes(header + array.tobytes())
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read one pickled CIFAR-10 batch: b'data' N x 3072 uint8 (RGB planes), b'labels' list of ints."""
+    try:
+        with open(path, "rb") as f:
+            batch = pickle.load(f, encoding="bytes")
+        images = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    except (pickle.UnpicklingError, EOFError, KeyError, ValueError) as e:
+        raise ConfigError(f"{path} is truncated or corrupt ({e}); delete it and fetch the dataset again") from e
+    if len(images) != len(labels):
+        raise ConfigError(f"{path} is corrupt: {len(images)} images but {len(labels)} labels")
+    return images, labels
+
+
+# --- locating files -----------------------------------------------------------------------------
+
+
+def _idx_folder(cfg, root: Path) -> Path:
+    """<root>/<Class>/raw with the four IDX files, copying Debian's files or downloading as needed."""
+    raw = root / IDX_DATASETS[cfg.name] / "raw"
+    names = [n for pair in IDX_FILES.values() for n in pair]
+    if all((raw / n).exists() for n in names):
+        return raw
+    tried = [f"{raw} (torchvision layout)"]
+    if cfg.name == "fashion_mnist":
+        tried.append(f"{DEBIAN_FASHION_MNIST} (Debian package dataset-fashion-mnist)")
+        if all((DEBIAN_FASHION_MNIST / f"{n}.gz").exists() for n in names):
+            raw.mkdir(parents=True, exist_ok=True)
+            for n in names:
+                tmp = raw / f"{n}.tmp"
+                with gzip.open(DEBIAN_FASHION_MNIST / f"{n}.gz", "rb") as src, open(tmp, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                tmp.replace(raw / n)
+            return raw
+    if cfg.download:
+        import torchvision
+
+        tried.append("torchvision download")
+        cls = getattr(torchvision.datasets, IDX_DATASETS[cfg.name])
+        try:
+            cls(str(root), train=True, download=True)
+            return raw
+        except Exception as e:  # network errors come in many types
+            tried[-1] += f" ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+    hint = "apt-get install dataset-fashion-mnist, " if cfg.name == "fashion_mnist" else ""
+    raise ConfigError(
+        f"dataset={cfg.name}: no data found; tried {'; '.join(tried)}. Fix: {hint}"
+        f"put the files in {raw} (set dataset.root or SCHEDLAB_DATA), or allow dataset.download=true with a network"
+    )
+
+
+def _cifar_folder(cfg, root: Path) -> Path:
+    folder = root / CIFAR_FOLDER
+    if all((folder / n).exists() for n in CIFAR_TRAIN + CIFAR_TEST):
+        return folder
+    tried = f"{folder} (torchvision layout)"
+    if cfg.download:
+        import torchvision
+
+        try:
+            torchvision.datasets.CIFAR10(str(root), train=True, download=True)
+            return folder
+        except Exception as e:
+            tried += f"; torchvision download ({type(e).__name__})"
+    raise ConfigError(
+        f"dataset=cifar10: no data found; tried {tried}. Fix: put the python batches in {folder} "
+        "(set dataset.root or SCHEDLAB_DATA), or allow dataset.download=true with a network"
+    )
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def _idx_split(raw: Path, split: str) -> Split:
+    image_file, label_file = (raw / n for n in IDX_FILES[split])
+    images, labels = read_idx(image_file), read_idx(label_file)
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise ConfigError(f"{image_file} and {label_file} do not match: shapes {images.shape} and {labels.shape}")
+    return Split(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
+
+
+def _cifar_split(folder: Path, names: list[str]) -> Split:
+    parts = [read_cifar_batch(folder / n) for n in names]
+    images = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    return Split(torch.from_numpy(images), torch.from_numpy(labels))
+
+
+def synthetic(cfg) -> tuple[Split, Split]:
+    """Each class is a fixed smooth random pattern; an image is its pattern, shifted by up to 2 pixels,
+    plus Gaussian noise. Deterministic for a given generator_seed, learnable within an epoch or two."""
+    g = torch.Generator().manual_seed(int(cfg.generator_seed))
+    c, s, k = int(cfg.channels), int(cfg.image_size), int(cfg.num_classes)
+    coarse = torch.rand(k, c, 7, 7, generator=g)
+    patterns = torch.nn.functional.interpolate(coarse, size=(s, s), mode="bilinear", align_corners=False)
+
+    def draw(n: int) -> Split:
+        labels = torch.randint(0, k, (n,), generator=g)
+        images = patterns[labels] + float(cfg.noise) * torch.randn(n, c, s, s, generator=g)
+        shifts = torch.randint(-2, 3, (n, 2), generator=g)
+        for i, (dy, dx) in enumerate(shifts.tolist()):
+            images[i] = torch.roll(images[i], shifts=(dy, dx), dims=(1, 2))
+        return Split((images.clamp(0, 1) * 255).round().to(torch.uint8), labels)
+
+    return draw(int(cfg.train_size)), draw(int(cfg.test_size))
+
+
+def load_splits(cfg) -> tuple[Split, Split]:
+    """(train, test) as uint8 CPU tensors for the configured dataset."""
+    if cfg.name == "synthetic":
+        return synthetic(cfg)
+    train_size(cfg)  # rejects unknown names
+    root = data_root(cfg)
+    if cfg.name == "cifar10":
+        folder = _cifar_folder(cfg, root)
+        return _cifar_split(folder, CIFAR_TRAIN), _cifar_split(folder, CIFAR_TEST)
+    raw = _idx_folder(cfg, root)
+    return _idx_split(raw, "train"), _idx_split(raw, "test")
+
+
+class DeviceDataset:
+    """A split held on the device as uint8; batches are normalized there (no DataLoader, no host copies)."""
+
+    def __init__(self, split: Split, mean: torch.Tensor, std: torch.Tensor, device: torch.device, channels_last: bool):
+        self.images = split.images.to(device)
+        self.labels = split.labels.to(device)
+        # (x / 255 - mean) / std as one multiply-add on the uint8 values
+        self.scale = (1.0 / (255.0 * std)).view(1, -1, 1, 1).to(device)
+        self.shift = (-mean / std).view(1, -1, 1, 1).to(device)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def num_batches(self, batch_size: int, limit: int | None = None) -> int:
+        n = -(-len(self) // batch_size)
+        return min(n, limit) if limit else n
+
+    def batches(
+        self, batch_size: int, generator: torch.Generator | None = None, limit: int | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Shuffled when a generator is given (a device randperm); the last batch may be smaller."""
+        order = torch.randperm(len(self), device=self.labels.device, generator=generator) if generator else None
+        for b in range(self.num_batches(batch_size, limit)):
+            sel = slice(b * batch_size, (b + 1) * batch_size)
+            idx = order[sel] if order is not None else sel
+            x = torch.addcmul(self.shift, self.images[idx].float(), self.scale)
+            yield x.contiguous(memory_format=self.memory_format), self.labels[idx]
+
+
+def load(cfg, device: torch.device, channels_last: bool = False) -> tuple[DeviceDataset, DeviceDataset]:
+    """Load the dataset once onto the device; mean and std come from the training images."""
+    train, test = load_splits(cfg)
+    if cfg.normalize:
+        x = train.images.float().div_(255)
+        mean, std = x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)).clamp_min(1e-6)
+    else:
+        mean, std = torch.zeros(train.images.shape[1]), torch.ones(train.images.shape[1])
+    return (DeviceDataset(train, mean, std, device, channels_last), DeviceDataset(test, mean, std, device, channels_last))
