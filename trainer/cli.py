@@ -36,7 +36,8 @@ def one_line(e: BaseException) -> str:
     if isinstance(e, MissingConfigException) and e.options is not None and e.missing_cfg_file:
         group, _, option = e.missing_cfg_file.rpartition("/")
         if group:
-            return f"{group}={option!r} is not an option: use one of {', '.join(sorted(e.options))}"
+            options = sorted(o for o in e.options if not o.endswith("_schema"))
+            return f"{group}={option!r} is not an option: use one of {', '.join(options)}"
     cause = e.__cause__ if isinstance(e.__cause__, OmegaConfBaseException) else e
     if isinstance(cause, OmegaConfBaseException):
         key = getattr(cause, "full_key", None)
@@ -136,7 +137,7 @@ def run_task(cfg) -> float | None:
             run_lr_find(cfg, run_dir, job)
             return None
         if cfg.task == "schedule":
-            from schedulers.plot import run_schedule_task
+            from trainer.schedule_task import run_schedule_task
 
             run_schedule_task(cfg, run_dir)
             return None

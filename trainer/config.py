@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 from trainer.errors import ConfigError
 
@@ -163,6 +164,8 @@ def register_configs() -> None:
     """Put every schema in Hydra's ConfigStore; call once before composing."""
     from schedulers.config import register_configs as register_schedule_configs
 
+    # ${if_null:${resume},default}: a resumed run writes into the folder it resumes
+    OmegaConf.register_new_resolver("if_null", lambda value, default: default if value is None else value, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="schedlab_schema", node=SchedlabConfig)
     for group, name, node in [

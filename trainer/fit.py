@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import resource
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -243,6 +244,7 @@ def fit(cfg, run_dir: Path, job: dict | None = None) -> dict:
                 "lr": lrs[0],
                 "lr_end": lrs[-1],
                 "epoch_time": time.perf_counter() - epoch_start,
+                **memory_use(device),
             }
             first = state["step"] - len(lrs)
             steps = [(first + k + 1, epoch + 1, lr, v) for k, (lr, v) in enumerate(zip(lrs, step_losses.tolist()))]
@@ -284,6 +286,21 @@ def fit(cfg, run_dir: Path, job: dict | None = None) -> dict:
         tracker.summary(summary)
         tracker.finish(exit_code)
     return summary
+
+
+def memory_use(device: torch.device) -> dict:
+    """Current and peak resident memory of this process (MiB), and the device's on CUDA."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    try:
+        with open("/proc/self/statm") as f:
+            rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:  # no /proc (macOS): the peak is the best figure there is
+        rss = peak
+    use = {"rss_mb": rss, "peak_rss_mb": peak}
+    if device.type == "cuda":
+        use["cuda_mb"] = torch.cuda.memory_allocated(device) / 2**20
+        use["cuda_peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return use
 
 
 def run_name_for_bar(job: dict) -> str:

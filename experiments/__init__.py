@@ -1,0 +1,1 @@
+"""Experiment tooling that reads finished runs: `python -m experiments.report <multirun folder>...`."""

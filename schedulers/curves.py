@@ -1,0 +1,265 @@
+"""The schedules as pure functions lr(t, base) of the position t in epochs (DESIGN.md section 2).
+
+`base` is the base LR of param group 0; LR-valued parameters (final_lr, min_lr, ...) are absolute for
+that group, and the scheduler scales the result for the other groups. A factory takes the parsed
+config, `span` (epochs from the end of warmup to the horizon; None without a horizon) and `quantum`
+(the distance between two positions the run visits: 1 per epoch, 1/steps_per_epoch per step).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from schedulers import config
+
+Curve = Callable[[float, float], float]
+
+# Positions are step / steps_per_epoch and parameters such as 0.3 epochs are inexact in binary, so a
+# boundary is compared with a slack: t = 2.9999999999999996 is epoch 3.
+SLACK = 1e-9
+
+
+def _count(x: float) -> int:
+    return math.floor(x + SLACK)
+
+
+def momentum_of(curve: Curve, t: float) -> float | None:
+    """The momentum (or beta1) a curve sets at t, None where it leaves it alone."""
+    momentum = getattr(curve, "momentum", None)
+    return momentum(t) if momentum else None
+
+
+def constant(c: config.Schedule, span: None, quantum: float) -> Curve:
+    return lambda t, base: base
+
+
+def factor(c: config.Factor, span: None, quantum: float) -> Curve:
+    return lambda t, base: max(c.min_lr, base * c.factor**t)
+
+
+def step(c: config.Step, span: None, quantum: float) -> Curve:
+    return lambda t, base: base * c.gamma ** _count(t / c.step_size)
+
+
+def multistep(c: config.MultiStep, span: None, quantum: float) -> Curve:
+    return lambda t, base: base * c.gamma ** sum(m <= t + SLACK for m in c.milestones)
+
+
+def exponential(c: config.Exponential, span: None, quantum: float) -> Curve:
+    return lambda t, base: base * c.gamma**t
+
+
+def inverse_time(c: config.InverseTime, span: None, quantum: float) -> Curve:
+    return lambda t, base: base / (1 + c.decay * t)
+
+
+def sqrt(c: config.Schedule, span: None, quantum: float) -> Curve:
+    return lambda t, base: base * (t + 1) ** -0.5
+
+
+def polynomial(c: config.Polynomial, span: float, quantum: float) -> Curve:
+    return lambda t, base: c.end_lr + (base - c.end_lr) * (1 - min(t, span) / span) ** c.power
+
+
+def linear(c: config.Linear, span: float, quantum: float) -> Curve:
+    return lambda t, base: base * (c.start_factor + (c.end_factor - c.start_factor) * min(t, span) / span)
+
+
+def _cos_anneal(start: float, end: float, pct: float) -> float:
+    return end + (start - end) * (1 + math.cos(math.pi * pct)) / 2
+
+
+def _linear_anneal(start: float, end: float, pct: float) -> float:
+    return start + (end - start) * pct
+
+
+def cosine(c: config.Cosine, span: float, quantum: float) -> Curve:
+    return lambda t, base: _cos_anneal(base, c.final_lr, min(t, span) / span)
+
+
+def cosine_restarts(c: config.CosineRestarts, span: None, quantum: float) -> Curve:
+    def lr(t: float, base: float) -> float:
+        if c.T_mult == 1:
+            start, length = _count(t / c.T_0) * c.T_0, c.T_0
+        else:
+            start, length = 0.0, c.T_0
+            while t + SLACK >= start + length:
+                start, length = start + length, length * c.T_mult
+        return _cos_anneal(base, c.eta_min, max(t - start, 0.0) / length)
+
+    return lr
+
+
+WSD_SHAPES: dict[str, Callable[[float], float]] = {
+    "linear": lambda p: 1 - p,
+    "cosine": lambda p: (1 + math.cos(math.pi * p)) / 2,
+    "1-sqrt": lambda p: 1 - math.sqrt(p),
+}
+
+
+def wsd(c: config.WSD, span: float, quantum: float) -> Curve:
+    """Stable at the base LR, then decays over the last decay_fraction of the span to min_lr."""
+    decay = c.decay_fraction * span
+    shape = WSD_SHAPES[c.shape]
+
+    def lr(t: float, base: float) -> float:
+        progress = min(max(t - (span - decay), 0.0) / decay, 1.0)
+        return c.min_lr + (base - c.min_lr) * shape(progress)
+
+    return lr
+
+
+class OneCycle:
+    """torch's OneCycleLR with the base LR as its max_lr. torch ends each phase one scheduler step
+    early (the last step of the run lands on min_lr), so the phase ends here are `quantum` early."""
+
+    def __init__(self, c: config.OneCycle, span: float, quantum: float):
+        self.c = c
+        self.anneal = _cos_anneal if c.anneal_strategy == "cos" else _linear_anneal
+        start = 1 / c.div_factor  # LRs as factors of the base LR
+        low = start / c.final_div_factor
+        hi_m, lo_m = c.max_momentum, c.base_momentum
+        peak = c.pct_start * span - quantum
+        # (end position, LR from, LR to, momentum from, momentum to)
+        if c.three_phase:
+            self.phases = [
+                (peak, start, 1.0, hi_m, lo_m),
+                (2 * c.pct_start * span - 2 * quantum, 1.0, start, lo_m, hi_m),
+                (span - quantum, start, low, hi_m, hi_m),
+            ]
+        else:
+            self.phases = [(peak, start, 1.0, hi_m, lo_m), (span - quantum, 1.0, low, lo_m, hi_m)]
+
+    def _phase(self, t: float) -> tuple[tuple[float, float, float, float, float], float]:
+        begin = 0.0
+        for phase in self.phases:
+            end = phase[0]
+            if t <= end + SLACK or phase is self.phases[-1]:
+                return phase, (min((t - begin) / (end - begin), 1.0) if end > begin else 1.0)
+            begin = end
+        raise AssertionError("unreachable: the last phase always matches")
+
+    def __call__(self, t: float, base: float) -> float:
+        (_, lr_from, lr_to, _, _), pct = self._phase(t)
+        return self.anneal(base * lr_from, base * lr_to, pct)
+
+    def momentum(self, t: float) -> float | None:
+        if not self.c.cycle_momentum:
+            return None
+        (_, _, _, m_from, m_to), pct = self._phase(t)
+        return self.anneal(m_from, m_to, pct)
+
+
+class Cyclic:
+    """torch's CyclicLR between the base LR and max_lr; gamma (exp_range) is per epoch."""
+
+    def __init__(self, c: config.Cyclic, span: None, quantum: float):
+        self.c = c
+        down = c.step_size_up if c.step_size_down is None else c.step_size_down
+        self.cycle = c.step_size_up + down
+        self.up = c.step_size_up / self.cycle
+
+    def _height(self, t: float) -> float:
+        """Where t sits between the base (0) and the top of its cycle (1), amplitude scaling included."""
+        cycle = _count(1 + t / self.cycle)
+        x = max(1.0 + t / self.cycle - cycle, 0.0)
+        rise = x / self.up if x <= self.up else (x - 1) / (self.up - 1)
+        if self.c.mode == "triangular2":
+            return rise / 2.0 ** (cycle - 1)
+        if self.c.mode == "exp_range":
+            return rise * self.c.gamma**t
+        return rise
+
+    def __call__(self, t: float, base: float) -> float:
+        return base + (self.c.max_lr - base) * self._height(t)
+
+    def momentum(self, t: float) -> float | None:
+        if not self.c.cycle_momentum:
+            return None
+        return self.c.max_momentum - (self.c.max_momentum - self.c.base_momentum) * self._height(t)
+
+
+class Plateau:
+    """torch's ReduceLROnPlateau as a controller: the LR only moves when `step` sees a metric."""
+
+    def __init__(self, c: config.Plateau, span: None, quantum: float):
+        self.c = c
+        self.current: float | None = None  # None: not reduced yet, the base LR
+        self.best = math.inf if c.mode == "min" else -math.inf
+        self.num_bad_epochs = 0
+        self.cooldown_counter = 0
+
+    def __call__(self, t: float, base: float) -> float:
+        return base if self.current is None else self.current
+
+    def _is_better(self, metric: float) -> bool:
+        c, best = self.c, self.best
+        if c.threshold_mode == "rel":
+            return metric < best * (1 - c.threshold) if c.mode == "min" else metric > best * (1 + c.threshold)
+        return metric < best - c.threshold if c.mode == "min" else metric > best + c.threshold
+
+    def step(self, metric: float, base: float) -> None:
+        if self._is_better(metric):
+            self.best, self.num_bad_epochs = metric, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.c.patience:
+            old = self(0.0, base)
+            new = max(old * self.c.factor, self.c.min_lr)
+            if old - new > self.c.eps:
+                self.current = new
+            self.cooldown_counter, self.num_bad_epochs = self.c.cooldown, 0
+
+    def state_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("current", "best", "num_bad_epochs", "cooldown_counter")}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+class Warmup:
+    """Linear from start_lr to the base LR over `epochs`, then the main schedule shifted by `epochs`."""
+
+    def __init__(self, main: Curve, epochs: float, start_lr: float):
+        self.main, self.epochs, self.start_lr = main, epochs, start_lr
+
+    def __call__(self, t: float, base: float) -> float:
+        if t < self.epochs - SLACK:
+            return self.start_lr + (base - self.start_lr) * t / self.epochs
+        return self.main(max(t - self.epochs, 0.0), base)
+
+    def momentum(self, t: float) -> float | None:
+        return momentum_of(self.main, max(t - self.epochs, 0.0))
+
+
+FACTORIES: dict[str, Callable[..., Curve]] = {
+    "constant": constant,
+    "factor": factor,
+    "step": step,
+    "multistep": multistep,
+    "exponential": exponential,
+    "inverse_time": inverse_time,
+    "sqrt": sqrt,
+    "polynomial": polynomial,
+    "linear": linear,
+    "cosine": cosine,
+    "cosine_warmup": cosine,
+    "plateau": Plateau,
+    "onecycle": OneCycle,
+    "cyclic": Cyclic,
+    "cosine_restarts": cosine_restarts,
+    "wsd": wsd,
+}
+
+
+def make_curve(c: config.Schedule, epochs: int, quantum: float) -> Curve:
+    """The whole schedule of a parsed config: warmup (if any) in front of the main schedule."""
+    end = c.end(epochs)
+    span = None if end is None else end - c.warmup.epochs
+    curve = FACTORIES[c.name](c, span, quantum)
+    return Warmup(curve, c.warmup.epochs, c.warmup.start_lr) if c.warmup.epochs > 0 else curve

@@ -1,0 +1,70 @@
+"""Schedules drawn without a model or data: the LR at every optimizer step of a run, and a figure."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from schedulers import config
+from schedulers.scheduler import build_schedule
+
+
+def _without_metric(cfg: Any) -> Any:
+    """Plateau needs a validation loss that a drawing does not have: draw its LR before any reduction,
+    i.e. constant after its warmup."""
+    cfg = config.as_node(cfg)
+    target = cfg.get("_target_", "")
+    if cfg.get("name") == "plateau" or target.endswith("ReduceLROnPlateau"):
+        return {"name": "constant", **{k: cfg[k] for k in ("interval", "warmup") if k in cfg}}
+    return cfg
+
+
+def lr_curve(cfg: Any, base_lr: float, epochs: int, steps_per_epoch: int) -> tuple[list[float], list[float]]:
+    """(t in epochs of each optimizer step, LR applied at that step) over a whole run."""
+    param = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.SGD([param], lr=base_lr)
+    scheduler = build_schedule(_without_metric(cfg), optimizer, steps_per_epoch, epochs)
+    optimizer.step()  # no gradient, so a no-op; a torch scheduler (_target_) warns if the optimizer never stepped
+    ts, lrs = [], []
+    for epoch in range(epochs):
+        for k in range(steps_per_epoch):
+            ts.append(epoch + k / steps_per_epoch)
+            lrs.append(scheduler.lr)
+            scheduler.step_batch()
+        scheduler.step_epoch()
+    return ts, lrs
+
+
+def key_epochs(cfg: Any, epochs: int) -> list[int]:
+    """Epochs worth printing the LR at: start, end of warmup, milestones, horizon, quarters, last."""
+    points = {0, epochs // 4, epochs // 2, 3 * epochs // 4, epochs - 1}
+    cfg = config.as_node(cfg)
+    if "_target_" not in cfg:
+        c = config.parse(cfg)
+        warmup = c.warmup.epochs
+        points.add(math.ceil(warmup))
+        end = c.end(epochs)
+        points.update([math.ceil(end)] if end is not None else [])
+        points.update(math.ceil(warmup + m) for m in getattr(c, "milestones", []))
+    return sorted(p for p in points if 0 <= p < epochs)
+
+
+def plot_schedules(curves: dict[str, tuple[list, list]], path: str | Path, title: str | None = None) -> None:
+    """All curves overlaid in one figure, written to `path` (PNG by its suffix)."""
+    from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
+
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    for label, (t, lr) in curves.items():
+        ax.plot(t, lr, label=label, drawstyle="steps-post")  # an LR holds until the next step
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("learning rate")
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    if curves:
+        ax.legend()
+    fig.savefig(path, dpi=120)

@@ -1,0 +1,226 @@
+"""Drives an optimizer's LR from a schedule: per epoch (the d2l staircase) or per optimizer step (smooth).
+
+The trainer calls `step_batch()` after every optimizer.step() and `step_epoch(val_loss)` after every
+epoch's evaluation. The LR is a Python float written to each param group, so stepping never touches
+the device (no host sync, no recompilation of a compiled model).
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from schedulers import config, curves
+from trainer.errors import ConfigError
+
+NO_METRIC = "scheduler {} reduces the LR on the validation loss, but the run gives none each epoch"
+
+
+class Scheduler(abc.ABC):
+    interval: str  # "epoch" or "step"
+
+    @abc.abstractmethod
+    def step_batch(self) -> None:
+        """After every optimizer.step()."""
+
+    @abc.abstractmethod
+    def step_epoch(self, val_loss: float | None = None) -> None:
+        """After every epoch's evaluation; plateau schedules need the validation loss."""
+
+    @property
+    @abc.abstractmethod
+    def lr(self) -> float:
+        """The LR of param group 0 now, a Python float."""
+
+    @abc.abstractmethod
+    def state_dict(self) -> dict: ...
+
+    @abc.abstractmethod
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+def _set(group: dict, key: str, value: float) -> None:
+    if isinstance(group[key], torch.Tensor):  # an optimizer built with a tensor LR keeps its tensor
+        group[key].fill_(value)
+    else:
+        group[key] = value
+
+
+class CurveScheduler(Scheduler):
+    """One of the library's schedules: the LR is curve(t), t the position in epochs."""
+
+    def __init__(self, curve: curves.Curve, optimizer: torch.optim.Optimizer, interval: str, steps_per_epoch: int):
+        self.curve, self.optimizer, self.interval = curve, optimizer, interval
+        self.steps_per_epoch = steps_per_epoch
+        warmup = curve if isinstance(curve, curves.Warmup) else None
+        main = warmup.main if warmup else curve
+        self.plateau = main if isinstance(main, curves.Plateau) else None
+        self.warmup_epochs = warmup.epochs if warmup else 0.0
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+        self.base_lrs = [float(group["initial_lr"]) for group in optimizer.param_groups]
+        # torch's rule for which knob momentum cycling turns
+        defaults = optimizer.defaults
+        self.momentum_key = "betas" if "betas" in defaults else "momentum" if "momentum" in defaults else None
+        self.steps = 0  # step_batch calls
+        self.epochs = 0  # step_epoch calls
+        self._apply()
+
+    @property
+    def t(self) -> float:
+        """The position in epochs."""
+        return self.steps / self.steps_per_epoch if self.interval == "step" else float(self.epochs)
+
+    @property
+    def lr(self) -> float:
+        return self._lr
+
+    def step_batch(self) -> None:
+        if self.interval == "step":
+            self.steps += 1
+            self._apply()
+
+    def step_epoch(self, val_loss: float | None = None) -> None:
+        # warmup epochs do not count toward the plateau's patience
+        if self.plateau is not None and self.epochs >= self.warmup_epochs:
+            if val_loss is None:
+                raise ConfigError(NO_METRIC.format("plateau"))
+            self.plateau.step(float(val_loss), self.base_lrs[0])
+        self.epochs += 1
+        self._apply()
+
+    def _apply(self) -> None:
+        t, base = self.t, self.base_lrs[0]
+        self._lr = float(self.curve(t, base))
+        momentum = curves.momentum_of(self.curve, t)
+        for group, group_base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            _set(group, "lr", self._lr * (group_base / base))
+            if momentum is not None and self.momentum_key == "betas":
+                group["betas"] = (momentum, *group["betas"][1:])
+            elif momentum is not None and self.momentum_key == "momentum":
+                _set(group, "momentum", momentum)
+
+    def state_dict(self) -> dict:
+        plateau = self.plateau.state_dict() if self.plateau else None
+        return {"steps": self.steps, "epochs": self.epochs, "plateau": plateau}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps, self.epochs = state["steps"], state["epochs"]
+        if self.plateau is not None:
+            self.plateau.load_state_dict(state["plateau"])
+        self._apply()
+
+
+# keys of the scheduler node that are the library's, not the torch class's
+OWN_KEYS = ("name", "interval")
+
+
+def _torch_class(cfg: DictConfig) -> type:
+    from hydra.utils import get_class
+
+    try:
+        return get_class(cfg["_target_"])
+    except Exception as e:  # hydra raises ImportError or ValueError depending on what is missing
+        raise ConfigError(
+            f"scheduler._target_ cannot be imported: {cfg['_target_']!r} ({e.__class__.__name__})"
+        ) from None
+
+
+def _torch_kwargs(cfg: DictConfig) -> dict:
+    return {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in OWN_KEYS}
+
+
+def _is_plateau_class(cls: type) -> bool:
+    return issubclass(cls, torch.optim.lr_scheduler.ReduceLROnPlateau)
+
+
+def validate_torch(cfg: DictConfig, has_val_metric: bool = True) -> None:
+    if "warmup" in cfg:
+        raise ConfigError(
+            "scheduler.warmup is not available with _target_: chain a warmup with torch.optim.lr_scheduler.SequentialLR"
+        )
+    interval = cfg.get("interval", "epoch")
+    if interval not in config.INTERVALS:
+        raise ConfigError(f"scheduler.interval must be one of 'epoch', 'step', got {interval!r}")
+    cls = _torch_class(cfg)
+    kwargs = {k: v for k, v in _torch_kwargs(cfg).items() if k != "_target_"}
+    try:
+        inspect.signature(cls).bind(None, **kwargs)
+    except TypeError as e:
+        raise ConfigError(f"scheduler: {cls.__name__} {e}") from None
+    if _is_plateau_class(cls) and not has_val_metric:
+        raise ConfigError(NO_METRIC.format(cls.__name__))
+
+
+class TorchScheduler(Scheduler):
+    """Any torch.optim.lr_scheduler class named by `_target_`, stepped per its `interval` (default epoch);
+    its arguments are in torch's units (scheduler steps). ReduceLROnPlateau is stepped per epoch on the
+    validation loss in both intervals."""
+
+    def __init__(self, cfg: DictConfig, optimizer: torch.optim.Optimizer):
+        from hydra.utils import instantiate
+
+        self.interval = cfg.get("interval", "epoch")
+        self.optimizer = optimizer
+        self.scheduler = instantiate(_torch_kwargs(cfg), optimizer=optimizer, _convert_="all")
+        self.on_metric = _is_plateau_class(type(self.scheduler))
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def step_batch(self) -> None:
+        if self.interval == "step" and not self.on_metric:
+            self.scheduler.step()
+
+    def step_epoch(self, val_loss: float | None = None) -> None:
+        if self.on_metric:
+            if val_loss is None:
+                raise ConfigError(NO_METRIC.format(type(self.scheduler).__name__))
+            self.scheduler.step(float(val_loss))
+        elif self.interval == "epoch":
+            self.scheduler.step()
+
+    def state_dict(self) -> dict:
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scheduler.load_state_dict(state)
+        for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr(), strict=True):
+            _set(group, "lr", lr)
+
+
+def validate_schedule(cfg: Any, epochs: int, *, base_lr: float | None = None, has_val_metric: bool = True) -> None:
+    """Raise ConfigError, one line naming the key, for a schedule that cannot work. Needs no data and no
+    optimizer; give `base_lr` (the optimizer's lr) to also check floors against it now, and
+    `has_val_metric=False` when the run evaluates nothing per epoch."""
+    cfg = config.as_node(cfg)
+    if "_target_" in cfg:
+        validate_torch(cfg, has_val_metric)
+        return
+    c = config.parse(cfg)
+    c.check(epochs, base_lr)
+    if isinstance(c, config.Plateau) and not has_val_metric:
+        raise ConfigError(NO_METRIC.format("plateau"))
+
+
+def build_schedule(cfg: Any, optimizer: torch.optim.Optimizer, steps_per_epoch: int, epochs: int) -> Scheduler:
+    """The scheduler for `optimizer`, its LR already set for t = 0."""
+    if steps_per_epoch < 1:
+        raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
+    cfg = config.as_node(cfg)
+    if "_target_" in cfg:
+        validate_torch(cfg)
+        return TorchScheduler(cfg, optimizer)
+    group = optimizer.param_groups[0]
+    base_lr = float(group.get("initial_lr", group["lr"]))
+    if base_lr <= 0:
+        raise ConfigError(f"optimizer.lr must be > 0 to be scheduled, got {base_lr}")
+    c = config.parse(cfg)
+    c.check(epochs, base_lr)
+    quantum = 1.0 if c.interval == "epoch" else 1.0 / steps_per_epoch
+    return CurveScheduler(curves.make_curve(c, epochs, quantum), optimizer, c.interval, steps_per_epoch)

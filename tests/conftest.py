@@ -1,0 +1,46 @@
+"""Shared fixtures: composing configs as run.py does, and running run.py in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from trainer.config import register_configs
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+FAST = ["dataset=synthetic", "logger=none", "trainer.batch_size=128", "trainer.progress=false"]
+
+register_configs()
+
+
+def compose_config(overrides: list[str] = ()):
+    """The config run.py would see for these overrides (without the hydra node)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def run_cli(args: list[str], env: dict | None = None, timeout: float = 600, cwd: Path = ROOT):
+    """python run.py ARGS in a subprocess; returns the CompletedProcess (text output)."""
+    full_env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def cli():
+    return run_cli

@@ -1,0 +1,462 @@
+"""The schedule library against torch's own schedulers (the oracles), the DESIGN.md formulas, and the
+contract every schedule keeps: warmup, non-negative LRs, resumable state, param-group ratios, errors."""
+
+import copy
+import math
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from torch.optim import lr_scheduler as tl
+
+from schedulers import build_schedule, key_epochs, lr_curve, plot_schedules, register_configs, validate_schedule
+from schedulers.config import CONF_DIR, SCHEMAS
+from trainer.errors import ConfigError
+
+BASE = 0.5
+EPOCHS = 12
+SPE = 5  # steps per epoch
+UNITS = {"epoch": 1, "step": SPE}  # torch scheduler steps per epoch in each interval
+INTERVALS = list(UNITS)
+# a validation loss that improves, stalls, wobbles and improves again
+LOSSES = [1.0, 0.9, 0.95, 0.95, 0.9, 0.91, 0.89999, 0.8, 0.85, 0.85, 0.85, 0.85, 0.7, 0.71, 0.72, 0.73]
+
+# every schedule, with the keys that make it meaningful for BASE and EPOCHS (others are the yaml's)
+CASES = {
+    "constant": {},
+    "factor": {"min_lr": 0.05},
+    "step": {"step_size": 3},
+    "multistep": {"milestones": [3, 7]},
+    "exponential": {},
+    "inverse_time": {},
+    "sqrt": {},
+    "polynomial": {"end_lr": 0.01},
+    "linear": {"end_factor": 0.1},
+    "cosine": {"horizon": None},
+    "cosine_warmup": {"horizon": None},
+    "plateau": {"patience": 1},
+    "onecycle": {},
+    "cyclic": {"max_lr": 2.0},
+    "cosine_restarts": {"T_0": 3},
+    "wsd": {},
+}
+TORCH_EXAMPLE = {"name": "torch", "_target_": "torch.optim.lr_scheduler.StepLR", "step_size": 3, "gamma": 0.5}
+
+
+def sgd(*lrs):
+    """SGD with momentum, one param group per LR."""
+    groups = [{"params": [torch.zeros(1, requires_grad=True)], "lr": lr} for lr in lrs or (BASE,)]
+    return torch.optim.SGD(groups, lr=groups[0]["lr"], momentum=0.9)
+
+
+def trace(optimizer, on_step, on_epoch, epochs, start=0):
+    """The trainer's loop: LR and momentum of every param group before every optimizer step."""
+    seen = []
+    for epoch in range(start, epochs):
+        for _ in range(SPE):
+            seen.append([(g["lr"], g["momentum"]) for g in optimizer.param_groups])
+            optimizer.step()
+            on_step()
+        on_epoch(epoch)
+    return seen
+
+
+def run_ours(cfg, interval, epochs=EPOCHS, optimizer=None, scheduler=None, start=0, losses=LOSSES):
+    optimizer = optimizer or sgd()
+    scheduler = scheduler or build_schedule({**cfg, "interval": interval}, optimizer, SPE, epochs)
+    return trace(optimizer, scheduler.step_batch, lambda e: scheduler.step_epoch(losses[e]), epochs, start)
+
+
+def run_torch(make, interval, epochs=EPOCHS, metrics=None):
+    optimizer = sgd()
+    scheduler = make(optimizer, UNITS[interval])
+
+    def on_step():
+        if interval == "step" and metrics is None:
+            scheduler.step()
+
+    def on_epoch(epoch):
+        if metrics is not None:
+            scheduler.step(metrics[epoch])
+        elif interval == "epoch":
+            scheduler.step()
+
+    return trace(optimizer, on_step, on_epoch, epochs)
+
+
+def lrs(seen, group=0):
+    return [step[group][0] for step in seen]
+
+
+def momenta(seen):
+    return [step[0][1] for step in seen]
+
+
+ORACLES = {
+    "step": ({"name": "step", "step_size": 3, "gamma": 0.5}, lambda o, u: tl.StepLR(o, 3 * u, gamma=0.5)),
+    "multistep": (
+        {"name": "multistep", "milestones": [3, 7], "gamma": 0.3},
+        lambda o, u: tl.MultiStepLR(o, [3 * u, 7 * u], gamma=0.3),
+    ),
+    "exponential": ({"name": "exponential", "gamma": 0.8}, lambda o, u: tl.ExponentialLR(o, 0.8 ** (1 / u))),
+    "cosine": (
+        {"name": "cosine", "final_lr": 0.02, "horizon": EPOCHS},
+        lambda o, u: tl.CosineAnnealingLR(o, T_max=EPOCHS * u, eta_min=0.02),
+    ),
+    "cosine_to_zero": (
+        {"name": "cosine", "final_lr": 0.0, "horizon": None},
+        lambda o, u: tl.CosineAnnealingLR(o, T_max=EPOCHS * u),
+    ),
+    "polynomial": (
+        {"name": "polynomial", "power": 2.0, "end_lr": 0.0, "horizon": 8},
+        lambda o, u: tl.PolynomialLR(o, total_iters=8 * u, power=2.0),
+    ),
+    "linear": (
+        {"name": "linear", "start_factor": 1.0, "end_factor": 0.1, "horizon": 8},
+        lambda o, u: tl.LinearLR(o, start_factor=1.0, end_factor=0.1, total_iters=8 * u),
+    ),
+    "linear_rising": (
+        {"name": "linear", "start_factor": 0.25, "end_factor": 1.0, "horizon": 3},
+        lambda o, u: tl.LinearLR(o, start_factor=0.25, end_factor=1.0, total_iters=3 * u),
+    ),
+    "onecycle": (
+        {"name": "onecycle"},
+        lambda o, u: tl.OneCycleLR(o, max_lr=BASE, total_steps=EPOCHS * u),
+    ),
+    "onecycle_three_phase_linear": (
+        {"name": "onecycle", "three_phase": True, "anneal_strategy": "linear", "pct_start": 0.25, "div_factor": 10.0},
+        lambda o, u: tl.OneCycleLR(
+            o,
+            max_lr=BASE,
+            total_steps=EPOCHS * u,
+            three_phase=True,
+            anneal_strategy="linear",
+            pct_start=0.25,
+            div_factor=10.0,
+        ),
+    ),
+    "cyclic_triangular": (
+        {"name": "cyclic", "max_lr": 2.0, "step_size_up": 2, "step_size_down": 3},
+        lambda o, u: tl.CyclicLR(o, BASE, 2.0, step_size_up=2 * u, step_size_down=3 * u),
+    ),
+    "cyclic_triangular2": (
+        {"name": "cyclic", "max_lr": 2.0, "step_size_up": 1.5, "mode": "triangular2"},
+        lambda o, u: tl.CyclicLR(o, BASE, 2.0, step_size_up=1.5 * u, mode="triangular2"),
+    ),
+    "cyclic_exp_range": (
+        {"name": "cyclic", "max_lr": 2.0, "step_size_up": 2, "mode": "exp_range", "gamma": 0.7},
+        lambda o, u: tl.CyclicLR(o, BASE, 2.0, step_size_up=2 * u, mode="exp_range", gamma=0.7 ** (1 / u)),
+    ),
+    "cosine_restarts": (
+        {"name": "cosine_restarts", "T_0": 2, "T_mult": 2, "eta_min": 0.01},
+        lambda o, u: tl.CosineAnnealingWarmRestarts(o, T_0=2 * u, T_mult=2, eta_min=0.01),
+    ),
+    "cosine_restarts_constant_period": (
+        {"name": "cosine_restarts", "T_0": 5, "T_mult": 1, "eta_min": 0.0},
+        lambda o, u: tl.CosineAnnealingWarmRestarts(o, T_0=5 * u),
+    ),
+}
+
+
+@pytest.mark.parametrize("interval", INTERVALS)
+@pytest.mark.parametrize("case", ORACLES)
+def test_equals_torch_over_a_run(case, interval):
+    cfg, make = ORACLES[case]
+    ours, theirs = run_ours(cfg, interval), run_torch(make, interval)
+    assert lrs(ours) == pytest.approx(lrs(theirs), rel=1e-9)
+    assert momenta(ours) == pytest.approx(momenta(theirs), rel=1e-9)
+
+
+PLATEAUS = {
+    "rel": {"patience": 1, "factor": 0.5, "threshold": 1e-2},
+    "abs_cooldown_floor": {
+        "patience": 0,
+        "factor": 0.5,
+        "threshold": 0.02,
+        "threshold_mode": "abs",
+        "cooldown": 2,
+        "min_lr": 0.1,
+    },
+    "max": {"mode": "max", "patience": 2, "factor": 0.3, "threshold": 0.0},
+}
+
+
+@pytest.mark.parametrize("interval", INTERVALS)
+@pytest.mark.parametrize("case", PLATEAUS)
+def test_plateau_equals_torch_on_a_scripted_loss(case, interval):
+    params = {"mode": "min", "threshold_mode": "rel", "cooldown": 0, "min_lr": 0.0, **PLATEAUS[case]}
+    sign = -1 if params["mode"] == "max" else 1
+    losses = [sign * loss for loss in LOSSES]
+    optimizer = sgd()
+    scheduler = build_schedule({"name": "plateau", "interval": interval, **params}, optimizer, SPE, len(LOSSES))
+    ours = trace(optimizer, scheduler.step_batch, lambda e: scheduler.step_epoch(losses[e]), len(LOSSES))
+    theirs = run_torch(lambda o, u: tl.ReduceLROnPlateau(o, **params), interval, len(LOSSES), losses)
+    assert lrs(ours) == pytest.approx(lrs(theirs), rel=1e-9)
+    assert len(set(lrs(ours))) >= 3  # the script does reduce the LR, more than once
+
+
+def test_warmup_epochs_do_not_count_toward_plateau():
+    warmup = 2
+    cfg = {"name": "plateau", "patience": 1, "warmup": {"epochs": warmup, "start_lr": 0.1}}
+    ours = lrs(run_ours(cfg, "step", len(LOSSES)))
+    plateau = lambda o, u: tl.ReduceLROnPlateau(o, patience=1, factor=0.5)  # noqa: E731
+    theirs = lrs(run_torch(plateau, "step", len(LOSSES) - warmup, LOSSES[warmup:]))
+    assert ours[warmup * SPE :] == pytest.approx(theirs, rel=1e-9)
+    assert ours[: warmup * SPE] == pytest.approx([0.1 + (BASE - 0.1) * k / (warmup * SPE) for k in range(warmup * SPE)])
+
+
+def lr_at(cfg, t):
+    """The LR applied at position t (in epochs, a multiple of 1/SPE) per step; `base` in cfg: the base LR."""
+    cfg = dict(cfg)
+    base = cfg.pop("base", BASE)
+    return lr_curve({**cfg, "interval": "step"}, base, math.floor(t) + 1, SPE)[1][round(t * SPE)]
+
+
+WSD = {"name": "wsd", "decay_fraction": 0.2, "min_lr": 0.05, "horizon": 10}
+FORMULAS = [
+    # max(η_min, η0 α^t), d2l's FactorScheduler numbers (base 2.0, factor 0.9, floor 0.01)
+    ({"name": "factor", "base": 2.0}, 3, 1.4580000000000002),
+    ({"name": "factor", "base": 2.0}, 2.4, 2.0 * 0.9**2.4),
+    ({"name": "factor", "base": 2.0}, 59.8, 0.01),
+    # η0 / (1 + d t)
+    ({"name": "inverse_time", "decay": 0.1}, 3, 0.3846153846153846),
+    ({"name": "inverse_time", "decay": 0.1}, 2.2, 0.5 / 1.22),
+    # η0 (t + 1)^(-1/2), d2l's SquareRootScheduler (base 0.1)
+    ({"name": "sqrt", "base": 0.1}, 3, 0.05),
+    ({"name": "sqrt", "base": 0.1}, 8, 0.03333333333333333),
+    # WSD over 10 epochs: stable to epoch 8, then decay to 0.05 at epoch 10
+    ({**WSD, "shape": "linear"}, 7.8, 0.5),
+    ({**WSD, "shape": "linear"}, 8.4, 0.05 + 0.45 * 0.8),
+    ({**WSD, "shape": "linear"}, 9, 0.275),
+    ({**WSD, "shape": "cosine"}, 9, 0.275),
+    ({**WSD, "shape": "cosine"}, 8.4, 0.05 + 0.45 * (1 + math.cos(0.2 * math.pi)) / 2),
+    ({**WSD, "shape": "1-sqrt"}, 9, 0.18180194846605358),
+    ({**WSD, "shape": "1-sqrt"}, 11, 0.05),
+    # warmup from 0.1 over 2 epochs, then the cosine over the remaining 10 epochs to 0.02 at epoch 12
+    ({"name": "cosine", "final_lr": 0.02, "horizon": 12, "warmup": {"epochs": 2, "start_lr": 0.1}}, 0, 0.1),
+    ({"name": "cosine", "final_lr": 0.02, "horizon": 12, "warmup": {"epochs": 2, "start_lr": 0.1}}, 1.6, 0.42),
+    ({"name": "cosine", "final_lr": 0.02, "horizon": 12, "warmup": {"epochs": 2, "start_lr": 0.1}}, 2, 0.5),
+    (
+        {"name": "cosine", "final_lr": 0.02, "horizon": 12, "warmup": {"epochs": 2, "start_lr": 0.1}},
+        5,
+        0.4010684605501936,
+    ),
+    # held after the horizon
+    ({"name": "cosine", "final_lr": 0.02, "horizon": 6}, 9.4, 0.02),
+    ({"name": "polynomial", "power": 2.0, "end_lr": 0.05, "horizon": 8}, 3, 0.22578125),
+    ({"name": "polynomial", "power": 2.0, "end_lr": 0.05, "horizon": 8}, 10, 0.05),
+    # fractional epochs in step and milestones
+    ({"name": "step", "step_size": 1.4, "gamma": 0.5}, 2.6, 0.25),
+    ({"name": "step", "step_size": 1.4, "gamma": 0.5}, 2.8, 0.125),
+    ({"name": "multistep", "milestones": [0.6, 2.2], "gamma": 0.5, "warmup": {"epochs": 1, "start_lr": 0}}, 1.4, 0.5),
+    ({"name": "multistep", "milestones": [0.6, 2.2], "gamma": 0.5, "warmup": {"epochs": 1, "start_lr": 0}}, 1.6, 0.25),
+    ({"name": "multistep", "milestones": [0.6, 2.2], "gamma": 0.5, "warmup": {"epochs": 1, "start_lr": 0}}, 3.2, 0.125),
+]
+
+
+@pytest.mark.parametrize(("cfg", "t", "expected"), FORMULAS)
+def test_formula_values(cfg, t, expected):
+    assert lr_at(cfg, t) == pytest.approx(expected, rel=1e-9)
+
+
+def test_d2l_cosine_with_warmup_per_epoch():
+    """d2l's CosineScheduler(20, warmup_steps=5, base_lr=0.3, final_lr=0.01), held after epoch 20."""
+    warmup = [0.0, 0.06, 0.12, 0.18, 0.24]
+    cosine = [0.3, 0.296831, 0.287464, 0.272307, 0.252024, 0.2275, 0.199807, 0.170157, 0.139843, 0.110193, 0.0825]
+    tail = [0.057976, 0.037693, 0.022536, 0.013169, 0.01, 0.01]
+    d2l = warmup + cosine + tail
+    _, curve = lr_curve({"name": "cosine_warmup"}, 0.3, 22, 1)
+    assert curve == pytest.approx(d2l, abs=1e-6)
+
+
+def test_epoch_interval_is_the_staircase_of_the_step_curve():
+    """Parameters mean the same in both intervals: the LR during epoch e is the step curve at t = e.
+    (onecycle follows torch, whose phases end one scheduler step early in either interval.)"""
+    for name, overrides in CASES.items():
+        if name == "onecycle":
+            continue
+        cfg = {"name": name, **overrides, "warmup": {"epochs": 1.5, "start_lr": 0.1}}
+        stairs = lr_curve({**cfg, "interval": "epoch"}, BASE, EPOCHS, SPE)[1]
+        smooth = lr_curve({**cfg, "interval": "step"}, BASE, EPOCHS, SPE)[1]
+        assert stairs == pytest.approx([smooth[e * SPE] for e in range(EPOCHS) for _ in range(SPE)], rel=1e-12), name
+
+
+@pytest.mark.parametrize("interval", INTERVALS)
+@pytest.mark.parametrize("name", CASES)
+def test_warmup_ramps_then_runs_the_schedule_over_the_rest(name, interval):
+    warmup = 2
+    cfg = {"name": name, **CASES[name], "warmup": {"epochs": warmup, "start_lr": 0.05}}
+    warmed = lrs(run_ours(cfg, interval))
+    unwarmed = {**cfg, "warmup": {"epochs": 0, "start_lr": 0.0}}
+    plain = lrs(run_ours(unwarmed, interval, EPOCHS - warmup, losses=LOSSES[warmup:]))
+    assert warmed[0] == 0.05
+    if interval == "step":
+        ramp = [0.05 + (BASE - 0.05) * k / (warmup * SPE) for k in range(warmup * SPE)]
+        assert warmed[: warmup * SPE] == pytest.approx(ramp, rel=1e-12)
+    # from the end of warmup on: the schedule as if the run started there (it starts at the base LR
+    # unless it has its own rise, as onecycle does)
+    assert warmed[warmup * SPE :] == pytest.approx(plain, rel=1e-12)
+    assert plain[0] == pytest.approx(BASE / 25 if name == "onecycle" else BASE)
+
+
+@pytest.mark.parametrize("interval", INTERVALS)
+@pytest.mark.parametrize("name", CASES)
+def test_no_lr_is_negative_or_nan(name, interval):
+    cfg = {"name": name, **CASES[name], "warmup": {"epochs": 1.2, "start_lr": 0.0}}
+    for lr in lrs(run_ours(cfg, interval)):
+        assert isinstance(lr, float) and math.isfinite(lr) and lr >= 0
+
+
+def _config(name):
+    return TORCH_EXAMPLE if name == "torch" else {"name": name, **CASES[name]}
+
+
+@pytest.mark.parametrize("interval", INTERVALS)
+@pytest.mark.parametrize("name", [*CASES, "torch"])
+def test_state_round_trip_mid_run_continues_identically(name, interval):
+    cfg = {**_config(name), "interval": interval}
+    whole = run_ours(cfg, interval)
+
+    optimizer = sgd()
+    scheduler = build_schedule(cfg, optimizer, SPE, EPOCHS)
+    first = run_ours(cfg, interval, 5, optimizer, scheduler)
+    saved = copy.deepcopy((optimizer.state_dict(), scheduler.state_dict()))
+
+    resumed_optimizer = sgd()
+    resumed = build_schedule(cfg, resumed_optimizer, SPE, EPOCHS)
+    resumed_optimizer.load_state_dict(saved[0])
+    resumed.load_state_dict(saved[1])
+    rest = run_ours(cfg, interval, EPOCHS, resumed_optimizer, resumed, start=5)
+    assert first + rest == whole
+
+
+@pytest.mark.parametrize("interval", INTERVALS)
+@pytest.mark.parametrize("name", [*CASES, "torch"])
+def test_param_groups_keep_their_ratios(name, interval):
+    ratios = (1.0, 0.1, 3.0)
+    optimizer = sgd(*(BASE * r for r in ratios))
+    seen = run_ours(_config(name), interval, optimizer=optimizer)
+    assert max(lrs(seen)) > 0
+    for group, ratio in enumerate(ratios):
+        assert lrs(seen, group) == pytest.approx([lr * ratio for lr in lrs(seen)], rel=1e-12)
+
+
+def test_momentum_cycles_adam_beta1_and_leaves_optimizers_without_it_alone():
+    param = torch.zeros(1, requires_grad=True)
+    adam = torch.optim.Adam([param], lr=BASE, betas=(0.9, 0.999))
+    scheduler = build_schedule({"name": "onecycle", "interval": "step"}, adam, SPE, EPOCHS)
+    assert adam.param_groups[0]["betas"] == (0.95, 0.999)
+    for _ in range(round(0.3 * EPOCHS * SPE) - 1):
+        scheduler.step_batch()
+    assert adam.param_groups[0]["betas"] == pytest.approx((0.85, 0.999))
+    adagrad = torch.optim.Adagrad([param], lr=BASE)
+    build_schedule({"name": "cyclic", "max_lr": 2.0}, adagrad, SPE, EPOCHS).step_epoch()
+    assert "momentum" not in adagrad.param_groups[0] and "betas" not in adagrad.param_groups[0]
+
+
+def test_torch_target_plateau_is_stepped_on_the_validation_loss():
+    optimizer = sgd()
+    cfg = {"name": "torch", "_target_": "torch.optim.lr_scheduler.ReduceLROnPlateau", "patience": 0, "interval": "step"}
+    scheduler = build_schedule(cfg, optimizer, SPE, EPOCHS)
+    for loss in (1.0, 1.0, 1.0):
+        scheduler.step_batch()
+        scheduler.step_epoch(loss)
+    assert scheduler.lr == pytest.approx(BASE * 0.1**2)
+    with pytest.raises(ConfigError, match="validation loss"):
+        scheduler.step_epoch(None)
+
+
+BAD = [
+    ({"name": "multistep", "milestones": [30, 15]}, "scheduler.milestones must be strictly increasing"),
+    ({"name": "step", "gamma": 0}, "scheduler.gamma must be > 0"),
+    ({"name": "exponential", "gamma": -0.5}, "scheduler.gamma must be > 0"),
+    ({"name": "factor", "factor": 0}, "scheduler.factor must be > 0"),
+    ({"name": "plateau", "factor": 1.5}, "scheduler.factor must be in (0, 1)"),
+    ({"name": "cosine", "horizon": 5, "warmup": {"epochs": 5}}, "scheduler.horizon must be > scheduler.warmup.epochs"),
+    ({"name": "onecycle", "warmup": {"epochs": 12}}, "scheduler.horizon must be > scheduler.warmup.epochs"),
+    ({"name": "cosine", "warmup": {"start_lr": -0.1}}, "scheduler.warmup.start_lr must be >= 0"),
+    ({"name": "cosine", "final_lr": -0.01}, "scheduler.final_lr must be >= 0"),
+    ({"name": "factor", "min_lr": 1.0}, "scheduler.min_lr must be <= the base LR"),
+    ({"name": "cosine", "final_lr": 0.2}, "scheduler.final_lr must be <= the base LR"),
+    ({"name": "cyclic", "max_lr": 0.05}, "scheduler.max_lr must be >= the base LR"),
+    ({"name": "cosine", "interval": "batch"}, "scheduler.interval must be one of 'epoch', 'step'"),
+    ({"name": "onecycle", "pct_start": 1.2}, "scheduler.pct_start must be in (0, 1)"),
+    ({"name": "cosine_restarts", "T_mult": 0.5}, "scheduler.T_mult must be >= 1"),
+    ({"name": "wsd", "shape": "sqrt"}, "scheduler.shape must be one of 'linear', 'cosine', '1-sqrt'"),
+    ({"name": "plateau", "threshold_mode": "relative"}, "scheduler.threshold_mode must be one of 'rel', 'abs'"),
+    ({"name": "cosin"}, "scheduler.name must be one of"),
+    ({"name": "cosine", "finl_lr": 0.0}, "scheduler.finl_lr: Key 'finl_lr' not in 'Cosine'"),
+    ({"name": "step", "gamma": "half"}, "scheduler.gamma: Value 'half'"),
+    ({**TORCH_EXAMPLE, "step_sise": 3}, "scheduler: StepLR got an unexpected keyword argument 'step_sise'"),
+    ({**TORCH_EXAMPLE, "warmup": {"epochs": 2}}, "scheduler.warmup is not available with _target_"),
+    ({**TORCH_EXAMPLE, "_target_": "torch.optim.lr_scheduler.NoSuchLR"}, "scheduler._target_ cannot be imported"),
+]
+
+
+@pytest.mark.parametrize(("cfg", "message"), BAD, ids=[m.split(" ")[0] for _, m in BAD])
+def test_bad_parameter_fails_at_start_with_one_line_naming_the_key(cfg, message):
+    with pytest.raises(ConfigError) as error:
+        validate_schedule(cfg, EPOCHS, base_lr=0.1)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_floor_above_the_optimizer_lr_fails_at_build():
+    with pytest.raises(ConfigError, match=r"scheduler.final_lr must be <= the base LR \(the optimizer's lr, 0.001\)"):
+        build_schedule({"name": "cosine"}, sgd(0.001), SPE, EPOCHS)
+
+
+def test_plateau_without_a_validation_metric_fails():
+    with pytest.raises(ConfigError, match="validation loss"):
+        validate_schedule({"name": "plateau"}, EPOCHS, has_val_metric=False)
+    with pytest.raises(ConfigError, match="validation loss"):
+        build_schedule({"name": "plateau"}, sgd(), SPE, EPOCHS).step_epoch(None)
+
+
+@pytest.fixture(scope="module")
+def compose_scheduler():
+    """Compose the scheduler group as Hydra does for run.py, from `+scheduler=<name>` and more overrides."""
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR.parent), version_base="1.3"):
+        yield lambda *overrides: compose(overrides=list(overrides)).scheduler
+
+
+def test_every_config_composes_and_builds(compose_scheduler):
+    composed = {p.stem: compose_scheduler(f"+scheduler={p.stem}") for p in CONF_DIR.glob("*.yaml")}
+    assert set(composed) == {*SCHEMAS, "torch"}
+    for name, cfg in composed.items():
+        assert cfg.name == name
+        validate_schedule(cfg, 30, base_lr=0.1)
+        assert build_schedule(cfg, sgd(0.1), SPE, 30).lr > 0 or cfg.warmup.epochs > 0
+    assert composed["cosine_warmup"].warmup.epochs == 5 and composed["multistep"].milestones == [15, 30]
+
+
+def test_a_misspelt_key_or_wrong_type_fails_at_composition_with_its_name(compose_scheduler):
+    with pytest.raises(ConfigCompositionException, match="finl_lr"):
+        compose_scheduler("+scheduler=cosine", "scheduler.finl_lr=0.1")
+    with pytest.raises(ConfigCompositionException, match="final_lr"):
+        compose_scheduler("+scheduler=cosine", "scheduler.final_lr=low")
+    # a key forced in with `+` passes composition and fails at the start of the run
+    forced = compose_scheduler("+scheduler=cosine", "+scheduler.finl_lr=0.1")
+    with pytest.raises(ConfigError, match="scheduler.finl_lr"):
+        validate_schedule(forced, EPOCHS)
+
+
+def test_schedule_drawing_writes_a_valid_png_with_several_curves(tmp_path: Path):
+    curves = {name: lr_curve({"name": name, **CASES[name]}, BASE, EPOCHS, SPE) for name in ("cosine", "onecycle")}
+    curves["cosine_warmup per step"] = lr_curve({"name": "cosine_warmup", "interval": "step"}, BASE, 25, SPE)
+    path = tmp_path / "schedule.png"
+    plot_schedules(curves, path, title="schedules")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    height, width, _ = matplotlib.image.imread(path).shape
+    assert height > 100 and width > 100
+    t, lr = curves["cosine"]
+    assert len(t) == len(lr) == EPOCHS * SPE and t[SPE] == 1.0
+
+
+def test_key_epochs_name_warmup_milestones_and_horizon():
+    cfg = {"name": "multistep", "warmup": {"epochs": 2, "start_lr": 0.0}}
+    assert key_epochs(cfg, 40) == [0, 2, 10, 17, 20, 30, 32, 39]
+    assert key_epochs({"name": "cosine", "horizon": 6}, 8) == [0, 2, 4, 6, 7]

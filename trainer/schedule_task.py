@@ -1,0 +1,54 @@
+"""task=schedule: draw the configured schedule, and any others named in schedule_plot.compare, without
+data or training. Every curve uses the run's optimizer LR, epochs and steps per epoch."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from hydra import compose
+from hydra.core.hydra_config import HydraConfig
+
+from schedulers import lr_curve, plot_schedules
+from trainer.config import validate
+from trainer.data import train_size
+from trainer.results import write_json
+
+
+def steps_per_epoch(cfg) -> int:
+    if cfg.schedule_plot.steps_per_epoch:
+        return int(cfg.schedule_plot.steps_per_epoch)
+    n = math.ceil(train_size(cfg.dataset) / cfg.trainer.batch_size)
+    return min(n, cfg.trainer.max_steps_per_epoch or n)
+
+
+def compared_configs(cfg) -> dict:
+    """label -> scheduler config: the run's own, then each option in schedule_plot.compare composed with the
+    same command-line overrides (so trainer.epochs=50 or optimizer.lr=0.1 apply to every curve)."""
+    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(("scheduler", "schedule_plot"))]
+    configs = {cfg.scheduler.name: cfg}
+    for name in cfg.schedule_plot.compare:
+        configs[name] = compose(config_name="config", overrides=[*overrides, f"scheduler={name}"])
+    return configs
+
+
+def run_schedule_task(cfg, run_dir: Path) -> dict:
+    spe = steps_per_epoch(cfg)
+    epochs = int(cfg.trainer.epochs)
+    curves = {}
+    for label, c in compared_configs(cfg).items():
+        validate(c)
+        curves[label] = lr_curve(c.scheduler, float(c.optimizer.lr), epochs, spe)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    png = run_dir / "schedule.png"
+    plot_schedules(curves, png, title=f"{epochs} epochs x {spe} steps")
+    write_json(run_dir / "schedule.json", {k: {"t": t, "lr": lr} for k, (t, lr) in curves.items()})
+
+    key_epochs = sorted({0, 1, epochs // 4, epochs // 2, (3 * epochs) // 4, epochs - 1})
+    width = max(len(k) for k in curves)
+    print(f"{'LR at epoch':<{width}}  " + "  ".join(f"{e:>9d}" for e in key_epochs))
+    for label, (t, lr) in curves.items():
+        at = [lr[min(e * spe, len(lr) - 1)] for e in key_epochs]
+        print(f"{label:<{width}}  " + "  ".join(f"{v:9.3g}" for v in at))
+    print(f"plot: {png}")
+    return curves
