@@ -425,7 +425,7 @@ def compose_scheduler():
 
 def test_every_config_composes_and_builds(compose_scheduler):
     composed = {p.stem: compose_scheduler(f"+scheduler={p.stem}") for p in CONF_DIR.glob("*.yaml")}
-    assert set(composed) == {*SCHEMAS, "torch"}
+    assert set(composed) == {*SCHEMAS, "torch"} and set(CASES) == set(SCHEMAS)  # every schedule is tested
     for name, cfg in composed.items():
         assert cfg.name == name
         validate_schedule(cfg, 30, base_lr=0.1)
