@@ -13,7 +13,9 @@ import random
 import resource
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,9 +34,12 @@ from trainer.tracking import Tracker
 RESUME_FREE_KEYS = ("resume", "logger", "trainer.progress")
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, job_num: int | None = None) -> torch.device:
+    """auto: CUDA when there is one (job N of a parallel sweep takes GPU N mod the GPU count), else CPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        return torch.device("cuda", (job_num or 0) % torch.cuda.device_count())
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"trainer.device={name!r} is not available on this machine: use auto or cpu")
@@ -121,81 +126,100 @@ def evaluate(model, dataset: data.DeviceDataset, batch_size: int, amp) -> tuple[
     return loss_sum.item() / n, correct.item() / n
 
 
+@dataclass
+class Setup:
+    """Everything a run trains with, built the same way for training and for the LR range test."""
+
+    device: torch.device
+    precision: str
+    amp: Any
+    train_set: data.DeviceDataset
+    test_set: data.DeviceDataset
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+
+
+def build(cfg, job: dict) -> Setup:
+    t = cfg.trainer
+    seed_everything(int(cfg.seed), bool(t.deterministic))
+    if t.num_threads:
+        torch.set_num_threads(int(t.num_threads))
+    device = resolve_device(t.device, job.get("num"))
+    precision = resolve_precision(t.precision, device)
+    train_set, test_set = data.load(cfg.dataset, device, bool(t.channels_last))
+    memory_format = torch.channels_last if t.channels_last else torch.preserve_format
+    model = instantiate(cfg.model).to(device, memory_format=memory_format)
+    optimizer = instantiate(cfg.optimizer)(model.parameters())
+    return Setup(device, precision, autocast(device, precision), train_set, test_set, model, optimizer)
+
+
+def read_checkpoint(files: RunFiles, cfg) -> dict | None:
+    """The run folder's checkpoint, if any; one of another config is an error, not something to overwrite."""
+    if not files.checkpoint.exists():
+        if cfg.resume:
+            raise ConfigError(f"resume={cfg.resume!r} holds no checkpoint.pt: point it at a run folder that has one")
+        if files.summary.exists() or files.metrics.exists() and files.metrics.stat().st_size:
+            raise ConfigError(f"{files.dir} already holds the results of a run: choose a new output folder")
+        return None
+    checkpoint = torch.load(files.checkpoint, map_location="cpu", weights_only=False)
+    diff = config_differences(comparable_config(cfg), checkpoint["config"])
+    if diff:
+        raise ConfigError(f"resume: {files.dir} holds a checkpoint of a different config: {'; '.join(diff[:5])}")
+    return checkpoint
+
+
 def fit(cfg, run_dir: Path, job: dict | None = None) -> dict:
-    """Train one run; write its results to run_dir; return its summary (status completed / diverged)."""
+    """Train one run; write its results to run_dir; return its summary (status completed / diverged).
+    An exception still leaves summary.json (status failed, the error) and the epochs already written."""
     job = job or {}
     files = RunFiles(run_dir)
     t = cfg.trainer
-    seed_everything(int(cfg.seed), bool(t.deterministic))
-    device = resolve_device(t.device)
-    precision = resolve_precision(t.precision, device)
-    channels_last = device.type == "cuda" if t.channels_last is None else bool(t.channels_last)
-    amp = autocast(device, precision)
-
-    # a checkpoint is read before any data is loaded, so a mismatch fails fast
-    checkpoint = None
-    if files.checkpoint.exists():
-        checkpoint = torch.load(files.checkpoint, map_location="cpu", weights_only=False)
-        diff = config_differences(comparable_config(cfg), checkpoint["config"])
-        if diff:
-            raise ConfigError(f"resume: {files.dir} holds a checkpoint of a different config: {'; '.join(diff[:5])}")
-    elif cfg.resume:
-        raise ConfigError(f"resume={cfg.resume!r} holds no checkpoint.pt: point it at a run folder that has one")
-
-    train_set, test_set = data.load(cfg.dataset, device, channels_last)
-    model = instantiate(cfg.model).to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
-    optimizer = instantiate(cfg.optimizer)(model.parameters())
-    steps_per_epoch = train_set.num_batches(t.batch_size, t.max_steps_per_epoch)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    shuffle = torch.Generator(device=device).manual_seed(int(cfg.seed))
-    forward = torch.compile(model) if t.compile else model
-
-    lr_found = None
-    if t.lr_find and checkpoint is None:
-        from trainer.lr_find import find_and_set_lr
-
-        lr_found = find_and_set_lr(cfg, model, optimizer, train_set, files.dir, amp)
-    schedule = build_schedule(cfg.scheduler, optimizer, steps_per_epoch, int(t.epochs))
-
-    state = {"epoch": 0, "step": 0, "history": [], "steps": [], "first_loss": None, "elapsed": 0.0, "lr_find": lr_found}
-    wandb_id = None
+    checkpoint = read_checkpoint(files, cfg)  # before any data is loaded, so a mismatch fails fast
+    state = {"epoch": 0, "step": 0, "history": [], "steps": [], "first_loss": None, "elapsed": 0.0, "lr_find": None}
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        schedule.load_state_dict(checkpoint["schedule"])
-        scaler.load_state_dict(checkpoint["scaler"])
-        set_rng_state(checkpoint["rng"], shuffle)
         state = checkpoint["state"]
-        wandb_id = checkpoint.get("wandb_id")
-        files.write_history(state["history"], state["steps"])
-    else:
-        files.write_history([], [])
+    summary = {"status": "running", "task": cfg.task, "seed": int(cfg.seed), "overrides": job.get("overrides", [])}
     files.write_config(cfg)
-    write_json(files.dir / "provenance.json", provenance(cfg, device, job))
-
-    summary = {
-        "status": "running",
-        "task": cfg.task,
-        "seed": int(cfg.seed),
-        "overrides": job.get("overrides", []),
-        "device": str(device),
-        "device_name": device_name(device),
-        "precision": precision,
-        "epochs": int(t.epochs),
-        "steps_per_epoch": steps_per_epoch,
-    }
-    tracker = Tracker(cfg, files.dir, job, resume_id=wandb_id)
+    files.write_history(state["history"], state["steps"])
+    tracker = None
     exit_code = 1
-    bar = tqdm(
-        total=int(t.epochs) * steps_per_epoch,
-        initial=state["step"],
-        disable=None if t.progress else True,
-        desc=run_name_for_bar(job),
-        leave=False,
-        dynamic_ncols=True,
-    )
     started = time.perf_counter() - state["elapsed"]
     try:
+        run = build(cfg, job)
+        model, optimizer, device = run.model, run.optimizer, run.device
+        write_json(files.dir / "provenance.json", provenance(cfg, device, job))
+        steps_per_epoch = run.train_set.num_batches(t.batch_size, t.max_steps_per_epoch)
+        summary.update(
+            device=str(device),
+            device_name=device_name(device),
+            precision=run.precision,
+            epochs=int(t.epochs),
+            steps_per_epoch=steps_per_epoch,
+        )
+        tracker = Tracker(cfg, files.dir, job, resume_id=checkpoint.get("wandb_id") if checkpoint else None)
+        if t.lr_find and checkpoint is None:
+            from trainer.lr_find import find_and_set_lr
+
+            state["lr_find"] = find_and_set_lr(cfg, model, optimizer, run.train_set, files.dir, run.amp, tracker)
+        schedule = build_schedule(cfg.scheduler, optimizer, steps_per_epoch, int(t.epochs))
+        scaler = torch.amp.GradScaler(device.type, enabled=run.precision == "fp16")
+        shuffle = torch.Generator(device=device).manual_seed(int(cfg.seed))
+        if checkpoint is not None:
+            model.load_state_dict(checkpoint["model"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            schedule.load_state_dict(checkpoint["schedule"])
+            scaler.load_state_dict(checkpoint["scaler"])
+            set_rng_state(checkpoint["rng"], shuffle)
+        forward = torch.compile(model) if t.compile else model
+        train_set, test_set, amp = run.train_set, run.test_set, run.amp
+        bar = tqdm(
+            total=int(t.epochs) * steps_per_epoch,
+            initial=state["step"],
+            disable=None if t.progress else True,
+            desc=" ".join(job.get("overrides", [])) or "train",
+            leave=False,
+            dynamic_ncols=True,
+        )
         diverged = None
         for epoch in range(state["epoch"], int(t.epochs)):
             epoch_start = time.perf_counter()
@@ -247,7 +271,7 @@ def fit(cfg, run_dir: Path, job: dict | None = None) -> dict:
                 **memory_use(device),
             }
             first = state["step"] - len(lrs)
-            steps = [(first + k + 1, epoch + 1, lr, v) for k, (lr, v) in enumerate(zip(lrs, step_losses.tolist()))]
+            steps = [(first + k + 1, epoch + 1, lr, v) for k, (lr, v) in enumerate(zip(lrs, step_losses.tolist(), strict=False))]
             state["history"].append(row)
             state["steps"] += steps
             state["epoch"] = epoch + 1
@@ -273,18 +297,19 @@ def fit(cfg, run_dir: Path, job: dict | None = None) -> dict:
         summary["status"] = "diverged" if diverged else "completed"
         summary["diverged_at"] = diverged
         exit_code = 0
+        bar.close()
     except BaseException as e:
         summary.update(results_summary(state["history"]))
         summary["status"] = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         summary["error"] = f"{type(e).__name__}: {e}"
         raise
     finally:
-        bar.close()
         summary["wall_time_s"] = time.perf_counter() - started
         summary["lr_find"] = state.get("lr_find")
         files.write_summary(summary)
-        tracker.summary(summary)
-        tracker.finish(exit_code)
+        if tracker is not None:
+            tracker.summary(summary)
+            tracker.finish(exit_code)
     return summary
 
 
@@ -301,10 +326,6 @@ def memory_use(device: torch.device) -> dict:
         use["cuda_mb"] = torch.cuda.memory_allocated(device) / 2**20
         use["cuda_peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     return use
-
-
-def run_name_for_bar(job: dict) -> str:
-    return " ".join(job.get("overrides", [])) or "train"
 
 
 def results_summary(history: list[dict]) -> dict:

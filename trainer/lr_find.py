@@ -286,7 +286,14 @@ def _settings(cfg) -> dict:
     return OmegaConf.to_container(cfg.lr_find, resolve=True)
 
 
-def find_and_set_lr(cfg, model, optimizer, train_set, run_dir: Path, amp) -> dict:
+def log_curve(tracker, result: LRFindResult) -> None:
+    """The range test's curve to W&B, against its own step."""
+    tracker.define_metric("lr_find/*", step_metric="lr_find/step")
+    for step, (lr, loss, smoothed) in enumerate(zip(result.lrs, result.losses, result.smoothed, strict=True)):
+        tracker.log({"lr_find/step": step, "lr_find/lr": lr, "lr_find/loss": loss, "lr_find/smoothed": smoothed})
+
+
+def find_and_set_lr(cfg, model, optimizer, train_set, run_dir: Path, amp, tracker=None) -> dict:
     """Run the test on the model and optimizer training is about to use, restore them, and set every
     param group's LR (and initial_lr, where a schedule keeps one) to the suggestion cfg.lr_find.suggestion
     names. Returns what summary.json records."""
@@ -304,6 +311,8 @@ def find_and_set_lr(cfg, model, optimizer, train_set, run_dir: Path, amp) -> dic
             if "initial_lr" in group:
                 group["initial_lr"] = lr
     write_results(result, run_dir, _settings(cfg))
+    if tracker is not None:
+        log_curve(tracker, result)
     print(report(result, rule), flush=True)
     return {"rule": rule, "lr": lr, "suggestions": result.suggestions, "stop_reason": result.stop_reason}
 
@@ -311,34 +320,22 @@ def find_and_set_lr(cfg, model, optimizer, train_set, run_dir: Path, amp) -> dic
 def run_lr_find(cfg, run_dir: Path, job: dict | None = None) -> LRFindResult:
     """task=lr_find: build the run's data, model and optimizer as training would, run the test, and
     write config.yaml, provenance.json, lr_find.json and lr_find.png; W&B gets the curve when enabled."""
-    from hydra.utils import instantiate
-
-    from trainer import data
-    from trainer.fit import autocast, resolve_device, resolve_precision, seed_everything
+    from trainer.fit import build
     from trainer.results import provenance
     from trainer.tracking import Tracker
 
     job = job or {}
     files = RunFiles(run_dir)
-    t = cfg.trainer
-    seed_everything(int(cfg.seed), bool(t.deterministic))
-    device = resolve_device(t.device)
-    amp = autocast(device, resolve_precision(t.precision, device))
-    channels_last = device.type == "cuda" if t.channels_last is None else bool(t.channels_last)
-    train_set, _ = data.load(cfg.dataset, device, channels_last)
-    memory_format = torch.channels_last if channels_last else torch.preserve_format
-    model = instantiate(cfg.model).to(device, memory_format=memory_format)
-    optimizer = instantiate(cfg.optimizer)(model.parameters())
+    run = build(cfg, job)
     files.write_config(cfg)
-    write_json(files.dir / "provenance.json", provenance(cfg, device, job))
+    write_json(files.dir / "provenance.json", provenance(cfg, run.device, job))
 
-    result = _range_test_from_config(cfg, model, optimizer, train_set, amp)
+    result = _range_test_from_config(cfg, run.model, run.optimizer, run.train_set, run.amp)
     write_results(result, files.dir, _settings(cfg))
     print(report(result, cfg.lr_find.suggestion), flush=True)
     tracker = Tracker(cfg, files.dir, job)
     try:
-        for step, (lr, loss, smoothed) in enumerate(zip(result.lrs, result.losses, result.smoothed, strict=True)):
-            tracker.log({"step": step, "lr_find/lr": lr, "lr_find/loss": loss, "lr_find/smoothed": smoothed})
+        log_curve(tracker, result)
     finally:
         tracker.finish(0)
     return result

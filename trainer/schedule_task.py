@@ -47,7 +47,7 @@ def run_schedule_task(cfg, run_dir: Path) -> dict:
     key_epochs = sorted({0, 1, epochs // 4, epochs // 2, (3 * epochs) // 4, epochs - 1})
     width = max(len(k) for k in curves)
     print(f"{'LR at epoch':<{width}}  " + "  ".join(f"{e:>9d}" for e in key_epochs))
-    for label, (t, lr) in curves.items():
+    for label, (_t, lr) in curves.items():
         at = [lr[min(e * spe, len(lr) - 1)] for e in key_epochs]
         print(f"{label:<{width}}  " + "  ".join(f"{v:9.3g}" for v in at))
     print(f"plot: {png}")

@@ -102,9 +102,12 @@ class Tracker:
         if self.run is None:
             return
         if self._log_steps:
-            for step, epoch, lr, loss in steps:
+            for step, _epoch, lr, loss in steps:
                 self._guard(self.run.log, {"step": step, "step/lr": lr, "step/loss": loss})
         self._guard(self.run.log, {"epoch": row["epoch"], **{f"epoch/{k}": v for k, v in row.items() if k != "epoch"}})
+
+    def define_metric(self, name: str, **kwargs) -> None:
+        self._guard(lambda: self.run.define_metric(name, **kwargs))
 
     def log(self, data: dict) -> None:
         self._guard(lambda: self.run.log(data))
