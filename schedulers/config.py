@@ -64,6 +64,7 @@ class Schedule:
         if end is not None:
             got = self.horizon if self.horizon is not None else f"null = the run's {epochs} epochs"
             _require(end > warmup, "horizon", f"> scheduler.warmup.epochs ({warmup})", got)
+        _require(warmup < epochs, "warmup.epochs", f"< trainer.epochs ({epochs}): warmup must end before the run", warmup)
         lr_keys = ("warmup.start_lr", *self.floors)
         rules = [
             (self.positive, lambda v: v > 0 and math.isfinite(v), "> 0"),

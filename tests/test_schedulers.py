@@ -212,7 +212,8 @@ def lr_at(cfg, t):
     """The LR applied at position t (in epochs, a multiple of 1/SPE) per step; `base` in cfg: the base LR."""
     cfg = dict(cfg)
     base = cfg.pop("base", BASE)
-    return lr_curve({**cfg, "interval": "step"}, base, math.floor(t) + 1, SPE)[1][round(t * SPE)]
+    epochs = max(math.floor(t), math.floor(cfg.get("warmup", {}).get("epochs", 0))) + 1  # warmup ends inside the run
+    return lr_curve({**cfg, "interval": "step"}, base, epochs, SPE)[1][round(t * SPE)]
 
 
 WSD = {"name": "wsd", "decay_fraction": 0.2, "min_lr": 0.05, "horizon": 10}

@@ -14,6 +14,7 @@ import resource
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -178,7 +179,13 @@ def fit(cfg, run_dir: Path, job: dict | None = None) -> dict:
     state = {"epoch": 0, "step": 0, "history": [], "steps": [], "first_loss": None, "elapsed": 0.0, "lr_find": None}
     if checkpoint is not None:
         state = checkpoint["state"]
-    summary = {"status": "running", "task": cfg.task, "seed": int(cfg.seed), "overrides": job.get("overrides", [])}
+    summary = {
+        "status": "running",
+        "task": cfg.task,
+        "seed": int(cfg.seed),
+        "overrides": job.get("overrides", []),
+        "started_at": datetime.now(timezone.utc).isoformat(),
+    }
     files.write_config(cfg)
     files.write_history(state["history"], state["steps"])
     tracker = None
@@ -305,6 +312,7 @@ def fit(cfg, run_dir: Path, job: dict | None = None) -> dict:
         raise
     finally:
         summary["wall_time_s"] = time.perf_counter() - started
+        summary["finished_at"] = datetime.now(timezone.utc).isoformat()
         summary["lr_find"] = state.get("lr_find")
         files.write_summary(summary)
         if tracker is not None:
