@@ -252,17 +252,20 @@ def fit(cfg, run_dir: Path, job: dict | None = None) -> dict:
                 state["step"] += 1
                 bar.update(1)
                 if state["first_loss"] is None or state["step"] % t.divergence.check_every == 0:
-                    value = loss.item()
+                    value = loss.item()  # the one host read inside the epoch, every check_every steps
                     state["first_loss"] = state["first_loss"] or value
-                    if not math.isfinite(value) or value > t.divergence.factor * state["first_loss"]:
-                        diverged = {"epoch": epoch + 1, "step": state["step"], "lr": lrs[-1], "loss": value}
+                    if blown_up(value, state["first_loss"], t.divergence.factor):
                         break
-            if diverged:
+            # every step's loss is read here anyway: the first blown-up one, if any, is where it diverged
+            losses = step_losses[: len(lrs)].tolist()
+            first = state["step"] - len(lrs)
+            steps = [(first + k + 1, epoch + 1, lr, v) for k, (lr, v) in enumerate(zip(lrs, losses, strict=True))]
+            bad = next((k for k, v in enumerate(losses) if blown_up(v, state["first_loss"], t.divergence.factor)), None)
+            if bad is not None:
+                diverged = {"epoch": epoch + 1, "step": first + bad + 1, "lr": lrs[bad], "loss": losses[bad]}
+                files.append_steps(steps)  # how it blew up stays visible; the partial epoch gets no metrics row
                 break
             train_loss, train_acc = loss_sum.item() / seen, correct.item() / seen
-            if not math.isfinite(train_loss):
-                diverged = {"epoch": epoch + 1, "step": state["step"], "lr": lrs[-1], "loss": train_loss}
-                break
             test_loss, test_acc = evaluate(model, test_set, t.eval_batch_size, amp)
             schedule.step_epoch(test_loss)
             row = {
@@ -277,8 +280,6 @@ def fit(cfg, run_dir: Path, job: dict | None = None) -> dict:
                 "epoch_time": time.perf_counter() - epoch_start,
                 **memory_use(device),
             }
-            first = state["step"] - len(lrs)
-            steps = [(first + k + 1, epoch + 1, lr, v) for k, (lr, v) in enumerate(zip(lrs, step_losses.tolist(), strict=False))]
             state["history"].append(row)
             state["steps"] += steps
             state["epoch"] = epoch + 1
@@ -319,6 +320,11 @@ def fit(cfg, run_dir: Path, job: dict | None = None) -> dict:
             tracker.summary(summary)
             tracker.finish(exit_code)
     return summary
+
+
+def blown_up(loss: float, first_loss: float, factor: float) -> bool:
+    """Diverged: a loss that is not finite, or far above the run's first one."""
+    return not math.isfinite(loss) or loss > factor * first_loss
 
 
 def memory_use(device: torch.device) -> dict:

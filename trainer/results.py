@@ -87,6 +87,9 @@ class RunFiles:
     def append_epoch(self, row: dict, steps: list[tuple]) -> None:
         with open(self.metrics, "a") as f:
             f.write(json.dumps(_finite(row)) + "\n")
+        self.append_steps(steps)
+
+    def append_steps(self, steps: list[tuple]) -> None:
         new = not self.steps.exists()
         with open(self.steps, "a") as f:
             f.write(("step,epoch,lr,loss\n" if new else "") + "".join(_csv(s) for s in steps))

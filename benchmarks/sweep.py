@@ -1,0 +1,120 @@
+"""The five d2l schedules end to end: `run.py -m experiment=d2l_schedulers seed=0` in a subprocess.
+
+    python -m benchmarks.sweep                          # 6 epochs per schedule
+    python -m benchmarks.sweep --epochs 30 --json sweep.json
+
+Reports the wall clock of the whole command, the sum of the epoch times the runs recorded, and the rest
+as overhead per job: inside fit() (data loading, checkpoints) and outside it (interpreter start,
+imports, composing and checking every job, Hydra's bookkeeping). Extra arguments are config overrides
+passed on to run.py (e.g. trainer.device=cpu).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.common import ROOT, hardware, median_after_warmup
+from trainer.results import read_json, read_metrics, write_json
+
+# d2l_cosine_warmup warms up for 5 epochs, and a warmup must end before the run does
+MIN_EPOCHS = 6
+
+
+def run_sweep(epochs: int, overrides: list[str], sweep_dir: Path) -> tuple[float, subprocess.CompletedProcess]:
+    command = [
+        sys.executable,
+        str(ROOT / "run.py"),
+        "-m",
+        "experiment=d2l_schedulers",
+        "seed=0",
+        f"trainer.epochs={epochs}",
+        "logger=none",
+        "trainer.progress=false",
+        f"hydra.sweep.dir={sweep_dir}",
+        *overrides,
+    ]
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    return time.perf_counter() - start, done
+
+
+def job_figures(job_dir: Path) -> dict:
+    summary = read_json(job_dir / "summary.json")
+    times = [r["epoch_time"] for r in read_metrics(job_dir)]
+    arm = next((o.split("=", 1)[1] for o in summary.get("overrides", []) if o.startswith("arm=")), job_dir.name)
+    return {
+        "job": int(job_dir.name),
+        "arm": arm,
+        "status": summary["status"],
+        "epochs": len(times),
+        "sum_epoch_s": sum(times),
+        "median_epoch_s": median_after_warmup(times) if times else None,
+        "fit_s": summary["wall_time_s"],
+        "final_test_acc": summary.get("final_test_acc"),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.sweep", description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--epochs", type=int, default=MIN_EPOCHS, help=f"epochs per schedule (at least {MIN_EPOCHS}, the default)"
+    )
+    p.add_argument("--json", type=Path, help="write the figures to this file")
+    p.add_argument("overrides", nargs="*", help="more config overrides for run.py")
+    args = p.parse_args(argv)
+    if args.epochs < MIN_EPOCHS:
+        p.error(f"--epochs must be >= {MIN_EPOCHS}: d2l_cosine_warmup warms up for 5 epochs")
+
+    with tempfile.TemporaryDirectory(prefix="schedlab-sweep-") as tmp:
+        wall, done = run_sweep(args.epochs, args.overrides, Path(tmp))
+        if done.returncode != 0:
+            sys.exit(f"the sweep failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+        jobs = sorted(
+            (job_figures(d) for d in Path(tmp).iterdir() if (d / "summary.json").exists()), key=lambda j: j["job"]
+        )
+        device = read_json(Path(tmp) / "0" / "provenance.json")["device"]
+
+    n = len(jobs)
+    sum_epochs = sum(j["sum_epoch_s"] for j in jobs)
+    sum_fit = sum(j["fit_s"] for j in jobs)
+    report = {
+        "benchmark": "sweep",
+        "hardware": hardware(torch.device(device)),
+        "settings": {"epochs": args.epochs, "overrides": args.overrides, "json": str(args.json)},
+        "jobs": jobs,
+        "wall_s": wall,
+        "sum_epoch_s": sum_epochs,
+        "sum_fit_s": sum_fit,
+        "overhead_per_job_s": (wall - sum_epochs) / n,
+        "overhead_in_fit_per_job_s": (sum_fit - sum_epochs) / n,
+        "overhead_outside_fit_per_job_s": (wall - sum_fit) / n,
+    }
+    print(
+        f"experiment=d2l_schedulers seed=0, {args.epochs} epochs per schedule, {device} ({report['hardware']['cpu']})"
+    )
+    print(f"{'arm':<20} {'status':<10} {'epochs':>6} {'s/epoch':>8} {'epochs s':>9} {'fit s':>7} {'test acc':>8}")
+    for j in jobs:
+        print(
+            f"{j['arm']:<20} {j['status']:<10} {j['epochs']:>6} {j['median_epoch_s']:>8.3f} {j['sum_epoch_s']:>9.2f}"
+            f" {j['fit_s']:>7.2f} {j['final_test_acc']:>8.3f}"
+        )
+    print(
+        f"{n} jobs: {wall:.1f} s wall clock, {sum_epochs:.1f} s in epochs; overhead per job {report['overhead_per_job_s']:.2f} s "
+        f"({report['overhead_in_fit_per_job_s']:.2f} s inside fit, {report['overhead_outside_fit_per_job_s']:.2f} s outside)"
+    )
+    if args.json:
+        write_json(args.json, report)
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""Resume after a hard kill, divergence as a result, bad input before any work, one failure never sinks a sweep."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import FAST, ROOT, compose_config, run_cli
+from test_config import bad_input
+
+from trainer import data
+from trainer.errors import ConfigError
+from trainer.fit import fit
+from trainer.results import read_metrics
+
+TIMING_KEYS = {"epoch_time", "rss_mb", "peak_rss_mb"}
+# big enough that an epoch takes a noticeable fraction of a second, so the kill lands mid-run
+KILL_RUN = [*FAST, "dataset.train_size=6144", "trainer.batch_size=64", "trainer.epochs=5", "optimizer=momentum", "optimizer.lr=0.02"]
+
+
+def numbers(run_dir: Path) -> list[dict]:
+    return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in read_metrics(run_dir)]
+
+
+def test_resume_after_sigkill_gives_the_uninterrupted_numbers(tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert run_cli([*KILL_RUN, f"hydra.run.dir={whole}"]).returncode == 0
+
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "run.py"), *KILL_RUN, f"hydra.run.dir={killed}"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    while len(read_metrics(killed)) < 2 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    done = len(read_metrics(killed))
+    assert 2 <= done < 5, "the kill must land mid-run"
+    assert not (killed / "summary.json").exists() or json.loads((killed / "summary.json").read_text())["status"] != "completed"
+
+    # the same command again: it finds the checkpoint in its folder and continues
+    result = run_cli([*KILL_RUN, f"hydra.run.dir={killed}"])
+    assert result.returncode == 0, result.stderr
+    assert numbers(killed) == numbers(whole)
+    assert (killed / "steps.csv").read_text() == (whole / "steps.csv").read_text()
+    summary = json.loads((killed / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs_completed"] == 5
+
+
+def test_resume_key_points_at_a_run_folder(tmp_path):
+    first = tmp_path / "first"
+    assert run_cli([*FAST, "trainer.epochs=1", f"hydra.run.dir={first}"]).returncode == 0
+    # the same run, extended to 2 epochs, is another config: resuming it is refused, nothing is touched
+    before = (first / "metrics.jsonl").read_text()
+    result = run_cli([*FAST, "trainer.epochs=2", f"resume={first}"])
+    assert result.returncode == 2
+    assert "holds a checkpoint of a different config: trainer.epochs (1 in the checkpoint, 2 now)" in result.stderr
+    assert (first / "metrics.jsonl").read_text() == before
+    # the same config resumes (here: nothing left to train) and keeps every number
+    result = run_cli([*FAST, "trainer.epochs=1", f"resume={first}"])
+    assert result.returncode == 0, result.stderr
+    assert (first / "metrics.jsonl").read_text() == before
+
+
+def test_resume_folder_without_checkpoint(tmp_path):
+    result = run_cli([*FAST, f"resume={tmp_path}"])
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"schedlab: error: resume='{tmp_path}' holds no checkpoint.pt: point it at a run folder that has one"
+
+
+def test_results_of_a_finished_run_are_never_overwritten(tmp_path):
+    run = tmp_path / "run"
+    assert run_cli([*FAST, "trainer.epochs=1", "trainer.checkpoint=false", f"hydra.run.dir={run}"]).returncode == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    result = run_cli([*FAST, "trainer.epochs=1", "trainer.checkpoint=false", f"hydra.run.dir={run}"])
+    assert result.returncode == 2 and "already holds the results of a run" in result.stderr
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name in before} == before
+
+
+def test_divergence_is_a_result_and_the_sweep_goes_on(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli(["-m", *FAST, "trainer.epochs=2", "optimizer.lr=100,0.1", f"hydra.sweep.dir={sweep}"])
+    assert result.returncode == 0, result.stderr
+    diverged = json.loads((sweep / "0" / "summary.json").read_text())
+    completed = json.loads((sweep / "1" / "summary.json").read_text())
+    assert diverged["status"] == "diverged" and completed["status"] == "completed"
+    at = diverged["diverged_at"]
+    assert at["epoch"] == 1 and at["lr"] == 100.0
+    # the step named is the first whose loss is not finite or above 10x the first step's
+    losses = [float(line.split(",")[3]) for line in (sweep / "0" / "steps.csv").read_text().splitlines()[1:]]
+    first_bad = next(i for i, v in enumerate(losses) if not np.isfinite(v) or v > 10 * losses[0])
+    assert at["step"] == first_bad + 1 and float(at["loss"]) == losses[first_bad]
+    assert read_metrics(sweep / "0") == []  # no row for the epoch that blew up
+
+
+@pytest.mark.parametrize("check_every", [1, 5, 1000])
+def test_divergence_is_found_whatever_the_check_interval(tmp_path, check_every):
+    cfg = compose_config([*FAST, "trainer.epochs=1", "optimizer.lr=100", f"trainer.divergence.check_every={check_every}"])
+    summary = fit(cfg, tmp_path / "run", {})
+    assert summary["status"] == "diverged" and summary["diverged_at"]["step"] == 2
+
+
+def write_mnist(root: Path, truncate: bool = False) -> None:
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split, (images, labels) in data.IDX_FILES.items():
+        n = 256 if split == "train" else 64
+        data.write_idx(raw / images, rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        data.write_idx(raw / labels, rng.integers(0, 10, n, dtype=np.uint8))
+    if truncate:
+        path = raw / "t10k-images-idx3-ubyte"
+        path.write_bytes(path.read_bytes()[:1000])
+
+
+def test_truncated_dataset_file_is_named_before_training(tmp_path):
+    write_mnist(tmp_path / "data", truncate=True)
+    result = run_cli(["dataset=mnist", f"dataset.root={tmp_path / 'data'}", "dataset.download=false", "logger=none",
+                      "trainer.batch_size=64", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "t10k-images-idx3-ubyte is truncated" in lines[0] and "Traceback" not in result.stderr
+    assert read_metrics(tmp_path / "run") == []
+
+
+def test_missing_dataset_is_one_line_with_the_fix(tmp_path):
+    result = run_cli(["dataset=mnist", f"dataset.root={tmp_path}", "dataset.download=false", "logger=none",
+                      f"hydra.run.dir={tmp_path / 'run'}"])
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "dataset=mnist: no data found" in result.stderr
+
+
+def test_one_raising_job_does_not_sink_the_sweep(tmp_path):
+    write_mnist(tmp_path / "good")
+    write_mnist(tmp_path / "bad", truncate=True)
+    sweep = tmp_path / "sweep"
+    result = run_cli(["-m", "dataset=mnist", "dataset.download=false", "logger=none", "trainer.epochs=1",
+                      "trainer.batch_size=64", f"dataset.root={tmp_path / 'bad'},{tmp_path / 'good'}",
+                      f"hydra.sweep.dir={sweep}"])
+    assert result.returncode != 0  # the sweep reports that a job failed...
+    failed = json.loads((sweep / "0" / "summary.json").read_text())
+    completed = json.loads((sweep / "1" / "summary.json").read_text())
+    assert failed["status"] == "failed" and "t10k-images-idx3-ubyte is truncated" in failed["error"]
+    assert completed["status"] == "completed" and len(read_metrics(sweep / "1")) == 1  # ...and the other finished
+
+
+@pytest.mark.parametrize(
+    "overrides,expected",
+    [
+        (["scheduler=multistep", "scheduler.milestones=[20,10]"], "scheduler.milestones must be strictly increasing"),
+        (["scheduler=cosine_warmup", "trainer.epochs=5"], "scheduler.warmup.epochs must be < trainer.epochs (5)"),
+        (["scheduler=cosine", "scheduler.horizon=3", "scheduler.warmup.epochs=3"], "scheduler.horizon must be > scheduler.warmup.epochs"),
+        (["scheduler=step", "scheduler.gamma=0"], "scheduler.gamma must be > 0"),
+        (["scheduler=cosine", "scheduler.final_lr=1.0"], "scheduler.final_lr must be <= the base LR"),
+        (["scheduler.interval=sometimes"], "scheduler.interval must be one of 'epoch', 'step'"),
+        (["scheduler=cosin"], "scheduler='cosin' is not an option: use one of constant, cosine,"),
+    ],
+)
+def test_schedule_bad_input_is_one_line(capsys, overrides, expected):
+    assert expected in bad_input(capsys, *overrides)
+
+
+def test_deterministic_mode_turns_on_torch_determinism(tmp_path):
+    cfg = compose_config([*FAST, "trainer.epochs=1", "trainer.max_steps_per_epoch=2", "trainer.deterministic=true"])
+    try:
+        fit(cfg, tmp_path / "run", {})
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+def test_cuda_requested_without_cuda(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    cfg = compose_config([*FAST, "trainer.device=cuda"])
+    with pytest.raises(ConfigError, match="trainer.device='cuda' is not available on this machine"):
+        fit(cfg, tmp_path / "run", {})
