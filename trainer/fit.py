@@ -192,6 +192,7 @@ def fit(cfg, run_dir: Path, job: dict | None = None) -> dict:
     exit_code = 1
     started = time.perf_counter() - state["elapsed"]
     try:
+        tracker = Tracker(cfg, files.dir, job, resume_id=checkpoint.get("wandb_id") if checkpoint else None)
         run = build(cfg, job)
         model, optimizer, device = run.model, run.optimizer, run.device
         write_json(files.dir / "provenance.json", provenance(cfg, device, job))
@@ -203,7 +204,6 @@ def fit(cfg, run_dir: Path, job: dict | None = None) -> dict:
             epochs=int(t.epochs),
             steps_per_epoch=steps_per_epoch,
         )
-        tracker = Tracker(cfg, files.dir, job, resume_id=checkpoint.get("wandb_id") if checkpoint else None)
         if t.lr_find and checkpoint is None:
             from trainer.lr_find import find_and_set_lr
 

@@ -1,0 +1,138 @@
+"""Multirun sweeps: every job's results, one offline W&B run per job whose logged values are read back, the
+parallel launchers, a failing job, an Optuna search, and an unreachable W&B server."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import run_cli
+from test_reliability import write_mnist
+from wandb_records import find_run_files, read_run
+
+from trainer.results import read_metrics
+
+SMALL = ["dataset=synthetic", "dataset.train_size=512", "dataset.test_size=128", "trainer.batch_size=128",
+         "trainer.epochs=1", "trainer.progress=false"]
+OFFLINE = {"WANDB_MODE": "offline"}
+
+
+def summaries(sweep: Path) -> dict[int, dict]:
+    return {int(p.parent.name): json.loads(p.read_text()) for p in sweep.glob("*/summary.json")}
+
+
+@pytest.fixture(scope="module")
+def wandb_sweep(tmp_path_factory) -> Path:
+    sweep = tmp_path_factory.mktemp("wandb") / "sweep"
+    result = run_cli(["-m", *SMALL, "logger=wandb", "scheduler=constant,cosine", "seed=0,1", f"hydra.sweep.dir={sweep}"],
+                     env=OFFLINE)
+    assert result.returncode == 0, result.stderr
+    return sweep
+
+
+def test_every_combination_runs_in_its_own_folder(wandb_sweep):
+    found = summaries(wandb_sweep)
+    assert sorted(found) == [0, 1, 2, 3]
+    combos = {tuple(sorted(o for o in s["overrides"] if o.startswith(("scheduler=", "seed=")))) for s in found.values()}
+    assert combos == {("scheduler=constant", "seed=0"), ("scheduler=constant", "seed=1"),
+                      ("scheduler=cosine", "seed=0"), ("scheduler=cosine", "seed=1")}
+    for job, summary in found.items():
+        assert summary["status"] == "completed"
+        # the job folder says which overrides it had
+        overrides = yaml.safe_load((wandb_sweep / str(job) / ".hydra" / "overrides.yaml").read_text())
+        assert set(summary["overrides"]) == set(overrides)
+
+
+def test_each_job_logged_its_metrics_to_its_own_offline_wandb_run(wandb_sweep):
+    ids = set()
+    for job in range(4):
+        run_dir = wandb_sweep / str(job)
+        files = find_run_files(run_dir)
+        assert len(files) == 1
+        logged = read_run(files[0])
+        ids.add(logged.run.run_id)
+        assert logged.run.run_group == "/".join(wandb_sweep.parts[-2:])  # grouped by sweep
+        assert logged.run.job_type == "train"
+        assert "scheduler=" in logged.run.display_name and "seed=" in logged.run.display_name
+        epochs = [h for h in logged.history if "epoch" in h]
+        metrics = read_metrics(run_dir)
+        assert len(epochs) == len(metrics) == 1
+        for key in ("train_loss", "train_acc", "test_loss", "test_acc", "gap", "lr"):
+            assert epochs[0][f"epoch/{key}"] == metrics[0][key], key
+        steps = [h for h in logged.history if "step" in h]
+        csv = [line.split(",") for line in (run_dir / "steps.csv").read_text().splitlines()[1:]]
+        assert [(h["step"], h["step/lr"], h["step/loss"]) for h in steps] == [(int(s), float(lr), float(v)) for s, _, lr, v in csv]
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert logged.summary["status"] == "completed"
+        assert logged.summary["final_test_acc"] == summary["final_test_acc"]
+        assert logged.summary["best_test_acc"] == summary["best_test_acc"]
+        assert logged.exit_code == 0
+    assert len(ids) == 4
+
+
+def test_failed_job_is_recorded_and_its_wandb_run_marked_failed(tmp_path):
+    write_mnist(tmp_path / "good")
+    write_mnist(tmp_path / "bad", truncate=True)
+    sweep = tmp_path / "sweep"
+    result = run_cli(["-m", "dataset=mnist", "dataset.download=false", "trainer.epochs=1", "trainer.batch_size=64",
+                      "logger=wandb", f"dataset.root={tmp_path / 'bad'},{tmp_path / 'good'}", f"hydra.sweep.dir={sweep}"],
+                     env=OFFLINE)
+    assert result.returncode != 0
+    found = summaries(sweep)
+    assert found[0]["status"] == "failed" and found[1]["status"] == "completed"
+    assert read_run(find_run_files(sweep / "0")[0]).exit_code == 1
+    assert read_run(find_run_files(sweep / "1")[0]).exit_code == 0
+
+
+def overlapping(a: dict, b: dict) -> bool:
+    start = max(datetime.fromisoformat(a["started_at"]), datetime.fromisoformat(b["started_at"]))
+    end = min(datetime.fromisoformat(a["finished_at"]), datetime.fromisoformat(b["finished_at"]))
+    return start < end
+
+
+def test_joblib_launcher_runs_jobs_in_parallel(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli(["-m", *SMALL, "trainer.epochs=3", "logger=none", "trainer.num_threads=1", "seed=0,1",
+                      "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"])
+    assert result.returncode == 0, result.stderr
+    found = summaries(sweep)
+    assert sorted(found) == [0, 1] and all(s["status"] == "completed" for s in found.values())
+    assert overlapping(found[0], found[1]), "the two jobs did not run at the same time"
+
+
+def test_submitit_local_launcher_runs_the_jobs(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli(["-m", *SMALL, "logger=none", "seed=0,1", "hydra/launcher=submitit_local",
+                      "hydra.launcher.timeout_min=10", f"hydra.sweep.dir={sweep}"])
+    assert result.returncode == 0, result.stderr
+    found = summaries(sweep)
+    assert sorted(found) == [0, 1] and all(s["status"] == "completed" for s in found.values())
+
+
+def test_optuna_search_returns_the_best_trial(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli(["-m", "hparams_search=optuna_lr", *SMALL, "logger=none", "hydra.sweeper.n_trials=3",
+                      f"hydra.sweep.dir={sweep}"])
+    assert result.returncode == 0, result.stderr
+    found = summaries(sweep)
+    assert len(found) == 3
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert best["best_value"] == max(s["best_test_acc"] for s in found.values())
+    winners = [s["overrides"] for s in found.values() if s["best_test_acc"] == best["best_value"]]
+    assert any(f"optimizer.lr={best['best_params']['optimizer.lr']}" in w for w in winners)
+
+
+def test_unreachable_wandb_server_never_stops_training(tmp_path):
+    run = tmp_path / "run"
+    env = {"WANDB_MODE": "", "WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}
+    result = run_cli([*SMALL, "logger=wandb", "logger.mode=online", "logger.init_timeout=5", f"hydra.run.dir={run}"],
+                     env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((run / "summary.json").read_text())["status"] == "completed"
+    assert len(read_metrics(run)) == 1
+    assert result.stderr.count("W&B online start failed") == 1
+    # it went on offline: the run is kept for `wandb sync`
+    assert find_run_files(run)
