@@ -23,12 +23,14 @@ def steps_per_epoch(cfg) -> int:
 
 
 def compared_configs(cfg) -> dict:
-    """label -> scheduler config: the run's own, then each option in schedule_plot.compare composed with the
-    same command-line overrides (so trainer.epochs=50 or optimizer.lr=0.1 apply to every curve)."""
+    """label -> config: the run's own, then each entry of schedule_plot.compare composed with the same
+    command-line overrides (so trainer.epochs=50 or optimizer.lr=0.1 apply to every curve)."""
     overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(("scheduler", "schedule_plot"))]
     configs = {cfg.scheduler.name: cfg}
-    for name in cfg.schedule_plot.compare:
-        configs[name] = compose(config_name="config", overrides=[*overrides, f"scheduler={name}"])
+    for entry in cfg.schedule_plot.compare:
+        # a scheduler option, or any override such as arm=d2l_sqrt (a study arm with its own LR)
+        override = entry if "=" in entry else f"scheduler={entry}"
+        configs[entry] = compose(config_name="config", overrides=[*overrides, override])
     return configs
 
 
