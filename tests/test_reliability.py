@@ -15,6 +15,7 @@ import pytest
 import torch
 from conftest import FAST, ROOT, compose_config, run_cli
 from test_config import bad_input
+from wandb_records import find_run_files, read_run
 
 from trainer import data
 from trainer.errors import ConfigError
@@ -34,9 +35,9 @@ def test_resume_after_sigkill_gives_the_uninterrupted_numbers(tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert run_cli([*KILL_RUN, f"hydra.run.dir={whole}"]).returncode == 0
 
-    env = {**os.environ, "WANDB_MODE": "disabled"}
+    env = {**os.environ, "WANDB_MODE": "offline"}
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "run.py"), *KILL_RUN, f"hydra.run.dir={killed}"],
+        [sys.executable, str(ROOT / "run.py"), *KILL_RUN, "logger=wandb", f"hydra.run.dir={killed}"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 300
@@ -50,9 +51,12 @@ def test_resume_after_sigkill_gives_the_uninterrupted_numbers(tmp_path):
     assert not (killed / "summary.json").exists() or json.loads((killed / "summary.json").read_text())["status"] != "completed"
 
     # the same command again: it finds the checkpoint in its folder and continues
-    result = run_cli([*KILL_RUN, f"hydra.run.dir={killed}"])
+    result = run_cli([*KILL_RUN, "logger=wandb", f"hydra.run.dir={killed}"], env={"WANDB_MODE": "offline"})
     assert result.returncode == 0, result.stderr
     assert numbers(killed) == numbers(whole)
+    # W&B continues the same run: both offline logs carry one run id
+    ids = {read_run(f).run.run_id for f in find_run_files(killed)}
+    assert len(find_run_files(killed)) == 2 and len(ids) == 1
     assert (killed / "steps.csv").read_text() == (whole / "steps.csv").read_text()
     summary = json.loads((killed / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["epochs_completed"] == 5

@@ -79,3 +79,14 @@ def test_real_fashion_mnist_run_through_run_py(cli, tmp_path):
     assert len((run / "steps.csv").read_text().splitlines()) == 1 + 20
     assert (tmp_path / "data" / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").exists()
     assert (run / ".hydra" / "overrides.yaml").exists()
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains_and_checkpoints_its_scaler(tmp_path, precision):
+    import torch
+
+    summary, metrics = train(tmp_path, f"trainer.precision={precision}", "trainer.epochs=1")
+    assert summary["status"] == "completed" and summary["precision"] == precision
+    assert metrics[0]["test_acc"] > 0.1
+    scaler = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["scaler"]
+    assert ("scale" in scaler) == (precision == "fp16")  # fp16 scales the loss, bf16 needs no scaler
