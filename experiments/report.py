@@ -37,8 +37,10 @@ import numpy as np
 import yaml
 from matplotlib.figure import Figure
 
+from trainer.config import NEUTRAL_KEYS
+
 # overrides that do not change a run's numbers: runs differing only in these are repeats of one setting
-NEUTRAL_KEYS = ("seed", "resume", "logger", "trainer.progress", "trainer.checkpoint")
+GROUPING_FREE_KEYS = ("seed", *NEUTRAL_KEYS)  # runs that differ only in these are one group
 DASH = "–"
 
 
@@ -197,16 +199,15 @@ def sweep_jobs(multirun_yaml: Path) -> list[list[str]]:
     (Hydra's own expansion, so the strings equal the jobs' .hydra/overrides.yaml); [] for other sweepers,
     whose jobs are not known in advance."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from trainer.sweeps import expand
 
     hydra_cfg = (_read_yaml(multirun_yaml) or {}).get("hydra") or {}
     sweeper = hydra_cfg.get("sweeper") or {}
     if sweeper.get("_target_") != f"{BasicSweeper.__module__}.{BasicSweeper.__name__}":
         return []
-    params = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
     try:
-        parsed = OverridesParser.create().parse_overrides(params + list(hydra_cfg["overrides"]["task"]))
-        return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+        return expand(list(hydra_cfg["overrides"]["task"]), sweeper.get("params"))
     except Exception:  # an unreadable sweep definition only costs the list of never-run jobs
         return []
 
@@ -278,7 +279,7 @@ class Group:
 
 
 def _is_neutral(key: str) -> bool:
-    return any(key == k or key.startswith(k + ".") for k in NEUTRAL_KEYS)
+    return any(key == k or key.startswith(k + ".") for k in GROUPING_FREE_KEYS)
 
 
 def _group_key(run: Run, group_by: Sequence[str] | None) -> tuple:

@@ -190,3 +190,78 @@ def test_cuda_requested_without_cuda(tmp_path):
     cfg = compose_config([*FAST, "trainer.device=cuda"])
     with pytest.raises(ConfigError, match="trainer.device='cuda' is not available on this machine"):
         fit(cfg, tmp_path / "run", {})
+
+
+def test_a_run_that_failed_before_its_first_checkpoint_can_run_again(tmp_path):
+    run = tmp_path / "run"
+    cfg = compose_config([*FAST, "trainer.epochs=1", "trainer.device=cuda"])
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigError):
+        fit(cfg, run, {})
+    assert json.loads((run / "summary.json").read_text())["status"] == "failed"
+    summary = fit(compose_config([*FAST, "trainer.epochs=1"]), run, {})
+    assert summary["status"] == "completed"
+
+
+def test_resuming_an_lr_find_run_keeps_the_found_lr(tmp_path, monkeypatch):
+    overrides = [*FAST, "trainer.epochs=2", "trainer.lr_find=true", "lr_find.num_steps=20", "scheduler=cosine",
+                 "scheduler.horizon=null", "scheduler.final_lr=0", "scheduler.interval=step"]
+    fit(compose_config(overrides), tmp_path / "whole", {})
+
+    import trainer.fit as loop
+
+    real_evaluate, calls = loop.evaluate, []
+
+    def stop_in_epoch_two(*args, **kwargs):  # the process dies before epoch 2 is evaluated
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "evaluate", stop_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        fit(compose_config(overrides), tmp_path / "cut", {})
+    assert json.loads((tmp_path / "cut" / "summary.json").read_text())["status"] == "interrupted"
+    monkeypatch.setattr(loop, "evaluate", real_evaluate)
+    fit(compose_config(overrides), tmp_path / "cut", {})
+    assert numbers(tmp_path / "cut") == numbers(tmp_path / "whole")
+    assert (tmp_path / "cut" / "steps.csv").read_text() == (tmp_path / "whole" / "steps.csv").read_text()
+
+
+def test_sweeps_a_config_defines_are_checked_before_any_job(capsys):
+    # the d2l study's arms come from hydra.sweeper.params; its warmup arm cannot run in 5 epochs
+    assert "scheduler.warmup.epochs must be < trainer.epochs (5)" in bad_input(capsys, "-m", "experiment=d2l_schedulers", "trainer.epochs=5")
+
+
+def test_glob_sweeps_pass_the_check(capsys):
+    from trainer.cli import precheck
+
+    precheck(["-m", "scheduler=glob(cosine*)", "dataset=synthetic"])  # no exit
+    assert capsys.readouterr().err == ""
+
+
+def test_a_sweep_without_multirun_is_one_line(capsys):
+    assert "seed=0,1 is a sweep: add -m" in bad_input(capsys, "seed=0,1")
+
+
+def test_schedule_task_with_an_unknown_schedule_to_compare(tmp_path):
+    result = run_cli(["task=schedule", "schedule_plot.compare=[cosinee]", f"hydra.run.dir={tmp_path}"])
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("schedlab: error: scheduler='cosinee' is not an option: use one of constant,")
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "summary,name,expected",
+    [
+        ({"status": "completed", "best_test_acc": 0.9}, "best_test_acc", 0.9),
+        ({"status": "diverged", "best_test_acc": 0.5}, "best_test_acc", 0.0),
+        ({"status": "diverged"}, "final_test_loss", 1e9),
+        ({"status": "completed", "final_test_loss": float("nan")}, "final_test_loss", 1e9),
+    ],
+)
+def test_sweep_objective_is_finite_and_worst_for_runs_that_did_not_complete(summary, name, expected):
+    from trainer.cli import objective
+
+    assert objective(summary, name) == expected

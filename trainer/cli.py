@@ -3,20 +3,20 @@ input is reported as one line naming the key, the value and what is allowed (exi
 
 from __future__ import annotations
 
-import itertools
+import math
 import os
 import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from trainer.config import validate
 from trainer.errors import ConfigError
+from trainer.sweeps import expand
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 MAX_CHECKED_JOBS = 512
@@ -50,23 +50,6 @@ def one_line(e: BaseException) -> str:
     return text
 
 
-def _job_overrides(overrides: list[str]) -> list[list[str]]:
-    """Every job a sweep would run, as override lists (interval sweeps keep their default)."""
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    choices = []
-    for o in parsed:
-        key = o.get_key_element()
-        if o.is_sweep_override():
-            if not o.is_discrete_sweep():
-                choices.append([])
-                continue
-            choices.append([f"{key}={v}" for v in o.sweep_string_iterator()])
-        else:
-            choices.append([f"{key}={o.get_value_element_as_str()}"])
-    choices = [c for c in choices if c]
-    return [list(job) for job in itertools.islice(itertools.product(*choices), MAX_CHECKED_JOBS)]
-
-
 def _writable_ancestor(path: Path) -> bool:
     for parent in [path, *path.parents]:
         if parent.exists():
@@ -81,13 +64,23 @@ def precheck(argv: list[str]) -> None:
     args, _ = get_args_parser().parse_known_args(argv)
     if args.help or args.hydra_help or args.info or args.cfg or args.shell_completion:
         return  # Hydra's own commands
-    try:
-        jobs = _job_overrides(args.overrides)
-    except HydraException as e:
-        fail(one_line(e), e)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        for overrides in jobs:
+        try:
+            jobs = expand(args.overrides, keep_unexpandable=True)
+            if args.multirun:  # sweeps that a config defines (an experiment's hydra.sweeper.params) too
+                first = compose(args.config_name or "config", overrides=jobs[0], return_hydra_config=True)
+                params = first.hydra.sweeper.get("params")
+                params = OmegaConf.to_container(params) if params else {}
+                jobs = expand(args.overrides, params, keep_unexpandable=True)
+            elif len(jobs) > 1:
+                sweeps = [o for o in args.overrides if o not in jobs[0]]
+                fail(f"{' '.join(sweeps)} is a sweep: add -m to run every value (for a list write key=[a,b])")
+        except ConfigError as e:
+            fail(str(e), e)
+        except (HydraException, OmegaConfBaseException) as e:
+            fail(one_line(e), e)
+        for overrides in jobs[:MAX_CHECKED_JOBS]:
             try:
                 cfg = compose(args.config_name or "config", overrides=overrides, return_hydra_config=True)
                 out = cfg.hydra.sweep.dir if args.multirun else cfg.hydra.run.dir
@@ -141,14 +134,17 @@ def run_task(cfg) -> float | None:
 
             run_schedule_task(cfg, run_dir)
             return None
-    except ConfigError as e:
+    except (ConfigError, HydraException, OmegaConfBaseException) as e:
         if job["multirun"]:
             raise
-        fail(str(e), e)
+        fail(str(e) if isinstance(e, ConfigError) else one_line(e), e)
     return None
 
 
 def objective(summary: dict, name: str) -> float:
-    """The value a sweeper optimizes: higher is better for accuracies, the Optuna config sets the direction."""
+    """The value a sweeper optimizes (the Optuna config sets the direction). A run that did not complete
+    gets the worst value instead (Optuna rejects NaN): 0 for an accuracy, 1e9 for a loss or gap."""
     value = summary.get(name)
-    return float("nan") if value is None else float(value)
+    if summary.get("status") != "completed" or value is None or not math.isfinite(float(value)):
+        return 0.0 if name.endswith("_acc") else 1e9
+    return float(value)

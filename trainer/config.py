@@ -21,6 +21,8 @@ DEVICES = "auto, cpu, cuda or cuda:N"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LOGGER_MODES = ("auto", "online", "offline", "disabled")
 LR_FIND_RULES = ("steepest", "min_div10", "valley")
+# keys that cannot change a run's numbers: they may differ between an interruption and its resume
+NEUTRAL_KEYS = ("resume", "logger", "trainer.progress", "trainer.checkpoint")
 OBJECTIVES = ("best_test_acc", "final_test_acc", "final_test_loss", "final_train_loss", "final_gap")
 
 
@@ -125,6 +127,7 @@ class WandbConfig:
     entity: str | None = None
     tags: list[str] = field(default_factory=list)
     init_timeout: float = 30.0  # seconds before W&B is given up for this run
+    finish_timeout: float = 120.0  # seconds to wait for W&B to close (upload) at the end of a run
     log_steps: bool = True  # per-step LR and loss, sent once per epoch
 
 
@@ -206,6 +209,7 @@ def validate(cfg: Any) -> None:
     from trainer.data import train_size
 
     _one_of(cfg, "task", TASKS)
+    _require(cfg.seed >= 0, "seed", cfg.seed, "must be an integer >= 0")
     _one_of(cfg, "objective", OBJECTIVES)
     t = cfg.trainer
     _require(t.epochs >= 1, "trainer.epochs", t.epochs, "must be an integer >= 1")
@@ -224,10 +228,15 @@ def validate(cfg: Any) -> None:
         bool(re.fullmatch(r"auto|cpu|cuda(:\d+)?", t.device)), "trainer.device", t.device, f"use {DEVICES}"
     )
     _one_of(cfg, "trainer.precision", PRECISIONS)
+    if t.num_threads is not None:
+        _require(t.num_threads >= 1, "trainer.num_threads", t.num_threads, "must be >= 1 or null (one per core)")
+    if "dropout" in cfg.model:
+        _require(0 <= cfg.model.dropout < 1, "model.dropout", cfg.model.dropout, "must be in [0, 1)")
     _require(t.divergence.check_every >= 1, "trainer.divergence.check_every", t.divergence.check_every, "must be >= 1")
     _require(t.divergence.factor > 1, "trainer.divergence.factor", t.divergence.factor, "must be > 1")
     _one_of(cfg, "logger.mode", LOGGER_MODES)
     _require(cfg.logger.init_timeout > 0, "logger.init_timeout", cfg.logger.init_timeout, "must be > 0 seconds")
+    _require(cfg.logger.finish_timeout > 0, "logger.finish_timeout", cfg.logger.finish_timeout, "must be > 0 seconds")
 
     o = cfg.optimizer
     _require(o.lr > 0, "optimizer.lr", o.lr, "must be > 0")

@@ -111,7 +111,7 @@ def _idx_folder(cfg, root: Path) -> Path:
         if all((DEBIAN_FASHION_MNIST / f"{n}.gz").exists() for n in names):
             raw.mkdir(parents=True, exist_ok=True)
             for n in names:
-                tmp = raw / f"{n}.tmp"
+                tmp = raw / f".{n}.tmp{os.getpid()}"  # parallel jobs may unpack at the same time
                 with gzip.open(DEBIAN_FASHION_MNIST / f"{n}.gz", "rb") as src, open(tmp, "wb") as dst:
                     shutil.copyfileobj(src, dst)
                 tmp.replace(raw / n)
@@ -202,6 +202,12 @@ def load_splits(cfg) -> tuple[Split, Split]:
     return _idx_split(raw, "train"), _idx_split(raw, "test")
 
 
+def num_batches(size: int, batch_size: int, limit: int | None = None) -> int:
+    """Batches in an epoch: the last one may be smaller; `limit` caps them (trainer.max_steps_per_epoch)."""
+    n = -(-size // batch_size)
+    return min(n, limit) if limit else n
+
+
 class DeviceDataset:
     """A split held on the device as uint8; batches are normalized there (no DataLoader, no host copies)."""
 
@@ -217,8 +223,7 @@ class DeviceDataset:
         return len(self.labels)
 
     def num_batches(self, batch_size: int, limit: int | None = None) -> int:
-        n = -(-len(self) // batch_size)
-        return min(n, limit) if limit else n
+        return num_batches(len(self), batch_size, limit)
 
     def batches(
         self, batch_size: int, generator: torch.Generator | None = None, limit: int | None = None

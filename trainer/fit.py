@@ -27,12 +27,12 @@ from tqdm.auto import tqdm
 
 from schedulers import build_schedule
 from trainer import data
+from trainer.config import NEUTRAL_KEYS
 from trainer.errors import ConfigError
-from trainer.results import RunFiles, atomic_torch_save, device_name, provenance, write_json
+from trainer.results import RunFiles, atomic_torch_save, device_name, provenance, read_json, write_json
 from trainer.tracking import Tracker
 
-# keys that may differ between an interrupted run and its resumption
-RESUME_FREE_KEYS = ("resume", "logger", "trainer.progress")
+DEFAULT_THREADS = torch.get_num_threads()
 
 
 def resolve_device(name: str, job_num: int | None = None) -> torch.device:
@@ -66,8 +66,8 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     torch.manual_seed(seed)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(deterministic)  # off again for the next job of the same process
 
 
 def rng_state(generator: torch.Generator) -> dict:
@@ -92,7 +92,7 @@ def set_rng_state(state: dict, generator: torch.Generator) -> None:
 def comparable_config(cfg) -> dict:
     """The resolved config without the keys that may change between an interruption and a resume."""
     c = OmegaConf.to_container(cfg, resolve=True)
-    for key in RESUME_FREE_KEYS:
+    for key in NEUTRAL_KEYS:
         *parents, last = key.split(".")
         node = c
         for p in parents:
@@ -143,8 +143,7 @@ class Setup:
 def build(cfg, job: dict) -> Setup:
     t = cfg.trainer
     seed_everything(int(cfg.seed), bool(t.deterministic))
-    if t.num_threads:
-        torch.set_num_threads(int(t.num_threads))
+    torch.set_num_threads(int(t.num_threads or DEFAULT_THREADS))  # jobs of one process must not inherit it
     device = resolve_device(t.device, job.get("num"))
     precision = resolve_precision(t.precision, device)
     train_set, test_set = data.load(cfg.dataset, device, bool(t.channels_last))
@@ -159,7 +158,8 @@ def read_checkpoint(files: RunFiles, cfg) -> dict | None:
     if not files.checkpoint.exists():
         if cfg.resume:
             raise ConfigError(f"resume={cfg.resume!r} holds no checkpoint.pt: point it at a run folder that has one")
-        if files.summary.exists() or files.metrics.exists() and files.metrics.stat().st_size:
+        finished = files.summary.exists() and read_json(files.summary).get("status") in ("completed", "diverged")
+        if finished or files.metrics.exists() and files.metrics.stat().st_size:
             raise ConfigError(f"{files.dir} already holds the results of a run: choose a new output folder")
         return None
     checkpoint = torch.load(files.checkpoint, map_location="cpu", weights_only=False)
@@ -208,6 +208,9 @@ def fit(cfg, run_dir: Path, job: dict | None = None) -> dict:
             from trainer.lr_find import find_and_set_lr
 
             state["lr_find"] = find_and_set_lr(cfg, model, optimizer, run.train_set, files.dir, run.amp, tracker)
+        elif state["lr_find"] and state["lr_find"]["lr"] is not None:  # resuming: the schedule's base is the found LR
+            for group in optimizer.param_groups:
+                group["lr"] = state["lr_find"]["lr"]
         schedule = build_schedule(cfg.scheduler, optimizer, steps_per_epoch, int(t.epochs))
         scaler = torch.amp.GradScaler(device.type, enabled=run.precision == "fp16")
         shuffle = torch.Generator(device=device).manual_seed(int(cfg.seed))
@@ -264,6 +267,7 @@ def fit(cfg, run_dir: Path, job: dict | None = None) -> dict:
             if bad is not None:
                 diverged = {"epoch": epoch + 1, "step": first + bad + 1, "lr": lrs[bad], "loss": losses[bad]}
                 files.append_steps(steps)  # how it blew up stays visible; the partial epoch gets no metrics row
+                tracker.log_steps(steps)
                 break
             train_loss, train_acc = loss_sum.item() / seen, correct.item() / seen
             test_loss, test_acc = evaluate(model, test_set, t.eval_batch_size, amp)

@@ -3,23 +3,21 @@ data or training. Every curve uses the run's optimizer LR, epochs and steps per 
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 
-from schedulers import lr_curve, plot_schedules
+from schedulers import key_epochs, lr_curve, plot_schedules
 from trainer.config import validate
-from trainer.data import train_size
+from trainer.data import num_batches, train_size
 from trainer.results import write_json
 
 
 def steps_per_epoch(cfg) -> int:
     if cfg.schedule_plot.steps_per_epoch:
         return int(cfg.schedule_plot.steps_per_epoch)
-    n = math.ceil(train_size(cfg.dataset) / cfg.trainer.batch_size)
-    return min(n, cfg.trainer.max_steps_per_epoch or n)
+    return num_batches(train_size(cfg.dataset), cfg.trainer.batch_size, cfg.trainer.max_steps_per_epoch)
 
 
 def compared_configs(cfg) -> dict:
@@ -38,7 +36,8 @@ def run_schedule_task(cfg, run_dir: Path) -> dict:
     spe = steps_per_epoch(cfg)
     epochs = int(cfg.trainer.epochs)
     curves = {}
-    for label, c in compared_configs(cfg).items():
+    configs = compared_configs(cfg)
+    for label, c in configs.items():
         validate(c)
         curves[label] = lr_curve(c.scheduler, float(c.optimizer.lr), epochs, spe)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -46,11 +45,11 @@ def run_schedule_task(cfg, run_dir: Path) -> dict:
     plot_schedules(curves, png, title=f"{epochs} epochs x {spe} steps")
     write_json(run_dir / "schedule.json", {k: {"t": t, "lr": lr} for k, (t, lr) in curves.items()})
 
-    key_epochs = sorted({0, 1, epochs // 4, epochs // 2, (3 * epochs) // 4, epochs - 1})
+    points = sorted({e for c in configs.values() for e in key_epochs(c.scheduler, epochs)})
     width = max(len(k) for k in curves)
-    print(f"{'LR at epoch':<{width}}  " + "  ".join(f"{e:>9d}" for e in key_epochs))
+    print(f"{'LR at epoch':<{width}}  " + "  ".join(f"{e:>9d}" for e in points))
     for label, (_t, lr) in curves.items():
-        at = [lr[min(e * spe, len(lr) - 1)] for e in key_epochs]
+        at = [lr[e * spe] for e in points]
         print(f"{label:<{width}}  " + "  ".join(f"{v:9.3g}" for v in at))
     print(f"plot: {png}")
     return curves

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import netrc
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
+
+from trainer.config import NEUTRAL_KEYS
 
 
 def api_key_configured() -> bool:
@@ -35,7 +38,7 @@ def resolve_mode(mode: str) -> str:
 
 def run_name(overrides: list[str]) -> str | None:
     """A readable name from the job's overrides, e.g. 'scheduler=cosine seed=1'."""
-    shown = [o.lstrip("+~") for o in overrides if not o.lstrip("+~").startswith(("hydra", "logger", "resume"))]
+    shown = [o.lstrip("+~") for o in overrides if not o.lstrip("+~").startswith(("hydra", *NEUTRAL_KEYS))]
     return " ".join(shown) or None
 
 
@@ -62,6 +65,7 @@ class Tracker:
             resume="allow" if resume_id else None,
         )
         self._log_steps = bool(cfg.logger.log_steps)
+        self._finish_timeout = float(cfg.logger.finish_timeout)
         self._start(mode, settings, float(cfg.logger.init_timeout))
         if self.run is None and mode == "online":
             self._start("offline", settings, float(cfg.logger.init_timeout))
@@ -97,14 +101,17 @@ class Tracker:
         except Exception as e:
             self._warn(f"W&B logging failed ({type(e).__name__}: {e}); local results are unaffected")
 
-    def log_epoch(self, row: dict, steps: list[tuple]) -> None:
-        """One epoch row, then its per-step LR and loss (read from the host copy: no device sync)."""
-        if self.run is None:
+    def log_steps(self, steps: list[tuple]) -> None:
+        """Per-step LR and loss (read from the host copy: no device sync)."""
+        if self.run is None or not self._log_steps:
             return
-        if self._log_steps:
-            for step, _epoch, lr, loss in steps:
-                self._guard(self.run.log, {"step": step, "step/lr": lr, "step/loss": loss})
-        self._guard(self.run.log, {"epoch": row["epoch"], **{f"epoch/{k}": v for k, v in row.items() if k != "epoch"}})
+        for step, _epoch, lr, loss in steps:
+            self._guard(self.run.log, {"step": step, "step/lr": lr, "step/loss": loss})
+
+    def log_epoch(self, row: dict, steps: list[tuple]) -> None:
+        """One epoch: its steps, then its row against the epoch."""
+        self.log_steps(steps)
+        self._guard(lambda: self.run.log({"epoch": row["epoch"], **{f"epoch/{k}": v for k, v in row.items() if k != "epoch"}}))
 
     def define_metric(self, name: str, **kwargs) -> None:
         self._guard(lambda: self.run.define_metric(name, **kwargs))
@@ -121,10 +128,22 @@ class Tracker:
         self._guard(update)
 
     def finish(self, exit_code: int) -> None:
+        """Close the W&B run; a server that does not answer within finish_timeout is left behind."""
         if self.run is None:
             return
-        try:
-            self.run.finish(exit_code=exit_code)
-        except Exception as e:
-            self._warn(f"W&B finish failed ({type(e).__name__}: {e})")
-        self.run = None
+        run, self.run = self.run, None
+        errors: list[Exception] = []
+
+        def close():
+            try:
+                run.finish(exit_code=exit_code)
+            except Exception as e:
+                errors.append(e)
+
+        closer = threading.Thread(target=close, daemon=True)
+        closer.start()
+        closer.join(self._finish_timeout)
+        if closer.is_alive():
+            self._warn(f"W&B finish did not return within {self._finish_timeout:.0f} s; local results are complete")
+        elif errors:
+            self._warn(f"W&B finish failed ({type(errors[0]).__name__}: {errors[0]})")
