@@ -139,7 +139,7 @@ class LRFindConfig:
     mode: str = "exp"  # exp | linear
     beta: float = 0.98
     diverge_factor: float = 4.0
-    suggestion: str = "steepest"
+    suggestion: str = "valley"  # fastai's default: steepest sits too close to the blow-up on short tests
 
 
 @dataclass
