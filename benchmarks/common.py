@@ -69,6 +69,7 @@ def hardware(device: torch.device) -> dict:
         "cuda": torch.version.cuda if device.type == "cuda" else None,
         "python": platform.python_version(),
         "git_commit": git_commit(),
+        "load_average_1min": os.getloadavg()[0],  # above ~0.5 before a run: something else shares the cores
     }
 
 
