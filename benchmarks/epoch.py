@@ -11,6 +11,7 @@ epochs after the first (warm-up). A variant is a preset name (below) or a quoted
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -32,6 +33,7 @@ from trainer.results import read_metrics, write_json
 BATCH_SIZE = 256
 D2L_LR = 0.3
 D2L_WORKERS = 4  # d2l.get_dataloader_workers()
+BASELINE = "d2l baseline"
 VARIANTS = {  # presets: the alternatives to each default, one change at a time
     "cpu": [
         "default",
@@ -59,18 +61,18 @@ class EpochTimer:
     """Seconds between start() and stop(): CUDA events on the GPU, perf_counter on the CPU."""
 
     def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
+        self.stream = torch.cuda.current_stream(device) if device.type == "cuda" else None
 
     def start(self) -> None:
-        if self.cuda:
+        if self.stream is not None:
             self.begin, self.end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            self.begin.record()
+            self.begin.record(self.stream)
         else:
             self.begin = time.perf_counter()
 
     def stop(self) -> float:
-        if self.cuda:
-            self.end.record()
+        if self.stream is not None:
+            self.end.record(self.stream)
             self.end.synchronize()
             return self.begin.elapsed_time(self.end) / 1000
         return time.perf_counter() - self.begin
@@ -168,7 +170,7 @@ def run_baseline(cfg, device: torch.device, epochs: int, workers: int) -> dict:
         timer.start()
         row = d2l_epoch(net, optimizer, loss, train_iter, test_iter, device)
         rows.append({"epoch": epoch + 1, **row, "epoch_time": timer.stop(), **memory_use(device)})
-    return summarize("d2l baseline", [], rows, len(train_iter.dataset), peak_reset)
+    return summarize(BASELINE, [], rows, len(train_iter.dataset), peak_reset)
 
 
 # --- schedlab -----------------------------------------------------------------------------------------
@@ -215,6 +217,7 @@ def summarize(name: str, overrides: list[str], rows: list[dict], train_images: i
         "epochs": len(rows),
         "epoch_times": times,
         "median_epoch_s": median,
+        "train_images": train_images,
         "images_per_s": train_images / median,
         "sum_epoch_s": sum(times),
         "final_test_acc": rows[-1]["test_acc"],
@@ -224,13 +227,31 @@ def summarize(name: str, overrides: list[str], rows: list[dict], train_images: i
     }
 
 
+def combine(samples: list[dict]) -> dict:
+    """One loop timed several times: the median of the runs' medians; memory steady only if every run was."""
+    failed = [r for r in samples if "error" in r]
+    if failed or len(samples) == 1:
+        return failed[0] if failed else samples[0]
+    medians = [r["median_epoch_s"] for r in samples]
+    median = statistics.median(medians)
+    out = {k: v for k, v in samples[-1].items() if k not in ("epoch_times", "rows")}
+    out.update(median_epoch_s=median, images_per_s=out["train_images"] / median)
+    out["memory"] = {**samples[-1]["memory"], "steady": all(r["memory"]["steady"] for r in samples)}
+    out["repeat_medians"] = medians
+    out["repeats"] = samples
+    return out
+
+
 # --- report -------------------------------------------------------------------------------------------
 
 
 def table(results: list[dict], baseline: dict | None) -> str:
     cuda = any("cuda_peak_mb_epoch1" in r.get("memory", {}) for r in results)
-    head = f"{'loop':<48} {'s/epoch':>8} {'images/s':>9} {'baseline/this':>13} {'sum s':>7} {'peak RSS MB ep1 -> last':>24}"
-    head += f" {'GPU peak MB ep1 -> last':>24}" if cuda else ""
+    head = f"{'loop':<48} {'s/epoch':>8} {'images/s':>9} {'baseline/this':>13} {'sum s':>7}"
+    head += f" {'peak RSS MB ep1 -> last':>23} {'RSS MB ep1 -> last':>19}"
+    head += f" {'GPU peak MB ep1 -> last':>23}" if cuda else ""
+    repeats = any("repeat_medians" in r for r in results)
+    head += f" {'runs min-max s':>15}" if repeats else ""
     lines = [head + f" {'steady':>6} {'test acc':>8}"]
     for r in results:
         name = r["name"] if r["name"] != "default" else "schedlab (defaults)"
@@ -240,9 +261,12 @@ def table(results: list[dict], baseline: dict | None) -> str:
         m = r["memory"]
         ratio = f"{baseline['median_epoch_s'] / r['median_epoch_s']:.2f}x" if baseline else "-"
         line = f"{name:<48} {r['median_epoch_s']:>8.3f} {r['images_per_s']:>9.0f} {ratio:>13} {r['sum_epoch_s']:>7.2f}"
-        line += f" {m['peak_rss_mb_epoch1']:>11.0f} -> {m['peak_rss_mb_last']:<9.0f}"
+        line += f" {m['peak_rss_mb_epoch1']:>13.0f} -> {m['peak_rss_mb_last']:<5.0f}"
+        line += f" {m['rss_mb_epoch1']:>9.0f} -> {m['rss_mb_last']:<5.0f}"
         if cuda:
-            line += f" {m.get('cuda_peak_mb_epoch1', 0):>11.0f} -> {m.get('cuda_peak_mb_last', 0):<9.0f}"
+            line += f" {m.get('cuda_peak_mb_epoch1', 0):>13.0f} -> {m.get('cuda_peak_mb_last', 0):<5.0f}"
+        if repeats:
+            line += f" {min(r['repeat_medians']):>8.3f}-{max(r['repeat_medians']):<6.3f}"
         lines.append(line + f" {'yes' if m['steady'] else 'NO':>6} {r['final_test_acc']:>8.3f}")
     return "\n".join(lines)
 
@@ -266,11 +290,14 @@ def main(argv: list[str] | None = None) -> dict:
         "--dataset", default="fashion_mnist", help="fashion_mnist (default), mnist, or synthetic (smoke runs)"
     )
     p.add_argument("--workers", type=int, default=D2L_WORKERS, help="DataLoader workers of the baseline (d2l: 4)")
+    p.add_argument(
+        "--repeat", type=int, default=1, help="time every loop this many times, interleaved (noisy machines)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="write every figure, per epoch, to this file")
     args = p.parse_args(argv)
-    if args.epochs < 1:
-        p.error("--epochs must be >= 1")
+    if args.epochs < 1 or args.repeat < 1:
+        p.error("--epochs and --repeat must be >= 1")
 
     cfg = compose_config([f"dataset={args.dataset}", f"seed={args.seed}", f"trainer.device={args.device}"])
     device = resolve_device(cfg.trainer.device)
@@ -281,12 +308,18 @@ def main(argv: list[str] | None = None) -> dict:
         f"{machine['torch_threads']} torch threads), torch {machine['torch']}: {epochs}",
         flush=True,
     )
-    baseline = run_baseline(cfg, device, args.epochs, args.workers) if args.baseline else None
-    results = [baseline] if baseline else []
+    loops = ([BASELINE] if args.baseline else []) + expand(args.variants)
+    samples = {name: [] for name in loops}
     with tempfile.TemporaryDirectory(prefix="schedlab-bench-") as tmp:
-        for k, variant in enumerate(expand(args.variants)):
-            print(f"  timing {variant} ...", file=sys.stderr, flush=True)
-            results.append(run_schedlab(variant, args, Path(tmp) / f"run{k}"))
+        for r in range(args.repeat):  # round robin, so that a slow spell of the machine hits every loop alike
+            for k, name in enumerate(loops):
+                print(f"  timing {name} ({r + 1}/{args.repeat}) ...", file=sys.stderr, flush=True)
+                if name == BASELINE:
+                    samples[name].append(run_baseline(cfg, device, args.epochs, args.workers))
+                else:
+                    samples[name].append(run_schedlab(name, args, Path(tmp) / f"run{r}-{k}"))
+    results = [combine(samples[name]) for name in loops]
+    baseline = results[0] if args.baseline else None
     print(table(results, baseline))
     report = {
         "benchmark": "epoch",

@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
+from trainer.cli import compose_config as _compose
 from trainer.config import register_configs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,10 +20,8 @@ register_configs()
 
 
 def compose_config(overrides: list[str] = ()):
-    """The config run.py would see for these overrides (without the hydra node)."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
+    """The config run.py would see for these overrides (without the hydra node), unchecked."""
+    return _compose(overrides, check=False)
 
 
 def run_cli(args: list[str], env: dict | None = None, timeout: float = 600, cwd: Path = ROOT):

@@ -122,3 +122,11 @@ def test_device_batches_are_normalized_and_cover_every_example_once():
     assert torch.equal(torch.cat(ys).bincount(minlength=10), train.labels.bincount(minlength=10))
     limited = list(train.batches(100, torch.Generator().manual_seed(0), limit=2))
     assert len(limited) == 2 and train.num_batches(100, 2) == 2
+
+
+def test_pixel_statistics_from_the_histogram_equal_the_direct_ones():
+    images = torch.randint(0, 256, (500, 3, 6, 6), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    mean, std = data.pixel_mean_std(images)
+    x = images.double() / 255
+    assert torch.allclose(mean.double(), x.mean(dim=(0, 2, 3)), atol=1e-7)
+    assert torch.allclose(std.double(), x.std(dim=(0, 2, 3)), atol=1e-7)

@@ -50,6 +50,20 @@ def one_line(e: BaseException) -> str:
     return text
 
 
+def compose_config(overrides: list[str] = (), check: bool = True):
+    """The config run.py would see for these overrides, without the hydra node (for tests and benchmarks)."""
+    from trainer.config import register_configs
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides))
+    GlobalHydra.instance().clear()
+    if check:
+        validate(cfg)
+    return cfg
+
+
 def _writable_ancestor(path: Path) -> bool:
     for parent in [path, *path.parents]:
         if parent.exists():

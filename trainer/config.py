@@ -109,7 +109,7 @@ class TrainerConfig:
     eval_batch_size: int = 2048
     device: str = "auto"
     precision: str = "auto"
-    channels_last: bool = True  # 2x faster LeNet epochs on CPU (benchmarks/README.md)
+    channels_last: bool = True  # ~10 % faster fp32 LeNet epochs on CPU; bf16 needs it (benchmarks/README.md)
     num_threads: int | None = None  # torch CPU threads; None: torch's default (one per core)
     compile: bool = False
     max_steps_per_epoch: int | None = None  # cap the batches of an epoch (smoke runs)

@@ -270,7 +270,7 @@ def fit(cfg, run_dir: Path, job: dict | None = None) -> dict:
                 tracker.log_steps(steps)
                 break
             train_loss, train_acc = loss_sum.item() / seen, correct.item() / seen
-            test_loss, test_acc = evaluate(model, test_set, t.eval_batch_size, amp)
+            test_loss, test_acc = evaluate(forward, test_set, t.eval_batch_size, amp)
             schedule.step_epoch(test_loss)
             row = {
                 "epoch": epoch + 1,
