@@ -137,6 +137,7 @@ def run_task(cfg) -> float | None:
             from trainer.fit import fit
 
             summary = fit(cfg, run_dir, job)
+            print(outcome(summary, run_dir), flush=True)
             return objective(summary, cfg.objective)
         if cfg.task == "lr_find":
             from trainer.lr_find import run_lr_find
@@ -153,6 +154,19 @@ def run_task(cfg) -> float | None:
             raise
         fail(str(e) if isinstance(e, ConfigError) else one_line(e), e)
     return None
+
+
+def outcome(summary: dict, run_dir: Path) -> str:
+    """One line on how a run ended and where its results are."""
+    if summary["status"] == "diverged":
+        at = summary["diverged_at"]
+        return f"diverged at epoch {at['epoch']}, step {at['step']} (lr {at['lr']:.3g}, loss {float(at['loss']):.3g}); results in {run_dir}"
+    if not summary.get("epochs_completed"):
+        return f"{summary['status']}; results in {run_dir}"
+    return (
+        f"{summary['status']}: test acc {summary['final_test_acc']:.2%} (best {summary['best_test_acc']:.2%} at epoch "
+        f"{summary['best_epoch']}), gap {100 * summary['final_gap']:.2f} points, {summary['wall_time_s']:.0f} s; results in {run_dir}"
+    )
 
 
 def objective(summary: dict, name: str) -> float:
