@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from trainer.errors import ConfigError
+from trainer.results import atomic_write_bytes
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 IDX_FILES = {  # split -> (images, labels), as torchvision names them in <root>/<Class>/raw/
@@ -110,11 +110,8 @@ def _idx_folder(cfg, root: Path) -> Path:
         tried.append(f"{DEBIAN_FASHION_MNIST} (Debian package dataset-fashion-mnist)")
         if all((DEBIAN_FASHION_MNIST / f"{n}.gz").exists() for n in names):
             raw.mkdir(parents=True, exist_ok=True)
-            for n in names:
-                tmp = raw / f".{n}.tmp{os.getpid()}"  # parallel jobs may unpack at the same time
-                with gzip.open(DEBIAN_FASHION_MNIST / f"{n}.gz", "rb") as src, open(tmp, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-                tmp.replace(raw / n)
+            for n in names:  # atomic: parallel jobs may unpack at the same time
+                atomic_write_bytes(raw / n, gzip.decompress((DEBIAN_FASHION_MNIST / f"{n}.gz").read_bytes()))
             return raw
     if cfg.download:
         import torchvision

@@ -4,6 +4,7 @@ a half-written file behind."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -58,11 +59,9 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 
 def atomic_torch_save(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 class RunFiles:
