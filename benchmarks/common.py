@@ -13,7 +13,6 @@ from pathlib import Path
 
 import torch
 
-from trainer.cli import compose_config  # noqa: F401  (re-exported for the benchmarks)
 from trainer.results import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]

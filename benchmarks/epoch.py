@@ -24,8 +24,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from benchmarks.common import compose_config, hardware, median_after_warmup, memory_check, reset_peak_memory
+from benchmarks.common import hardware, median_after_warmup, memory_check, reset_peak_memory
 from trainer import data
+from trainer.cli import compose_config
 from trainer.fit import fit, memory_use, resolve_device
 from trainer.models import LeNet
 from trainer.results import read_metrics, write_json
