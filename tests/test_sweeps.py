@@ -13,7 +13,7 @@ from conftest import run_cli
 from test_reliability import write_mnist
 from wandb_records import find_run_files, read_run
 
-from trainer.results import read_metrics
+from trainer.records import read_metrics
 
 SMALL = ["dataset=synthetic", "dataset.train_size=512", "dataset.test_size=128", "trainer.batch_size=128",
          "trainer.epochs=1", "trainer.progress=false"]
@@ -136,3 +136,51 @@ def test_unreachable_wandb_server_never_stops_training(tmp_path):
     assert result.stderr.count("W&B online start failed") == 1
     # it went on offline: the run is kept for `wandb sync`
     assert find_run_files(run)
+
+
+# ----------------------------------------------------------------------- the jobs of a sweep, up front
+
+EXPANSIONS = [
+    ([], None),
+    (["a=1,2", "b=x,y,z"], None),
+    (["seed=3,4", "c=1"], {"seed": "0,1,2", "arm": "d2l_sqrt,d2l_cosine"}),  # a later value of a key keeps its place
+    (["+x=1", "x=2,3", "++y=4,5", "~z"], None),
+    (["a=range(0,3)", "b=range(1,10,4)", "c=1"], None),
+    (["l=[1,2]", "k=choice(a,b)", "s='hello world'", "d={a:1,b:2}"], {"k": "c"}),
+    (["optimizer@opt=sgd,adam", "a=1", "a=2,3"], None),
+    (["m=choice(1,2)", "n=tag(t,choice(3,4))", "o=null"], {"seed": 0, "p": "[1,2]"}),
+]
+
+
+@pytest.mark.parametrize("overrides,params", EXPANSIONS)
+def test_jobs_are_listed_as_hydras_basic_sweeper_lists_them(overrides, params):
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    from trainer.sweeps import BASIC_SWEEPER, basic_sweeper_jobs, expand, parse
+
+    hydras = BasicSweeper.split_arguments(parse(overrides, params), None)
+    assert len(hydras) == 1
+    assert expand(overrides, params) == hydras[0]
+    assert f"{BasicSweeper.__module__}.{BasicSweeper.__name__}" == BASIC_SWEEPER
+    hydra_cfg = {"sweeper": {"_target_": BASIC_SWEEPER, "params": params}, "overrides": {"task": overrides}}
+    assert basic_sweeper_jobs(hydra_cfg) == hydras[0]
+
+
+def test_basic_sweeper_jobs_of_other_sweepers_and_unreadable_nodes():
+    from trainer.sweeps import BASIC_SWEEPER, basic_sweeper_jobs
+
+    optuna = {"sweeper": {"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper",
+                          "params": {"optimizer.lr": "interval(0.01, 1.0)"}}, "overrides": {"task": ["seed=0,1"]}}
+    assert basic_sweeper_jobs(optuna) == []
+    assert basic_sweeper_jobs({}) == []
+    assert basic_sweeper_jobs({"sweeper": {"_target_": BASIC_SWEEPER}}) == []  # no overrides node
+    assert basic_sweeper_jobs({"sweeper": {"_target_": BASIC_SWEEPER}, "overrides": {"task": ["a=interval(0,1)"]}}) == []
+    assert basic_sweeper_jobs({"sweeper": {"_target_": BASIC_SWEEPER}, "overrides": {"task": ["a=1,2"]}}) == [["a=1"], ["a=2"]]
+
+
+def test_sweeps_that_cannot_be_listed():
+    from trainer.sweeps import NotExpandable, expand
+
+    with pytest.raises(NotExpandable, match="interval"):
+        expand(["a=1,2", "b=interval(0,1)"])
+    assert expand(["a=1,2", "b=interval(0,1)", "scheduler=glob(cos*)"], keep_unexpandable=True) == [["a=1"], ["a=2"]]

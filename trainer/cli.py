@@ -3,6 +3,7 @@ input is reported as one line naming the key, the value and what is allowed (exi
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import sys
@@ -71,12 +72,35 @@ def _writable_ancestor(path: Path) -> bool:
     return False
 
 
+INFO_CHOICES = ["all", "config", "defaults", "defaults-tree", "plugins", "searchpath"]
+
+
+def hydra_args_parser() -> argparse.ArgumentParser:
+    """run.py's command line as Hydra 1.3 parses it: the flags of Hydra's own (private) parser, which a test
+    compares with this one, so that precheck reads the same overrides and modes Hydra will."""
+    parser = argparse.ArgumentParser(add_help=False, prog="run.py")
+    parser.add_argument("--help", "-h", action="store_true")
+    parser.add_argument("--hydra-help", action="store_true")
+    parser.add_argument("--version", action="store_true")  # Hydra prints its version and exits
+    parser.add_argument("overrides", nargs="*")
+    parser.add_argument("--cfg", "-c", choices=["job", "hydra", "all"])
+    parser.add_argument("--resolve", action="store_true")
+    parser.add_argument("--package", "-p")
+    parser.add_argument("--run", "-r", action="store_true")
+    parser.add_argument("--multirun", "-m", action="store_true")
+    parser.add_argument("--shell-completion", "-sc", action="store_true")
+    parser.add_argument("--config-path", "-cp")
+    parser.add_argument("--config-name", "-cn")
+    parser.add_argument("--config-dir", "-cd")
+    parser.add_argument("--experimental-rerun")
+    parser.add_argument("--info", "-i", const="all", nargs="?", action="store", choices=INFO_CHOICES)
+    return parser
+
+
 def precheck(argv: list[str]) -> None:
     """Compose and validate every job of the command line before Hydra starts any of them."""
-    from hydra._internal.utils import get_args_parser
-
-    args, _ = get_args_parser().parse_known_args(argv)
-    if args.help or args.hydra_help or args.info or args.cfg or args.shell_completion:
+    args, _ = hydra_args_parser().parse_known_args(argv)
+    if args.help or args.hydra_help or args.version or args.info or args.cfg or args.shell_completion:
         return  # Hydra's own commands
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

@@ -2,17 +2,23 @@
 
 The schemas are registered with Hydra's ConfigStore; each group option's yaml starts with
 `defaults: [<name>_schema, _self_]`, so a misspelt key or a wrong type fails at composition with the
-key's name. `validate` then checks what a type cannot express (ranges, choices, cross-group limits).
+key's name. Each schema's `check()` then checks what a type cannot express (ranges, choices) for its
+own group, and `validate` runs them all plus the checks that span groups.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import math
 import re
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from trainer.errors import ConfigError
 
@@ -24,6 +30,51 @@ LR_FIND_RULES = ("steepest", "min_div10", "valley")
 # keys that cannot change a run's numbers: they may differ between an interruption and its resume
 NEUTRAL_KEYS = ("resume", "logger", "trainer.progress", "trainer.checkpoint")
 OBJECTIVES = ("best_test_acc", "final_test_acc", "final_test_loss", "final_train_loss", "final_gap")
+GLOBAL_GROUPS = ("arm", "experiment", "hparams_search")  # `# @package _global_`: they may set any key
+LENET_MIN_IMAGE_SIZE = 12  # conv k5 pad2, pool 2, conv k5, pool 2: ((12 // 2) - 4) // 2 = 1 pixel left
+SEED_LIMIT = 2**32  # numpy's seed range
+
+# Keys whose values a sweeper picks while it runs (an Optuna interval, a glob): the checks that depend
+# on them are skipped, since the value in the composed config is not the one a job will run with.
+_SAMPLED: ContextVar[frozenset[str]] = ContextVar("sampled", default=frozenset())
+
+
+def _sampled(*keys: str) -> bool:
+    sampled = _SAMPLED.get()
+    if not sampled:
+        return False
+    if sampled.intersection(GLOBAL_GROUPS):
+        return True
+
+    def within(inner: str, outer: str) -> bool:
+        return inner == outer or inner.startswith((outer + ".", outer + "["))
+
+    return any(within(k, s) or within(s, k) for k in keys for s in sampled)
+
+
+def _require(ok: bool, key: str, value: Any, allowed: str, needs: tuple[str, ...] = ()) -> None:
+    """Raise ConfigError for `key` unless `ok`; `needs`: other keys the check depends on."""
+    if not ok and not _sampled(key, *needs):
+        raise ConfigError(f"{key}={value!r} is not allowed: {allowed}")
+
+
+def _one_of(key: str, value: Any, allowed: tuple[str, ...]) -> None:
+    _require(value in allowed, key, value, "use one of " + ", ".join(allowed))
+
+
+def _at_least(key: str, value: int, low: int, allowed: str | None = None) -> None:
+    _require(value >= low, key, value, allowed or f"must be >= {low}")
+
+
+def _finite(obj: Any, prefix: str) -> None:
+    """Every float of a schema object (and of its float tuples) must be a number: no inf, no nan."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        items = enumerate(value) if isinstance(value, (list, tuple)) else [(None, value)]
+        for i, v in items:
+            if isinstance(v, float) and not math.isfinite(v):
+                key = f"{prefix}.{f.name}" + ("" if i is None else f"[{i}]")
+                _require(False, key, v, "must be a finite number")
 
 
 @dataclass
@@ -36,6 +87,9 @@ class ImageDatasetConfig:
     download: bool = True
     normalize: bool = True
 
+    def check(self) -> None:
+        pass
+
 
 @dataclass
 class SyntheticDatasetConfig(ImageDatasetConfig):
@@ -45,6 +99,11 @@ class SyntheticDatasetConfig(ImageDatasetConfig):
     noise: float = 0.35
     generator_seed: int = 1234
 
+    def check(self) -> None:
+        super().check()
+        _require(self.test_size >= 1, "dataset.test_size", self.test_size, "must be >= 1")
+        _require(self.noise >= 0, "dataset.noise", self.noise, "must be >= 0")
+
 
 @dataclass
 class ModelConfig:
@@ -52,10 +111,16 @@ class ModelConfig:
     in_channels: int = 1
     num_classes: int = 10
 
+    def check(self) -> None:
+        pass
+
 
 @dataclass
 class LeNetConfig(ModelConfig):
     image_size: int = 28
+
+    def check(self) -> None:
+        super().check()
 
 
 @dataclass
@@ -65,12 +130,19 @@ class MLPConfig(ModelConfig):
     hidden: list[int] = field(default_factory=lambda: [256, 128])
     dropout: float = 0.0
 
+    def check(self) -> None:
+        super().check()
+        _require(0 <= self.dropout < 1, "model.dropout", self.dropout, "must be in [0, 1)")
+
 
 @dataclass
 class ResNetConfig(ModelConfig):
     _target_: str = "trainer.models.ResNet"
     widths: list[int] = field(default_factory=lambda: [16, 32, 64])
     blocks_per_stage: int = 1
+
+    def check(self) -> None:
+        super().check()
 
 
 @dataclass
@@ -80,12 +152,22 @@ class OptimizerConfig:
     lr: float = 0.1
     weight_decay: float = 0.0
 
+    def check(self) -> None:
+        _require(self.lr > 0, "optimizer.lr", self.lr, "must be > 0")
+        _require(self.weight_decay >= 0, "optimizer.weight_decay", self.weight_decay, "must be >= 0")
+
 
 @dataclass
 class SGDConfig(OptimizerConfig):
     momentum: float = 0.0
     dampening: float = 0.0
     nesterov: bool = False
+
+    def check(self) -> None:
+        super().check()
+        _require(0 <= self.momentum < 1, "optimizer.momentum", self.momentum, "must be in [0, 1)")
+        _require(not self.nesterov or self.momentum > 0, "optimizer.nesterov", self.nesterov,
+                 "needs optimizer.momentum > 0", needs=("optimizer.momentum",))
 
 
 @dataclass
@@ -95,11 +177,20 @@ class AdamConfig(OptimizerConfig):
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
 
+    def check(self) -> None:
+        super().check()
+        for i, b in enumerate(self.betas):
+            _require(0 <= b < 1, f"optimizer.betas[{i}]", b, "must be in [0, 1)")
+
 
 @dataclass
 class DivergenceConfig:
     check_every: int = 50  # steps between host reads of the loss (one sync each)
     factor: float = 10.0  # diverged when loss > factor x the first step's loss (or not finite)
+
+    def check(self) -> None:
+        _require(self.check_every >= 1, "trainer.divergence.check_every", self.check_every, "must be >= 1")
+        _require(self.factor > 1, "trainer.divergence.factor", self.factor, "must be > 1")
 
 
 @dataclass
@@ -119,9 +210,34 @@ class TrainerConfig:
     lr_find: bool = False  # run the LR range test first and train with its suggestion
     divergence: DivergenceConfig = field(default_factory=DivergenceConfig)
 
+    def check(self) -> None:
+        _require(self.epochs >= 1, "trainer.epochs", self.epochs, "must be an integer >= 1")
+        _require(self.batch_size >= 1, "trainer.batch_size", self.batch_size, "must be an integer >= 1")
+        _require(self.eval_batch_size >= 1, "trainer.eval_batch_size", self.eval_batch_size, "must be >= 1")
+        if self.max_steps_per_epoch is not None:
+            _require(self.max_steps_per_epoch >= 1, "trainer.max_steps_per_epoch", self.max_steps_per_epoch,
+                     "must be >= 1 or null")
+        _require(bool(re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device)), "trainer.device", self.device, f"use {DEVICES}")
+        _one_of("trainer.precision", self.precision, PRECISIONS)
+        if self.num_threads is not None:
+            _require(self.num_threads >= 1, "trainer.num_threads", self.num_threads, "must be >= 1 or null (one per core)")
+        self.divergence.check()
+
 
 @dataclass
-class WandbConfig:
+class LoggerConfig:
+    """No tracker: the local files only. Each option's `_target_` is the tracker class, built as
+    instantiate(cfg.logger, config=cfg, run_dir=..., job=..., resume_id=...)."""
+
+    _target_: str = "trainer.tracking.NullTracker"
+
+    def check(self) -> None:
+        pass
+
+
+@dataclass
+class WandbConfig(LoggerConfig):
+    _target_: str = "trainer.tracking.WandbTracker"
     mode: str = "auto"
     project: str = "schedlab"
     entity: str | None = None
@@ -129,6 +245,24 @@ class WandbConfig:
     init_timeout: float = 30.0  # seconds before W&B is given up for this run
     finish_timeout: float = 120.0  # seconds to wait for W&B to close (upload) at the end of a run
     log_steps: bool = True  # per-step LR and loss, sent once per epoch
+
+    def check(self) -> None:
+        super().check()
+        _one_of("logger.mode", self.mode, LOGGER_MODES)
+        _require(self.init_timeout > 0, "logger.init_timeout", self.init_timeout, "must be > 0 seconds")
+        _require(self.finish_timeout > 0, "logger.finish_timeout", self.finish_timeout, "must be > 0 seconds")
+
+
+@dataclass
+class TensorBoardConfig(LoggerConfig):
+    _target_: str = "trainer.tracking.TensorBoardTracker"
+    log_dir: str = "tensorboard"  # relative to the run folder
+    log_steps: bool = True  # per-step LR and loss, written once per epoch
+
+    def check(self) -> None:
+        super().check()
+        _require(bool(self.log_dir.strip()) and not self.log_dir.startswith("/"), "logger.log_dir", self.log_dir,
+                 "must be a folder relative to the run folder")
 
 
 @dataclass
@@ -140,6 +274,16 @@ class LRFindConfig:
     beta: float = 0.98
     diverge_factor: float = 4.0
     suggestion: str = "valley"  # fastai's default: steepest sits too close to the blow-up on short tests
+
+    def check(self) -> None:
+        _require(0 < self.start_lr < self.end_lr, "lr_find.start_lr", self.start_lr,
+                 f"must be > 0 and below lr_find.end_lr ({self.end_lr})", needs=("lr_find.end_lr",))
+        _one_of("lr_find.mode", self.mode, ("exp", "linear"))
+        _require(0 <= self.beta < 1, "lr_find.beta", self.beta, "must be in [0, 1)")
+        _require(self.diverge_factor > 1, "lr_find.diverge_factor", self.diverge_factor, "must be > 1")
+        _one_of("lr_find.suggestion", self.suggestion, LR_FIND_RULES)
+        if self.num_steps is not None:
+            _require(self.num_steps >= 2, "lr_find.num_steps", self.num_steps, "must be >= 2 or null (one epoch)")
 
 
 @dataclass
@@ -181,86 +325,83 @@ def register_configs() -> None:
         ("optimizer", "sgd_schema", SGDConfig),
         ("optimizer", "adam_schema", AdamConfig),
         ("trainer", "trainer_schema", TrainerConfig),
+        ("logger", "logger_schema", LoggerConfig),
         ("logger", "wandb_schema", WandbConfig),
+        ("logger", "tensorboard_schema", TensorBoardConfig),
     ]:
         cs.store(group=group, name=name, node=node)
     register_schedule_configs()
 
 
-def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}={value!r} is not allowed: {allowed}")
+def unknown_key(key: str, valid: Iterable[str]) -> str:
+    """The one line for a key no schema declares, with the closest valid key when there is one."""
+    parent, _, name = key.rpartition(".")
+    close = difflib.get_close_matches(name, [str(k) for k in valid], n=1)
+    hint = f"did you mean {parent + '.' if parent else ''}{close[0]}?" if close else "check the spelling"
+    return f"{key}: no such key{f' in {parent}' if parent else ''} ({hint})"
 
 
-def _one_of(cfg: Any, key: str, allowed: tuple[str, ...]) -> None:
-    value = _select(cfg, key)
-    _require(value in allowed, key, value, "use one of " + ", ".join(allowed))
+def _declared(node: DictConfig) -> list[str] | None:
+    schema = OmegaConf.get_type(node)
+    return [f.name for f in dataclasses.fields(schema)] if dataclasses.is_dataclass(schema) else None
 
 
-def _select(cfg: Any, key: str) -> Any:
-    node = cfg
-    for part in key.split("."):
-        node = node[part]
-    return node
+def _unknown_keys(node: DictConfig, prefix: str = "") -> Iterator[str]:
+    declared = _declared(node)
+    for key, child in node.items_ex(resolve=False):
+        full = f"{prefix}{key}"
+        if full == "hydra":
+            continue
+        if declared is not None and key not in declared:
+            yield unknown_key(full, declared)
+        if isinstance(child, DictConfig):
+            yield from _unknown_keys(child, full + ".")
 
 
-def validate(cfg: Any) -> None:
-    """Check every value a run depends on; raise ConfigError naming the first bad key."""
+def check_keys(cfg: DictConfig) -> None:
+    """Refuse any key that no schema declares: Hydra lets `+key=value` add one to a typed config."""
+    for message in _unknown_keys(cfg):
+        raise ConfigError(message)
+
+
+def _typed(cfg: Any, group: str, schema: type) -> Any:
+    """A group's node as its schema object (so its `check()` runs on typed values)."""
+    obj = OmegaConf.to_object(cfg[group])
+    if not isinstance(obj, schema):
+        raise ConfigError(f"{group}: the option has no schema: start its yaml with `defaults: [<name>_schema, _self_]`")
+    return obj
+
+
+def validate(cfg: Any, sampled: Iterable[str] = ()) -> None:
+    """Check every value a run depends on; raise ConfigError naming the first bad key.
+
+    `sampled`: keys a sweeper picks while it runs; the checks that depend on them are skipped."""
+    token = _SAMPLED.set(frozenset(sampled))
+    try:
+        _validate(cfg)
+    finally:
+        _SAMPLED.reset(token)
+
+
+def _validate(cfg: Any) -> None:
+    from schedulers import validate_schedule
     from trainer.data import train_size
 
-    _one_of(cfg, "task", TASKS)
+    _one_of("task", cfg.task, TASKS)
     _require(cfg.seed >= 0, "seed", cfg.seed, "must be an integer >= 0")
-    _one_of(cfg, "objective", OBJECTIVES)
-    t = cfg.trainer
-    _require(t.epochs >= 1, "trainer.epochs", t.epochs, "must be an integer >= 1")
-    _require(t.batch_size >= 1, "trainer.batch_size", t.batch_size, "must be an integer >= 1")
-    _require(t.eval_batch_size >= 1, "trainer.eval_batch_size", t.eval_batch_size, "must be >= 1")
-    n_train = train_size(cfg.dataset)
-    _require(
-        t.batch_size <= n_train,
-        "trainer.batch_size",
-        t.batch_size,
-        f"must be at most the training set size ({n_train} for dataset={cfg.dataset.name})",
-    )
-    if t.max_steps_per_epoch is not None:
-        _require(t.max_steps_per_epoch >= 1, "trainer.max_steps_per_epoch", t.max_steps_per_epoch, "must be >= 1 or null")
-    _require(
-        bool(re.fullmatch(r"auto|cpu|cuda(:\d+)?", t.device)), "trainer.device", t.device, f"use {DEVICES}"
-    )
-    _one_of(cfg, "trainer.precision", PRECISIONS)
-    if t.num_threads is not None:
-        _require(t.num_threads >= 1, "trainer.num_threads", t.num_threads, "must be >= 1 or null (one per core)")
-    if "dropout" in cfg.model:
-        _require(0 <= cfg.model.dropout < 1, "model.dropout", cfg.model.dropout, "must be in [0, 1)")
-    _require(t.divergence.check_every >= 1, "trainer.divergence.check_every", t.divergence.check_every, "must be >= 1")
-    _require(t.divergence.factor > 1, "trainer.divergence.factor", t.divergence.factor, "must be > 1")
-    _one_of(cfg, "logger.mode", LOGGER_MODES)
-    _require(cfg.logger.init_timeout > 0, "logger.init_timeout", cfg.logger.init_timeout, "must be > 0 seconds")
-    _require(cfg.logger.finish_timeout > 0, "logger.finish_timeout", cfg.logger.finish_timeout, "must be > 0 seconds")
-
-    o = cfg.optimizer
-    _require(o.lr > 0, "optimizer.lr", o.lr, "must be > 0")
-    _require(o.weight_decay >= 0, "optimizer.weight_decay", o.weight_decay, "must be >= 0")
-    if "momentum" in o:
-        _require(0 <= o.momentum < 1, "optimizer.momentum", o.momentum, "must be in [0, 1)")
-        _require(not o.nesterov or o.momentum > 0, "optimizer.nesterov", o.nesterov, "needs optimizer.momentum > 0")
-    if "betas" in o:
-        for i, b in enumerate(o.betas):
-            _require(0 <= b < 1, f"optimizer.betas[{i}]", b, "must be in [0, 1)")
-
-    f = cfg.lr_find
-    _require(0 < f.start_lr < f.end_lr, "lr_find.start_lr", f.start_lr, f"must be > 0 and below lr_find.end_lr ({f.end_lr})")
-    _one_of(cfg, "lr_find.mode", ("exp", "linear"))
-    _require(0 <= f.beta < 1, "lr_find.beta", f.beta, "must be in [0, 1)")
-    _require(f.diverge_factor > 1, "lr_find.diverge_factor", f.diverge_factor, "must be > 1")
-    _one_of(cfg, "lr_find.suggestion", LR_FIND_RULES)
-    if f.num_steps is not None:
-        _require(f.num_steps >= 2, "lr_find.num_steps", f.num_steps, "must be >= 2 or null (one epoch)")
-
-    if cfg.dataset.name == "synthetic":
-        _require(cfg.dataset.test_size >= 1, "dataset.test_size", cfg.dataset.test_size, "must be >= 1")
-        _require(cfg.dataset.noise >= 0, "dataset.noise", cfg.dataset.noise, "must be >= 0")
-
-    from schedulers import validate_schedule
-
-    validate_schedule(cfg.scheduler, t.epochs, base_lr=float(o.lr))
+    _one_of("objective", cfg.objective, OBJECTIVES)
+    trainer = _typed(cfg, "trainer", TrainerConfig)
+    trainer.check()
+    _typed(cfg, "dataset", ImageDatasetConfig).check()
+    if not _sampled("trainer.batch_size", "dataset"):
+        n_train = train_size(cfg.dataset)
+        _require(trainer.batch_size <= n_train, "trainer.batch_size", trainer.batch_size,
+                 f"must be at most the training set size ({n_train} for dataset={cfg.dataset.name})")
+    _typed(cfg, "model", ModelConfig).check()
+    _typed(cfg, "logger", LoggerConfig).check()
+    optimizer = _typed(cfg, "optimizer", OptimizerConfig)
+    optimizer.check()
+    _typed(cfg, "lr_find", LRFindConfig).check()
+    if not _sampled("scheduler", "trainer.epochs"):
+        base_lr = None if _sampled("optimizer.lr") else float(optimizer.lr)
+        validate_schedule(cfg.scheduler, trainer.epochs, base_lr=base_lr)
