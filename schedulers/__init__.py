@@ -1,10 +1,33 @@
-"""Learning-rate schedules as pure functions of the position in epochs, driven per epoch or per step."""
+"""Learning-rate schedules as pure functions of the position in epochs, driven per epoch or per step.
+
+The error type and the schemas load without torch, so that `trainer.errors` (which re-exports
+`ConfigError`) and the config checks that run before any work starts stay light; the schedules, which
+drive a torch optimizer, load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from schedulers.config import register_configs
-from schedulers.plot import key_epochs, lr_curve, plot_schedules
-from schedulers.scheduler import Scheduler, build_schedule, validate_schedule
+from schedulers.errors import ConfigError
+
+if TYPE_CHECKING:
+    from schedulers.plot import key_epochs, lr_curve, plot_schedules
+    from schedulers.scheduler import Scheduler, build_schedule, validate_schedule
+
+_NEEDS_TORCH = {
+    "Scheduler": "schedulers.scheduler",
+    "build_schedule": "schedulers.scheduler",
+    "validate_schedule": "schedulers.scheduler",
+    "key_epochs": "schedulers.plot",
+    "lr_curve": "schedulers.plot",
+    "plot_schedules": "schedulers.plot",
+}
 
 __all__ = [
+    "ConfigError",
     "Scheduler",
     "build_schedule",
     "key_epochs",
@@ -13,3 +36,13 @@ __all__ = [
     "register_configs",
     "validate_schedule",
 ]
+
+
+def __getattr__(name: str) -> Any:  # PEP 562: `from schedulers import build_schedule` loads torch then
+    if name in _NEEDS_TORCH:
+        return getattr(importlib.import_module(_NEEDS_TORCH[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_NEEDS_TORCH})

@@ -1,8 +1,10 @@
-"""Typed schemas of the `scheduler` config group, and the checks that run before any data is loaded.
+"""Typed schemas of the `scheduler` config group, with their defaults, and the checks that run before any
+data is loaded.
 
-The values live in conf/scheduler/<name>.yaml and nowhere else: a schema only types the keys (every
-field is MISSING), so Hydra rejects a misspelt key or a wrong type at composition, naming the key.
-A plain dict given to the library is completed from the same yaml file.
+Every key's default lives here, in the dataclass of its schedule, and nowhere else: conf/scheduler/<name>.yaml
+extends `<name>_schema` and holds only its name and what differs from the schema. Hydra rejects a
+misspelt key or a wrong type at composition, naming the key; a plain dict given to the library is
+completed from the same schema (`parse`), so both give a schedule the same values.
 """
 
 from __future__ import annotations
@@ -10,15 +12,13 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from trainer.errors import ConfigError
+from schedulers.errors import ConfigError
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "scheduler"
 INTERVALS = ("epoch", "step")
 
 
@@ -29,14 +29,19 @@ def _require(ok: bool, key: str, allowed: str, got: Any) -> None:
 
 @dataclass
 class Warmup:
-    epochs: float = MISSING
-    start_lr: float = MISSING
+    """Linear from start_lr to the base LR (optimizer.lr) over `epochs`; the schedule then starts after it."""
+
+    epochs: float = 0.0  # 0: no warmup
+    start_lr: float = 0.0
 
 
 @dataclass
 class Schedule:
-    name: str = MISSING
-    interval: str = MISSING
+    """The keys every schedule has. `constant` (the base LR throughout) and `sqrt` have no others."""
+
+    name: str = MISSING  # the conf/scheduler option, which picks the curve (curves.FACTORIES)
+    # epoch: the LR changes once per epoch (d2l staircase); step: every optimizer step, smooth
+    interval: str = "epoch"
     warmup: Warmup = field(default_factory=Warmup)
 
     # What each schedule's keys allow, checked by `check`. A key set to null (where its type allows it)
@@ -83,23 +88,31 @@ class Schedule:
 
 @dataclass
 class Factor(Schedule):
-    factor: float = MISSING
-    min_lr: float = MISSING
+    """max(min_lr, lr * factor^t), t in epochs (DESIGN.md). This is the LR d2l's FactorScheduler trains
+    with in epoch t: d2l calls its stateful scheduler once at the end of each epoch, so after t calls it
+    holds lr(t), and the call at the end of epoch t (its (t+1)-th) returns lr(t + 1), not lr(t)."""
+
+    factor: float = 0.9  # per epoch
+    min_lr: float = 0.01  # d2l's stop_factor_lr: 0.9^t alone would reach 1e-5 of the base LR by epoch 110
     floors: ClassVar = ("min_lr",)
     positive: ClassVar = ("factor",)
 
 
 @dataclass
 class Step(Schedule):
-    step_size: float = MISSING
-    gamma: float = MISSING
+    """lr * gamma^floor(t / step_size): torch StepLR, step_size in epochs."""
+
+    step_size: float = 10.0  # epochs
+    gamma: float = 0.1
     positive: ClassVar = ("step_size", "gamma")
 
 
 @dataclass
 class MultiStep(Schedule):
-    milestones: list[float] = MISSING
-    gamma: float = MISSING
+    """lr * gamma^(milestones passed): torch MultiStepLR; d2l's milestones and gamma."""
+
+    milestones: list[float] = field(default_factory=lambda: [15.0, 30.0])  # epochs after warmup, strictly increasing
+    gamma: float = 0.5
     positive: ClassVar = ("gamma",)
 
     def check(self, epochs: int, base_lr: float | None = None) -> None:
@@ -111,50 +124,64 @@ class MultiStep(Schedule):
 
 @dataclass
 class Exponential(Schedule):
-    gamma: float = MISSING
+    """lr * gamma^t = lr * e^(-d t): torch ExponentialLR."""
+
+    gamma: float = 0.9  # per epoch
     positive: ClassVar = ("gamma",)
 
 
 @dataclass
 class InverseTime(Schedule):
-    decay: float = MISSING
+    """lr / (1 + decay * t): time-based decay."""
+
+    decay: float = 0.1  # per epoch: a quarter of the base LR at epoch 30
     non_negative: ClassVar = ("decay",)
 
 
 @dataclass
 class Polynomial(Schedule):
-    power: float = MISSING
-    end_lr: float = MISSING
-    horizon: float | None = MISSING
+    """(lr - end_lr) * (1 - t / horizon)^power + end_lr, held after the horizon: torch PolynomialLR."""
+
+    power: float = 2.0  # 1.0 is the linear schedule
+    end_lr: float = 0.0
+    horizon: float | None = None  # epochs from the start of the run; None: the run's epochs
     floors: ClassVar = ("end_lr",)
     positive: ClassVar = ("power",)
 
 
 @dataclass
 class Linear(Schedule):
-    start_factor: float = MISSING
-    end_factor: float = MISSING
-    horizon: float | None = MISSING
+    """lr * (start_factor -> end_factor linearly over the horizon), held after it: torch LinearLR."""
+
+    start_factor: float = 1.0
+    end_factor: float = 0.0
+    horizon: float | None = None  # epochs from the start of the run; None: the run's epochs
     non_negative: ClassVar = ("start_factor", "end_factor")
 
 
 @dataclass
 class Cosine(Schedule):
-    final_lr: float = MISSING
-    horizon: float | None = MISSING
+    """Cosine from the base LR to final_lr at the horizon, held after it: d2l CosineScheduler, torch
+    CosineAnnealingLR. With warmup the cosine spans horizon - warmup.epochs."""
+
+    final_lr: float = 0.01
+    horizon: float | None = 20.0  # epochs from the start of the run; None: the run's epochs
     floors: ClassVar = ("final_lr",)
 
 
 @dataclass
 class Plateau(Schedule):
-    mode: str = MISSING
-    factor: float = MISSING
-    patience: int = MISSING
-    threshold: float = MISSING
-    threshold_mode: str = MISSING
-    cooldown: int = MISSING
-    min_lr: float = MISSING
-    eps: float = MISSING
+    """torch ReduceLROnPlateau on the validation loss, once per epoch in both intervals; warmup epochs do
+    not count."""
+
+    mode: str = "min"  # min: lower is better; max: higher is better
+    factor: float = 0.5  # torch's 0.1 and patience 10 rarely fire in a 20-30 epoch run
+    patience: int = 3  # epochs without improvement before a reduction
+    threshold: float = 1.0e-4
+    threshold_mode: str = "rel"  # rel: better than best * (1 -/+ threshold); abs: best -/+ threshold
+    cooldown: int = 0  # epochs after a reduction before bad epochs count again
+    min_lr: float = 0.0
+    eps: float = 1.0e-8  # reductions smaller than this are skipped
     floors: ClassVar = ("min_lr",)
     non_negative: ClassVar = ("patience", "cooldown", "threshold", "eps")
     choices: ClassVar = {"mode": ("min", "max"), "threshold_mode": ("rel", "abs")}
@@ -166,21 +193,27 @@ class Plateau(Schedule):
 
 @dataclass
 class Momentum:
-    """Momentum (SGD, RMSprop) or Adam's beta1, cycled against the LR as torch does."""
+    """Momentum (SGD, RMSprop) or Adam's beta1, cycled against the LR as torch does; each schedule
+    that cycles it sets its own range."""
 
-    cycle_momentum: bool = MISSING
-    base_momentum: float = MISSING
-    max_momentum: float = MISSING
+    cycle_momentum: bool = True
+    base_momentum: float = MISSING  # at the LR peak
+    max_momentum: float = MISSING  # at the base LR
 
 
 @dataclass
 class OneCycle(Schedule, Momentum):
-    pct_start: float = MISSING
-    anneal_strategy: str = MISSING
-    div_factor: float = MISSING
-    final_div_factor: float = MISSING
-    three_phase: bool = MISSING
-    horizon: float | None = MISSING
+    """torch OneCycleLR with the base LR (optimizer.lr) as its max_lr; momentum or Adam's beta1 cycled
+    inversely."""
+
+    base_momentum: float = 0.85  # at the LR peak
+    max_momentum: float = 0.95  # at the start and the end
+    pct_start: float = 0.3  # share of the horizon spent rising
+    anneal_strategy: str = "cos"  # cos or linear
+    div_factor: float = 25.0  # starts at lr / div_factor
+    final_div_factor: float = 1.0e4  # ends at lr / div_factor / final_div_factor
+    three_phase: bool = False
+    horizon: float | None = None  # epochs from the start of the run; None: the run's epochs
     positive: ClassVar = ("div_factor", "final_div_factor")
     below_one: ClassVar = ("base_momentum", "max_momentum")
     choices: ClassVar = {"anneal_strategy": ("cos", "linear")}
@@ -193,11 +226,16 @@ class OneCycle(Schedule, Momentum):
 
 @dataclass
 class Cyclic(Schedule, Momentum):
-    max_lr: float = MISSING
-    step_size_up: float = MISSING
-    step_size_down: float | None = MISSING
-    mode: str = MISSING
-    gamma: float = MISSING
+    """torch CyclicLR between the base LR (optimizer.lr) and max_lr; momentum or Adam's beta1 cycled
+    inversely."""
+
+    base_momentum: float = 0.8  # at the LR peak
+    max_momentum: float = 0.9  # at the base LR
+    max_lr: float = 1.0  # absolute; Smith suggests 3-4x the base LR, or the top of an LR range test
+    step_size_up: float = 2.0  # epochs rising
+    step_size_down: float | None = None  # epochs falling; None: step_size_up
+    mode: str = "triangular"  # triangular, triangular2 (amplitude halves every cycle), exp_range (amplitude * gamma^t)
+    gamma: float = 1.0  # exp_range only, per epoch
     positive: ClassVar = ("step_size_up", "step_size_down", "gamma")
     non_negative: ClassVar = ("max_lr",)
     below_one: ClassVar = ("base_momentum", "max_momentum")
@@ -211,9 +249,11 @@ class Cyclic(Schedule, Momentum):
 
 @dataclass
 class CosineRestarts(Schedule):
-    T_0: float = MISSING
-    T_mult: float = MISSING
-    eta_min: float = MISSING
+    """SGDR (torch CosineAnnealingWarmRestarts): cosine to eta_min, restarting after T_0, T_0*T_mult, ... epochs."""
+
+    T_0: float = 10.0  # epochs in the first cycle
+    T_mult: float = 2.0  # each cycle this many times longer than the last (SGDR's CIFAR setting)
+    eta_min: float = 0.0
     floors: ClassVar = ("eta_min",)
     positive: ClassVar = ("T_0",)
 
@@ -224,10 +264,12 @@ class CosineRestarts(Schedule):
 
 @dataclass
 class WSD(Schedule):
-    decay_fraction: float = MISSING
-    shape: str = MISSING
-    min_lr: float = MISSING
-    horizon: float | None = MISSING
+    """Warmup-stable-decay (MiniCPM): the base LR, then a decay over the last decay_fraction to min_lr."""
+
+    decay_fraction: float = 0.2  # share of the span after warmup
+    shape: str = "1-sqrt"  # linear, cosine or 1-sqrt
+    min_lr: float = 0.0
+    horizon: float | None = None  # epochs from the start of the run; None: the run's epochs
     floors: ClassVar = ("min_lr",)
     choices: ClassVar = {"shape": ("linear", "cosine", "1-sqrt")}
 
@@ -236,23 +278,25 @@ class WSD(Schedule):
         _require(0 < self.decay_fraction <= 1, "decay_fraction", "in (0, 1]", self.decay_fraction)
 
 
-SCHEMAS: dict[str, type[Schedule]] = {
-    "constant": Schedule,  # no keys of its own
-    "factor": Factor,
-    "step": Step,
-    "multistep": MultiStep,
-    "exponential": Exponential,
-    "inverse_time": InverseTime,
-    "sqrt": Schedule,
-    "polynomial": Polynomial,
-    "linear": Linear,
-    "cosine": Cosine,
-    "cosine_warmup": Cosine,
-    "plateau": Plateau,
-    "onecycle": OneCycle,
-    "cyclic": Cyclic,
-    "cosine_restarts": CosineRestarts,
-    "wsd": WSD,
+# Each option's schema, as a dataclass instance: its defaults are the class's, except where two options
+# share a class (cosine_warmup is cosine with d2l's warmup; constant and sqrt have only the common keys).
+SCHEMAS: dict[str, Schedule] = {
+    "constant": Schedule(),
+    "factor": Factor(),
+    "step": Step(),
+    "multistep": MultiStep(),
+    "exponential": Exponential(),
+    "inverse_time": InverseTime(),
+    "sqrt": Schedule(),
+    "polynomial": Polynomial(),
+    "linear": Linear(),
+    "cosine": Cosine(),
+    "cosine_warmup": Cosine(warmup=Warmup(epochs=5.0)),  # d2l: 5 warmup epochs from 0, then the cosine
+    "plateau": Plateau(),
+    "onecycle": OneCycle(),
+    "cyclic": Cyclic(),
+    "cosine_restarts": CosineRestarts(),
+    "wsd": WSD(),
 }
 
 
@@ -265,19 +309,14 @@ def register_configs() -> None:
         store.store(group="scheduler", name=f"{name}_schema", node=schema)
 
 
-def _defaults(name: str) -> DictConfig:
-    values = OmegaConf.load(CONF_DIR / f"{name}.yaml")
-    values.pop("defaults", None)
-    return values
-
-
 def as_node(cfg: Any) -> DictConfig:
     """The `scheduler` node as a DictConfig, whether composed by Hydra or written as a dict."""
     return cfg if isinstance(cfg, DictConfig) else OmegaConf.create(dict(cfg))
 
 
 def parse(cfg: Any) -> Schedule:
-    """The `scheduler` node as its typed schema; a bad key or type raises ConfigError naming the key."""
+    """The `scheduler` node as its typed schema, a key it leaves out taking the schema's default; a bad
+    key or type raises ConfigError naming the key."""
     cfg = as_node(cfg)
     name = cfg.get("name")
     if name not in SCHEMAS:
@@ -285,6 +324,6 @@ def parse(cfg: Any) -> Schedule:
     try:
         # as a plain dict: a composed node may carry keys forced in with `+`, which a merge would let through
         values = OmegaConf.to_container(cfg, resolve=True)
-        return OmegaConf.to_object(OmegaConf.merge(SCHEMAS[name], _defaults(name), values))
+        return OmegaConf.to_object(OmegaConf.merge(SCHEMAS[name], values))
     except OmegaConfBaseException as e:
         raise ConfigError(f"scheduler.{e.full_key}: {str(e).splitlines()[0]}") from None

@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from schedulers import config, curves
-from trainer.errors import ConfigError
+from schedulers.errors import ConfigError
 
 NO_METRIC = "scheduler {} reduces the LR on the validation loss, but the run gives none each epoch"
 
@@ -43,6 +43,12 @@ class Scheduler(abc.ABC):
     def load_state_dict(self, state: dict) -> None: ...
 
 
+def _detached(lr: float | torch.Tensor) -> float | torch.Tensor:
+    """A copy of a tensor LR (torch's LRScheduler does the same): `_set` writes the group's LR tensor in
+    place, and the base LR kept as `initial_lr` must not move with it."""
+    return lr.clone() if isinstance(lr, torch.Tensor) else lr
+
+
 def _set(group: dict, key: str, value: float) -> None:
     if isinstance(group[key], torch.Tensor):  # an optimizer built with a tensor LR keeps its tensor
         group[key].fill_(value)
@@ -61,7 +67,8 @@ class CurveScheduler(Scheduler):
         self.plateau = main if isinstance(main, curves.Plateau) else None
         self.warmup_epochs = warmup.epochs if warmup else 0.0
         for group in optimizer.param_groups:
-            group.setdefault("initial_lr", group["lr"])
+            if "initial_lr" not in group or group["initial_lr"] is group["lr"]:  # the one tensor: give it its own
+                group["initial_lr"] = _detached(group["lr"])
         self.base_lrs = [float(group["initial_lr"]) for group in optimizer.param_groups]
         # torch's rule for which knob momentum cycling turns
         defaults = optimizer.defaults

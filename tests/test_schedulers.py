@@ -3,18 +3,26 @@ contract every schedule keeps: warmup, non-negative LRs, resumable state, param-
 
 import copy
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib.image
 import pytest
 import torch
+from conftest import compose_config
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 from torch.optim import lr_scheduler as tl
 
+import trainer.errors
 from schedulers import build_schedule, key_epochs, lr_curve, plot_schedules, register_configs, validate_schedule
-from schedulers.config import CONF_DIR, SCHEMAS
-from trainer.errors import ConfigError
+from schedulers.config import SCHEMAS, parse
+from schedulers.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf" / "scheduler"
 
 BASE = 0.5
 EPOCHS = 12
@@ -218,7 +226,8 @@ def lr_at(cfg, t):
 
 WSD = {"name": "wsd", "decay_fraction": 0.2, "min_lr": 0.05, "horizon": 10}
 FORMULAS = [
-    # max(η_min, η0 α^t), d2l's FactorScheduler numbers (base 2.0, factor 0.9, floor 0.01)
+    # max(η_min, η0 α^t) with d2l's FactorScheduler numbers (base 2.0, factor 0.9, floor 0.01): the LR d2l
+    # trains with in epoch t, which its plot shows at t - 1 (test_factor_is_the_lr_d2l_trains_with_in_epoch_t)
     ({"name": "factor", "base": 2.0}, 3, 1.4580000000000002),
     ({"name": "factor", "base": 2.0}, 2.4, 2.0 * 0.9**2.4),
     ({"name": "factor", "base": 2.0}, 59.8, 0.01),
@@ -461,3 +470,215 @@ def test_key_epochs_name_warmup_milestones_and_horizon():
     cfg = {"name": "multistep", "warmup": {"epochs": 2, "start_lr": 0.0}}
     assert key_epochs(cfg, 40) == [0, 2, 10, 17, 20, 30, 32, 39]
     assert key_epochs({"name": "cosine", "horizon": 6}, 8) == [0, 2, 4, 6, 7]
+
+
+# What `python run.py scheduler=<name>` composed for each option when every value was written in its yaml
+# (conf/scheduler/<name>.yaml before the defaults moved into the schemas): the oracle for the schemas.
+WARMUP_OFF = {"epochs": 0.0, "start_lr": 0.0}
+YAML_VALUES = {
+    "constant": {"name": "constant", "interval": "epoch", "warmup": WARMUP_OFF},
+    "cosine": {"name": "cosine", "interval": "epoch", "warmup": WARMUP_OFF, "final_lr": 0.01, "horizon": 20.0},
+    "cosine_restarts": {
+        "name": "cosine_restarts",
+        "interval": "epoch",
+        "warmup": WARMUP_OFF,
+        "T_0": 10.0,
+        "T_mult": 2.0,
+        "eta_min": 0.0,
+    },
+    "cosine_warmup": {
+        "name": "cosine_warmup",
+        "interval": "epoch",
+        "warmup": {"epochs": 5.0, "start_lr": 0.0},
+        "final_lr": 0.01,
+        "horizon": 20.0,
+    },
+    "cyclic": {
+        "name": "cyclic",
+        "interval": "epoch",
+        "warmup": WARMUP_OFF,
+        "max_lr": 1.0,
+        "step_size_up": 2.0,
+        "step_size_down": None,
+        "mode": "triangular",
+        "gamma": 1.0,
+        "cycle_momentum": True,
+        "base_momentum": 0.8,
+        "max_momentum": 0.9,
+    },
+    "exponential": {"name": "exponential", "interval": "epoch", "warmup": WARMUP_OFF, "gamma": 0.9},
+    "factor": {"name": "factor", "interval": "epoch", "warmup": WARMUP_OFF, "factor": 0.9, "min_lr": 0.01},
+    "inverse_time": {"name": "inverse_time", "interval": "epoch", "warmup": WARMUP_OFF, "decay": 0.1},
+    "linear": {
+        "name": "linear",
+        "interval": "epoch",
+        "warmup": WARMUP_OFF,
+        "start_factor": 1.0,
+        "end_factor": 0.0,
+        "horizon": None,
+    },
+    "multistep": {"name": "multistep", "interval": "epoch", "warmup": WARMUP_OFF, "milestones": [15.0, 30.0], "gamma": 0.5},
+    "onecycle": {
+        "name": "onecycle",
+        "interval": "epoch",
+        "warmup": WARMUP_OFF,
+        "pct_start": 0.3,
+        "anneal_strategy": "cos",
+        "div_factor": 25.0,
+        "final_div_factor": 1.0e4,
+        "three_phase": False,
+        "cycle_momentum": True,
+        "base_momentum": 0.85,
+        "max_momentum": 0.95,
+        "horizon": None,
+    },
+    "plateau": {
+        "name": "plateau",
+        "interval": "epoch",
+        "warmup": WARMUP_OFF,
+        "mode": "min",
+        "factor": 0.5,
+        "patience": 3,
+        "threshold": 1.0e-4,
+        "threshold_mode": "rel",
+        "cooldown": 0,
+        "min_lr": 0.0,
+        "eps": 1.0e-8,
+    },
+    "polynomial": {"name": "polynomial", "interval": "epoch", "warmup": WARMUP_OFF, "power": 2.0, "end_lr": 0.0, "horizon": None},
+    "sqrt": {"name": "sqrt", "interval": "epoch", "warmup": WARMUP_OFF},
+    "step": {"name": "step", "interval": "epoch", "warmup": WARMUP_OFF, "step_size": 10.0, "gamma": 0.1},
+    "wsd": {
+        "name": "wsd",
+        "interval": "epoch",
+        "warmup": WARMUP_OFF,
+        "decay_fraction": 0.2,
+        "shape": "1-sqrt",
+        "min_lr": 0.0,
+        "horizon": None,
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(YAML_VALUES))
+def test_each_option_composes_the_values_its_yaml_used_to_spell_out(name):
+    assert {p.stem for p in CONF_DIR.glob("*.yaml")} == {*YAML_VALUES, "torch"}
+    composed = compose_config([f"scheduler={name}"]).scheduler
+    assert OmegaConf.to_container(composed, resolve=True) == YAML_VALUES[name]
+    # the library, given only the name, fills in the same values without reading any yaml
+    assert OmegaConf.to_container(OmegaConf.structured(parse({"name": name}))) == YAML_VALUES[name]
+
+
+def test_torch_option_still_names_a_torch_class():
+    composed = compose_config(["scheduler=torch"]).scheduler
+    assert composed._target_ == "torch.optim.lr_scheduler.StepLR"
+    scheduler = build_schedule(composed, sgd(0.1), SPE, 30)
+    assert isinstance(scheduler.scheduler, tl.StepLR) and scheduler.lr == 0.1
+
+
+def test_config_error_is_one_type_and_the_library_imports_nothing_from_trainer():
+    assert trainer.errors.ConfigError is ConfigError and issubclass(ConfigError, ValueError)
+    # in a fresh interpreter: the error type and the schemas load without torch (trainer.errors re-exports
+    # the type, and bad input is reported before torch loads), then every module of the package loads,
+    # none pulling in the trainer
+    check = (
+        "import sys, schedulers.errors, schedulers.config; assert 'torch' not in sys.modules; "
+        "import schedulers.curves, schedulers.scheduler, schedulers.plot; "
+        "from schedulers import *; "
+        "bad = sorted(m for m in sys.modules if m == 'trainer' or m.startswith('trainer.')); "
+        "assert not bad, bad"
+    )
+    result = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+TENSOR_LR_CASES = {
+    "step": {"name": "step", "step_size": 3, "gamma": 0.5},
+    "exponential": {"name": "exponential", "gamma": 0.8},
+    "cosine": {"name": "cosine", "final_lr": 0.01, "horizon": None},
+}
+
+
+@pytest.mark.parametrize("interval", INTERVALS)
+@pytest.mark.parametrize("case", TENSOR_LR_CASES)
+def test_constant_initial_lr(case, interval):
+    """torch's test_constant_initial_lr: with an optimizer whose LR is a tensor, stepping the schedule
+    writes the LR tensor in place and must leave the group's initial_lr alone."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.randn(1))], lr=torch.tensor(0.1))
+    scheduler = build_schedule({**TENSOR_LR_CASES[case], "interval": interval}, optimizer, SPE, EPOCHS)
+    original = copy.deepcopy(optimizer.param_groups)
+    for epoch in range(EPOCHS):
+        for _ in range(SPE):
+            optimizer.step()
+            scheduler.step_batch()
+        scheduler.step_epoch()
+        for group, before in zip(optimizer.param_groups, original, strict=True):
+            assert group["initial_lr"] == before["initial_lr"] == pytest.approx(0.1), epoch
+            assert group["lr"] is not group["initial_lr"]
+    assert isinstance(optimizer.param_groups[0]["lr"], torch.Tensor)  # still the optimizer's own tensor
+    assert float(optimizer.param_groups[0]["lr"]) < 0.09  # and the schedule did move it
+
+
+@pytest.mark.parametrize("case", TENSOR_LR_CASES)
+def test_schedule_built_after_loading_a_tensor_lr_optimizer_starts_from_its_base_lr(case):
+    cfg = TENSOR_LR_CASES[case]
+
+    def tensor_sgd():
+        return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=torch.tensor(0.1))
+
+    def run(optimizer, scheduler, epochs, start=0):
+        seen = []  # the LR tensor is written in place: record its value
+        for _ in range(start, epochs):
+            for _ in range(SPE):
+                seen.append(float(optimizer.param_groups[0]["lr"]))
+                optimizer.step()
+                scheduler.step_batch()
+            scheduler.step_epoch()
+        return seen
+
+    optimizer = tensor_sgd()
+    whole = run(optimizer, build_schedule(cfg, optimizer, SPE, EPOCHS), EPOCHS)
+
+    optimizer = tensor_sgd()
+    scheduler = build_schedule(cfg, optimizer, SPE, EPOCHS)
+    first = run(optimizer, scheduler, 5)
+    saved = copy.deepcopy((optimizer.state_dict(), scheduler.state_dict()))
+
+    resumed_optimizer = tensor_sgd()
+    resumed_optimizer.load_state_dict(saved[0])  # the optimizer first, then a fresh schedule on it
+    resumed = build_schedule(cfg, resumed_optimizer, SPE, EPOCHS)
+    assert resumed.lr == pytest.approx(0.1)  # the base LR, not the LR the saved run had reached
+    resumed.load_state_dict(saved[1])
+    assert first + run(resumed_optimizer, resumed, EPOCHS, start=5) == pytest.approx(whole, rel=1e-6)
+
+
+class D2LFactorScheduler:
+    """d2l.ai's FactorScheduler ("Learning Rate Scheduling"), transcribed: stateful, each call multiplies."""
+
+    def __init__(self, factor=1, stop_factor_lr=1e-7, base_lr=0.1):
+        self.factor = factor
+        self.stop_factor_lr = stop_factor_lr
+        self.base_lr = base_lr
+
+    def __call__(self, num_update):
+        self.base_lr = max(self.stop_factor_lr, self.base_lr * self.factor)
+        return self.base_lr
+
+
+def test_factor_is_the_lr_d2l_trains_with_in_epoch_t():
+    """schedlab's factor lr(t) = max(min_lr, lr * factor^t) is d2l's FactorScheduler after t calls. d2l's
+    train() sets `lr = scheduler(epoch)` at the end of each epoch, so epoch 0 trains at the optimizer's lr
+    and epoch t at what the t-th call returned: schedlab's lr(t). d2l's plot, [scheduler(t) for t in
+    range(n)], is one epoch ahead: the call with num_update=t returns lr(t + 1)."""
+    base, epochs = 2.0, 60
+    _, ours = lr_curve({"name": "factor", "factor": 0.9, "min_lr": 0.01}, base, epochs, 1)
+
+    d2l = D2LFactorScheduler(factor=0.9, stop_factor_lr=1e-2, base_lr=base)
+    trained = [base]  # the LR of each epoch in d2l's train(): the optimizer's, then each call's result
+    for epoch in range(epochs - 1):
+        trained.append(d2l(epoch))
+    assert ours == pytest.approx(trained, rel=1e-12)
+    assert ours[0] == base and ours[3] == pytest.approx(1.458) and ours[-1] == 0.01  # the floor is reached
+
+    plotted = D2LFactorScheduler(factor=0.9, stop_factor_lr=1e-2, base_lr=base)
+    assert [plotted(t) for t in range(epochs - 1)] == pytest.approx(ours[1:], rel=1e-12)
