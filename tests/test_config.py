@@ -169,3 +169,211 @@ def test_compose_config_checks_unless_told_not_to():
     with pytest.raises(ConfigError, match="trainer.epochs=0 is not allowed"):
         compose_checked(["trainer.epochs=0"])
     assert compose_checked(["trainer.epochs=0"], check=False).trainer.epochs == 0
+
+
+# --------------------------------------------------------------------------------- reliability (issue 16)
+
+
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("+trainer.epoch=2", "trainer.epoch: no such key in trainer (did you mean trainer.epochs?)"),
+        ("++trainer.epoch=2", "trainer.epoch: no such key in trainer (did you mean trainer.epochs?)"),
+        ("+foo=1", "foo: no such key (check the spelling)"),
+        ("+optimzer=1", "optimzer: no such key (did you mean optimizer?)"),
+        ("+optimizer.bogus=1", "optimizer.bogus: no such key in optimizer"),
+        ("+optimizer.moment=0.5", "optimizer.moment: no such key in optimizer (did you mean optimizer.momentum?)"),
+        ("+dataset.nam=x", "dataset.nam: no such key in dataset (did you mean dataset.name?)"),
+        ("+model.hiden=[1]", "model.hiden: no such key in model"),
+        ("+scheduler.final=0.1", "scheduler.final: no such key in scheduler"),
+        ("+logger.mod=online", "logger.mod: no such key in logger (did you mean logger.mode?)"),
+        ("+lr_find.start=1", "lr_find.start: no such key in lr_find"),
+        ("+schedule_plot.comapre=[a]", "schedule_plot.comapre: no such key in schedule_plot (did you mean schedule_plot.compare?)"),
+        ("+trainer.divergence.factr=3", "trainer.divergence.factr: no such key in trainer.divergence (did you mean trainer.divergence.factor?)"),
+        ("trainer.epoch=3", "trainer.epoch: no such key in trainer (did you mean trainer.epochs?)"),
+        ("fooo=1", "fooo: no such key (check the spelling)"),
+    ],
+)
+def test_unknown_keys_are_refused_with_or_without_plus(capsys, override, expected):
+    err = bad_input(capsys, override)
+    assert expected in err
+    assert "+" not in err  # no hint to force the key in
+
+
+def test_unknown_keys_in_every_job_and_in_a_sampled_sweep(capsys):
+    assert "optimizer.bogus: no such key in optimizer" in bad_input(capsys, "-m", "seed=0,1", "+optimizer.bogus=1,2")
+    err = bad_input(capsys, "-m", "hparams_search=optuna_lr", "optimizer.lrr=interval(0.1,1.0)")
+    assert "optimizer.lrr: no such key in optimizer (did you mean optimizer.lr?)" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["+hydra.job.env_set.SCHEDLAB_TEST=1"],
+        ["hydra.job.chdir=false", "hydra.verbose=true"],
+        ["-m", "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+        ["-m", "hparams_search=optuna_lr", "hydra.sweeper.n_trials=3", "dataset=synthetic"],
+        ["arm=d2l_cosine"],
+        ["+optimizer.foreach=true", "optimizer.fused=false"],  # torch's switches are schema keys (None: torch's choice)
+    ],
+)
+def test_keys_hydra_needs_and_real_group_options_still_pass(capsys, argv):
+    precheck(argv)  # no exit
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    "argv,key",
+    [
+        (["hydra.run.dir=conf"], "hydra.run.dir"),
+        (["hydra.run.dir=conf/runs"], "hydra.run.dir"),
+        (["hydra.run.dir=."], "hydra.run.dir"),
+        (["hydra.run.dir=./"], "hydra.run.dir"),
+        (["hydra.run.dir="], "hydra.run.dir"),
+        (["hydra.run.dir=trainer"], "hydra.run.dir"),
+        (["hydra.run.dir=schedulers"], "hydra.run.dir"),
+        (["hydra.run.dir=tests/"], "hydra.run.dir"),
+        (["hydra.run.dir=benchmarks"], "hydra.run.dir"),
+        (["hydra.run.dir=experiments/x/.."], "hydra.run.dir"),
+        ([f"hydra.run.dir={CONF.parent}"], "hydra.run.dir"),
+        ([f"hydra.run.dir={CONF.parent.parent}"], "hydra.run.dir"),
+        (["-m", "seed=0,1", "hydra.sweep.dir=."], "hydra.sweep.dir"),
+        (["-m", "seed=0,1", "hydra.sweep.dir=conf"], "hydra.sweep.dir"),
+        (["resume=conf"], "resume"),
+        (["resume=."], "resume"),
+    ],
+)
+def test_output_folder_that_would_write_into_the_project_is_refused(capsys, argv, key):
+    err = bad_input(capsys, *argv)
+    assert err.startswith(f"schedlab: error: {key}=") and "is not allowed" in err
+
+
+def test_output_folder_that_is_the_current_directory_is_refused(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert "hydra.run.dir='.' is not allowed" in bad_input(capsys, "hydra.run.dir=.")
+    assert "hydra.run.dir=" in bad_input(capsys, f"hydra.run.dir={tmp_path}")
+    assert "hydra.run.dir=" in bad_input(capsys, f"hydra.run.dir={tmp_path.parent}")
+    precheck([f"hydra.run.dir={tmp_path}/run", "hydra.job.chdir=false"])  # a folder of its own is fine
+    precheck(["-m", "seed=0,1", f"hydra.sweep.dir={tmp_path}/sweep"])
+
+
+def test_every_job_of_a_large_sweep_reaches_the_check(capsys, monkeypatch):
+    """No cap on the number of checked jobs (there was one at 512): the bad job is the last of 1040."""
+    import trainer.cli
+    from trainer.errors import ConfigError
+
+    seen = []
+
+    def record(cfg, sampled=()):
+        seen.append(cfg.seed)
+        if cfg.seed == 519 and cfg.optimizer.lr == 0.2:
+            raise ConfigError("the last job is bad")
+
+    monkeypatch.setattr(trainer.cli, "validate", record)
+    assert "the last job is bad" in bad_input(capsys, "-m", "optimizer.lr=0.1,0.2", "seed=range(0,520)")
+    assert len(seen) == 1040
+
+
+def test_jobs_composed_from_a_shared_base_equal_hydras_own():
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf, open_dict
+
+    from trainer.cli import CONF_DIR, JobComposer
+
+    jobs = [
+        ["seed=3", "optimizer.lr=0.2", "trainer.epochs=4"],
+        ["scheduler=cosine", "scheduler.final_lr=0.001", "+hydra.job.env_set.X=1"],
+        ["model=mlp", "model.hidden=[8,4]", "dataset=synthetic", "dataset.train_size=100"],
+        ["optimizer=adam", "optimizer.betas=[0.8,0.9]", "logger.tags=[a,b]"],
+        ["++trainer.epochs=7", "arm=d2l_cosine", "seed=1"],
+        ["+foo=1"],
+    ]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        composer = JobComposer("config")
+        for job in jobs:
+            fast, full = composer(job), compose("config", overrides=job, return_hydra_config=True)
+            for cfg in (fast, full):
+                with open_dict(cfg):
+                    del cfg["hydra"]
+            assert OmegaConf.to_container(fast) == OmegaConf.to_container(full), job
+            for group in ("dataset", "model", "optimizer", "trainer", "logger", "scheduler"):
+                assert OmegaConf.get_type(fast[group]) is OmegaConf.get_type(full[group])
+    assert composer.hydra_compositions < len(jobs) + 2
+
+
+@pytest.mark.parametrize("final_lr", ["0.05", "0.1", "0.5"])
+def test_precheck_does_not_refuse_an_optuna_study_for_its_default_lr(capsys, final_lr):
+    # optimizer.lr is sampled in [0.01, 1]: its default (0.05) says nothing about a trial's floor check
+    precheck(["-m", "hparams_search=optuna_lr", "scheduler=cosine", f"scheduler.final_lr={final_lr}", "dataset=synthetic"])
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["scheduler.final_lr=-1"], "scheduler.final_lr must be >= 0"),
+        (["trainer.epochs=0"], "trainer.epochs=0 is not allowed"),
+        (["optimizer=sgd", "optimizer.nesterov=true"], None),  # momentum is sampled: its default 0 says nothing
+        (["optimizer.nesterov=true", "optimizer.momentum=0"], "optimizer.nesterov=True is not allowed"),  # fixed: not sampled
+        (["seed=0,1", "trainer.batch_size=0,8"], "trainer.batch_size=0 is not allowed"),
+    ],
+)
+def test_an_optuna_study_still_checks_what_it_does_not_sample(capsys, argv, expected):
+    full = ["-m", "hparams_search=optuna_lr", "scheduler=cosine", "dataset=synthetic", *argv]
+    if expected is None:
+        precheck(full)
+        assert capsys.readouterr().err == ""
+    else:
+        assert expected in bad_input(capsys, *full)
+
+
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["optimizer.lr=inf"], "optimizer.lr=inf is not allowed: must be a finite number"),
+        (["optimizer.lr=nan"], "optimizer.lr=nan is not allowed: must be a finite number"),
+        (["optimizer.weight_decay=inf"], "optimizer.weight_decay=inf is not allowed: must be a finite number"),
+        (["optimizer.momentum=nan"], "optimizer.momentum=nan is not allowed"),
+        (["optimizer.dampening=1.5"], "optimizer.dampening=1.5 is not allowed: must be in [0, 1]"),
+        (["optimizer.dampening=-0.1"], "optimizer.dampening=-0.1 is not allowed: must be in [0, 1]"),
+        (["optimizer=adam", "optimizer.eps=-1e-8"], "optimizer.eps=-1e-08 is not allowed: must be >= 0"),
+        (["optimizer=adam", "optimizer.eps=inf"], "optimizer.eps=inf is not allowed: must be a finite number"),
+        (["optimizer=adam", "optimizer.betas=[0.9,nan]"], "optimizer.betas[1]=nan is not allowed"),
+        (["trainer.divergence.factor=inf"], "trainer.divergence.factor=inf is not allowed: must be a finite number"),
+        (["logger.init_timeout=inf"], "logger.init_timeout=inf is not allowed: must be a finite number"),
+        (["logger.finish_timeout=nan"], "logger.finish_timeout=nan is not allowed: must be a finite number"),
+        (["lr_find.end_lr=inf"], "lr_find.end_lr=inf is not allowed: must be a finite number"),
+        (["lr_find.start_lr=nan"], "lr_find.start_lr=nan is not allowed: must be a finite number"),
+        (["lr_find.diverge_factor=inf"], "lr_find.diverge_factor=inf is not allowed: must be a finite number"),
+        (["lr_find.beta=nan"], "lr_find.beta=nan is not allowed"),
+        (["model=mlp", "model.dropout=nan"], "model.dropout=nan is not allowed"),
+        (["model=mlp", "model.hidden=[64,0]"], "model.hidden[1]=0 is not allowed: must be >= 1"),
+        (["model=resnet", "model.blocks_per_stage=0"], "model.blocks_per_stage=0 is not allowed: must be >= 1"),
+        (["model=resnet", "model.widths=[16,0]"], "model.widths[1]=0 is not allowed: must be >= 1"),
+        (["model=resnet", "model.widths=[]"], "model.widths=[] is not allowed"),
+        (["dataset.image_size=0"], "dataset.image_size=0 is not allowed: must be >= 1"),
+        (["dataset.channels=0"], "dataset.channels=0 is not allowed: must be >= 1"),
+        (["dataset.num_classes=0"], "dataset.num_classes=0 is not allowed: must be >= 1"),
+        (["dataset=synthetic", "dataset.image_size=8"], "model.image_size=8 is not allowed: must be >= 12"),
+        (["dataset=synthetic", "dataset.noise=inf"], "dataset.noise=inf is not allowed: must be a finite number"),
+        (["seed=4294967296"], "seed=4294967296 is not allowed: must be an integer in [0, 2**32)"),
+        (["seed=-1"], "seed=-1 is not allowed: must be an integer >= 0"),
+    ],
+)
+def test_impossible_values_are_refused(capsys, argv, expected):
+    assert expected in bad_input(capsys, *argv)
+
+
+@pytest.mark.parametrize("argv", [["dataset=synthetic", "dataset.image_size=12"], ["seed=4294967295"],
+                                  ["optimizer.dampening=1"], ["model=mlp", "dataset=synthetic", "dataset.image_size=4"]])
+def test_values_at_the_edge_of_the_range_pass(argv):
+    validate(compose_config(argv))
+
+
+def test_cli_refuses_the_config_folder_as_run_folder_before_any_work(cli):
+    before = sorted(p.relative_to(CONF) for p in CONF.rglob("*"))
+    result = cli(["hydra.run.dir=conf", "dataset=synthetic"])
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("schedlab: error: hydra.run.dir='conf' is not allowed:")
+    assert result.stderr.count("\n") == 1
+    assert sorted(p.relative_to(CONF) for p in CONF.rglob("*")) == before

@@ -4,6 +4,7 @@ input is reported as one line naming the key, the value and what is allowed (exi
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import os
 import sys
@@ -11,16 +12,20 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf import OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from trainer.config import validate
+from trainer.config import unknown_key, validate
 from trainer.errors import ConfigError
-from trainer.sweeps import expand
+from trainer.sweeps import expand, sampled_keys
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-MAX_CHECKED_JOBS = 512
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+# folders of the project a run must never write into (nor into a folder that holds them)
+PROJECT_FOLDERS = ("conf", "trainer", "schedulers", "experiments", "tests", "benchmarks")
 EXIT_BAD_INPUT = 2
 
 
@@ -44,8 +49,8 @@ def one_line(e: BaseException) -> str:
         key = getattr(cause, "full_key", None)
         msg = str(cause).splitlines()[0].strip()
         if "not in struct" in str(cause) or "Key '" in msg and "not in" in msg:
-            parent = key.rpartition(".")[0] if key else ""
-            return f"{key}: no such key{f' in {parent}' if parent else ''} (check the spelling, or add it with +{key}=...)"
+            parent = getattr(cause, "parent_node", None)
+            return unknown_key(key, parent.keys() if isinstance(parent, DictConfig) else ())
         return f"{key}: {msg}" if key else msg
     text = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
     return text
@@ -70,6 +75,104 @@ def _writable_ancestor(path: Path) -> bool:
         if parent.exists():
             return parent.is_dir() and os.access(parent, os.W_OK)
     return False
+
+
+def _within(inner: Path, outer: Path) -> bool:
+    return inner == outer or outer in inner.parents
+
+
+def project_folder(path: str) -> str | None:
+    """What of the project (or the current directory) a run folder at `path` would write into; None if nothing."""
+    out = Path(os.path.realpath(path or "."))
+    for name in PROJECT_FOLDERS:
+        if _within(ROOT / name, out) or _within(out, ROOT / name):
+            return f"it is, holds or lies inside the project's {name}/ folder"
+    if _within(ROOT, out):
+        return "it is or holds the project folder"
+    if _within(Path.cwd(), out):
+        return "it is or holds the current directory"
+    return None
+
+
+def check_output_folder(key: str, path: str) -> None:
+    """A run or sweep folder must be a folder of its own, that can be created."""
+    why = project_folder(path)
+    if why:
+        fail(f"{key}={path!r} is not allowed: {why}; give the run a folder of its own (e.g. under outputs/)")
+    if not _writable_ancestor(Path(path)):
+        fail(f"{key}={path!r} is not writable: choose an output folder you can create files in")
+
+
+def _set_value(cfg: DictConfig, override: Override) -> None:
+    """Set a command-line value as Hydra's config loader does (hydra 1.3, ConfigLoaderImpl)."""
+    key, value = override.key_or_group, override.value()
+    if override.is_add():
+        if OmegaConf.select(cfg, key, throw_on_missing=False) is not None and not isinstance(value, (dict, list)):
+            raise ValueError(f"{key} exists")  # Hydra refuses it: its own compose gives the message
+        OmegaConf.update(cfg, key, value, merge=True, force_add=True)
+    elif override.is_force_add():
+        OmegaConf.update(cfg, key, value, merge=True, force_add=True)
+    else:
+        OmegaConf.update(cfg, key, value, merge=True)
+
+
+class JobComposer:
+    """Composes the jobs of a sweep as Hydra does (with the hydra node), without paying a full composition
+    for each: Hydra composes each distinct choice of config-group options (and hydra.* settings) once, and a
+    job that differs from it only in values gets them set as Hydra sets them. Anything else, or any error,
+    is composed by Hydra in full, so that a bad job fails with Hydra's own message. Use inside an
+    initialize context."""
+
+    def __init__(self, config_name: str):
+        self.config_name = config_name
+        self.loader = GlobalHydra.instance().config_loader()
+        self.parser = OverridesParser.create()
+        self.bases: dict[tuple[str, ...], DictConfig] = {}
+        self.groups: dict[str, bool] = {}
+        self.hydra_compositions = 0
+
+    def compose(self, overrides: list[str] | tuple[str, ...]) -> DictConfig:
+        self.hydra_compositions += 1
+        return compose(self.config_name, overrides=list(overrides), return_hydra_config=True)
+
+    def is_group(self, key: str) -> bool:
+        if key not in self.groups:
+            self.groups[key] = "/" in key or bool(self.loader.get_group_options(key))
+        return self.groups[key]
+
+    def _value_only(self, o: Override) -> bool:
+        key = o.key_or_group
+        return (o.package is None and not o.is_delete() and not o.is_sweep_override()
+                and not key.startswith("hydra") and not self.is_group(key))
+
+    def __call__(self, overrides: list[str]) -> DictConfig:
+        parsed = self.parser.parse_overrides(list(overrides))
+        base = tuple(line for line, o in zip(overrides, parsed, strict=True) if not self._value_only(o))
+        if base not in self.bases:
+            self.bases[base] = self.compose(base)
+        cfg = copy.deepcopy(self.bases[base])
+        try:
+            for o in parsed:
+                if self._value_only(o):
+                    _set_value(cfg, o)
+        except Exception:
+            return self.compose(overrides)
+        return cfg
+
+
+def _check_sampled_keys_exist(cfg: DictConfig, keys: set[str], composer: JobComposer) -> None:
+    """A key the sweeper samples must be a key of the config (or a config group)."""
+    for key in sorted(keys):
+        if key.startswith("hydra") or composer.is_group(key):
+            continue
+        node: object = cfg
+        path: list[str] = []
+        for part in key.split("."):
+            if not isinstance(node, DictConfig) or part not in node:
+                valid = node.keys() if isinstance(node, DictConfig) else ()
+                raise ConfigError(unknown_key(".".join([*path, part]), valid))
+            node = node[part]
+            path.append(part)
 
 
 INFO_CHOICES = ["all", "config", "defaults", "defaults-tree", "plugins", "searchpath"]
@@ -104,13 +207,18 @@ def precheck(argv: list[str]) -> None:
         return  # Hydra's own commands
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        composer = JobComposer(args.config_name or "config")
         try:
             jobs = expand(args.overrides, keep_unexpandable=True)
+            sampled: set[str] = set()
             if args.multirun:  # sweeps that a config defines (an experiment's hydra.sweeper.params) too
-                first = compose(args.config_name or "config", overrides=jobs[0], return_hydra_config=True)
+                first = composer(jobs[0])
                 params = first.hydra.sweeper.get("params")
                 params = OmegaConf.to_container(params) if params else {}
                 jobs = expand(args.overrides, params, keep_unexpandable=True)
+                # keys the sweeper samples as it runs (Optuna): their checks wait for the trial's value
+                sampled = sampled_keys(args.overrides, params) | set(first.hydra.sweeper.get("search_space") or {})
+                _check_sampled_keys_exist(first, sampled, composer)
             elif len(jobs) > 1:
                 sweeps = [o for o in args.overrides if o not in jobs[0]]
                 fail(f"{' '.join(sweeps)} is a sweep: add -m to run every value (for a list write key=[a,b])")
@@ -118,20 +226,23 @@ def precheck(argv: list[str]) -> None:
             fail(str(e), e)
         except (HydraException, OmegaConfBaseException) as e:
             fail(one_line(e), e)
-        for overrides in jobs[:MAX_CHECKED_JOBS]:
+        checked_folders: set[tuple[str, str]] = set()
+        for overrides in dict.fromkeys(map(tuple, jobs)):  # every distinct job, in order
             try:
-                cfg = compose(args.config_name or "config", overrides=overrides, return_hydra_config=True)
-                out = cfg.hydra.sweep.dir if args.multirun else cfg.hydra.run.dir
+                cfg = composer(list(overrides))
+                folders = [("resume", cfg.resume)] if cfg.resume is not None else []
+                folders.append(("hydra.sweep.dir", cfg.hydra.sweep.dir) if args.multirun else ("hydra.run.dir", cfg.hydra.run.dir))
                 with open_dict(cfg):
                     del cfg["hydra"]
-                validate(cfg)
+                validate(cfg, sampled)
             except ConfigError as e:
                 fail(str(e), e)
             except (HydraException, OmegaConfBaseException) as e:
                 fail(one_line(e), e)
-            if not _writable_ancestor(Path(out)):
-                key = "hydra.sweep.dir" if args.multirun else "hydra.run.dir"
-                fail(f"{key}={out!r} is not writable: choose an output folder you can create files in")
+            for key, path in folders:
+                if (key, path) not in checked_folders:
+                    check_output_folder(key, path)
+                    checked_folders.add((key, path))
     GlobalHydra.instance().clear()
 
 

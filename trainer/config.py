@@ -88,7 +88,10 @@ class ImageDatasetConfig:
     normalize: bool = True
 
     def check(self) -> None:
-        pass
+        _finite(self, "dataset")
+        _at_least("dataset.channels", self.channels, 1)
+        _at_least("dataset.image_size", self.image_size, 1)
+        _at_least("dataset.num_classes", self.num_classes, 1)
 
 
 @dataclass
@@ -112,7 +115,9 @@ class ModelConfig:
     num_classes: int = 10
 
     def check(self) -> None:
-        pass
+        _finite(self, "model")
+        _at_least("model.in_channels", self.in_channels, 1)
+        _at_least("model.num_classes", self.num_classes, 1)
 
 
 @dataclass
@@ -121,6 +126,10 @@ class LeNetConfig(ModelConfig):
 
     def check(self) -> None:
         super().check()
+        _at_least(
+            "model.image_size", self.image_size, LENET_MIN_IMAGE_SIZE,
+            f"must be >= {LENET_MIN_IMAGE_SIZE}: LeNet's two conv+pool stages leave no pixel of a smaller image",
+        )
 
 
 @dataclass
@@ -132,6 +141,9 @@ class MLPConfig(ModelConfig):
 
     def check(self) -> None:
         super().check()
+        _at_least("model.image_size", self.image_size, 1)
+        for i, width in enumerate(self.hidden):
+            _at_least(f"model.hidden[{i}]", width, 1, "must be >= 1 (a layer width)")
         _require(0 <= self.dropout < 1, "model.dropout", self.dropout, "must be in [0, 1)")
 
 
@@ -143,6 +155,10 @@ class ResNetConfig(ModelConfig):
 
     def check(self) -> None:
         super().check()
+        _require(len(self.widths) >= 1, "model.widths", self.widths, "must list at least one stage width")
+        for i, width in enumerate(self.widths):
+            _at_least(f"model.widths[{i}]", width, 1, "must be >= 1 (a stage width)")
+        _at_least("model.blocks_per_stage", self.blocks_per_stage, 1)
 
 
 @dataclass
@@ -151,8 +167,12 @@ class OptimizerConfig:
     _partial_: bool = True
     lr: float = 0.1
     weight_decay: float = 0.0
+    # torch's implementation switches (the benchmarks time them); None: torch picks, as it does by default
+    foreach: bool | None = None
+    fused: bool | None = None
 
     def check(self) -> None:
+        _finite(self, "optimizer")
         _require(self.lr > 0, "optimizer.lr", self.lr, "must be > 0")
         _require(self.weight_decay >= 0, "optimizer.weight_decay", self.weight_decay, "must be >= 0")
 
@@ -168,6 +188,7 @@ class SGDConfig(OptimizerConfig):
         _require(0 <= self.momentum < 1, "optimizer.momentum", self.momentum, "must be in [0, 1)")
         _require(not self.nesterov or self.momentum > 0, "optimizer.nesterov", self.nesterov,
                  "needs optimizer.momentum > 0", needs=("optimizer.momentum",))
+        _require(0 <= self.dampening <= 1, "optimizer.dampening", self.dampening, "must be in [0, 1]")
 
 
 @dataclass
@@ -181,6 +202,7 @@ class AdamConfig(OptimizerConfig):
         super().check()
         for i, b in enumerate(self.betas):
             _require(0 <= b < 1, f"optimizer.betas[{i}]", b, "must be in [0, 1)")
+        _require(self.eps >= 0, "optimizer.eps", self.eps, "must be >= 0")
 
 
 @dataclass
@@ -189,6 +211,7 @@ class DivergenceConfig:
     factor: float = 10.0  # diverged when loss > factor x the first step's loss (or not finite)
 
     def check(self) -> None:
+        _finite(self, "trainer.divergence")
         _require(self.check_every >= 1, "trainer.divergence.check_every", self.check_every, "must be >= 1")
         _require(self.factor > 1, "trainer.divergence.factor", self.factor, "must be > 1")
 
@@ -232,7 +255,7 @@ class LoggerConfig:
     _target_: str = "trainer.tracking.NullTracker"
 
     def check(self) -> None:
-        pass
+        _finite(self, "logger")
 
 
 @dataclass
@@ -276,6 +299,7 @@ class LRFindConfig:
     suggestion: str = "valley"  # fastai's default: steepest sits too close to the blow-up on short tests
 
     def check(self) -> None:
+        _finite(self, "lr_find")
         _require(0 < self.start_lr < self.end_lr, "lr_find.start_lr", self.start_lr,
                  f"must be > 0 and below lr_find.end_lr ({self.end_lr})", needs=("lr_find.end_lr",))
         _one_of("lr_find.mode", self.mode, ("exp", "linear"))
@@ -387,8 +411,10 @@ def _validate(cfg: Any) -> None:
     from schedulers import validate_schedule
     from trainer.data import train_size
 
+    check_keys(cfg)
     _one_of("task", cfg.task, TASKS)
     _require(cfg.seed >= 0, "seed", cfg.seed, "must be an integer >= 0")
+    _require(cfg.seed < SEED_LIMIT, "seed", cfg.seed, "must be an integer in [0, 2**32)")
     _one_of("objective", cfg.objective, OBJECTIVES)
     trainer = _typed(cfg, "trainer", TrainerConfig)
     trainer.check()

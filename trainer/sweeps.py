@@ -64,3 +64,10 @@ def basic_sweeper_jobs(hydra_cfg: dict) -> list[list[str]]:
         return expand(list(hydra_cfg["overrides"]["task"]), sweeper.get("params"))
     except Exception:  # an unreadable sweep definition only costs the list of never-run jobs
         return []
+
+
+def sampled_keys(overrides: list[str], params: Mapping | None = None) -> set[str]:
+    """The keys whose values the sweeper picks while it runs: those whose last override cannot be listed
+    (an interval, a glob). A key given a fixed value later (on the command line) is not sampled."""
+    last = {o.key_or_group: o for o in parse(overrides, params)}
+    return {key for key, o in last.items() if not listable(o)}
