@@ -27,9 +27,10 @@ from torchvision import transforms
 from benchmarks.common import hardware, median_after_warmup, memory_check, reset_peak_memory
 from trainer import data
 from trainer.cli import compose_config
-from trainer.fit import fit, memory_use, resolve_device
+from trainer.fit import fit
 from trainer.models import LeNet
-from trainer.results import read_metrics, write_json
+from trainer.records import read_metrics, write_json
+from trainer.setup import memory_use, resolve_device
 
 BATCH_SIZE = 256
 D2L_LR = 0.3
@@ -186,13 +187,13 @@ def run_schedlab(variant: str, args, run_dir: Path) -> dict:
         f"trainer.device={args.device}",
         f"trainer.batch_size={BATCH_SIZE}",
     ]
-    cfg = compose_config([*base, f"trainer.epochs={args.epochs}", "logger=none", "trainer.progress=false", *extra])
-    device = resolve_device(cfg.trainer.device)
     threads = torch.get_num_threads()
-    peak_reset = reset_peak_memory(device)
-    timer = EpochTimer(device)
-    timer.start()
     try:
+        cfg = compose_config([*base, f"trainer.epochs={args.epochs}", "logger=none", "trainer.progress=false", *extra])
+        device = resolve_device(cfg.trainer.device)
+        peak_reset = reset_peak_memory(device)
+        timer = EpochTimer(device)
+        timer.start()
         summary = fit(cfg, run_dir, {"overrides": extra})
     except Exception as e:  # a variant that does not work here (torch.compile without a compiler) is a figure too
         return {

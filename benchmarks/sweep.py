@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import ROOT, hardware, median_after_warmup
-from trainer.results import read_json, read_metrics, write_json
+from trainer.records import RunFolder, write_json
 
 # d2l_cosine_warmup warms up for 5 epochs, and a warmup must end before the run does
 MIN_EPOCHS = 6
@@ -48,17 +48,18 @@ def run_sweep(epochs: int, overrides: list[str], sweep_dir: Path) -> tuple[float
 
 
 def job_figures(job_dir: Path) -> dict:
-    summary = read_json(job_dir / "summary.json")
-    times = [r["epoch_time"] for r in read_metrics(job_dir)]
-    arm = next((o.split("=", 1)[1] for o in summary.get("overrides", []) if o.startswith("arm=")), job_dir.name)
+    folder = RunFolder(job_dir, create=False)
+    summary = folder.read_summary()
+    times = [r.epoch_time for r in folder.read_metrics()]
+    arm = next((o.split("=", 1)[1] for o in summary.overrides if o.startswith("arm=")), job_dir.name)
     return {
         "job": int(job_dir.name),
         "arm": arm,
-        "status": summary["status"],
+        "status": summary.status,
         "epochs": len(times),
         "sum_epoch_s": sum(times),
         "median_epoch_s": median_after_warmup(times) if times else None,
-        "fit_s": summary["wall_time_s"],
+        "fit_s": summary.wall_time_s,
         "final_test_acc": summary.get("final_test_acc"),
     }
 
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
         jobs = sorted(
             (job_figures(d) for d in Path(tmp).iterdir() if (d / "summary.json").exists()), key=lambda j: j["job"]
         )
-        device = read_json(Path(tmp) / "0" / "provenance.json")["device"]
+        device = RunFolder(Path(tmp) / "0", create=False).read_provenance()["device"]
 
     n = len(jobs)
     sum_epochs = sum(j["sum_epoch_s"] for j in jobs)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import re
 import statistics
@@ -38,52 +37,16 @@ import yaml
 from matplotlib.figure import Figure
 
 from trainer.config import NEUTRAL_KEYS
+from trainer.records import METRICS, Damaged, EpochRow, Metric, RunFolder, Summary
 
 # overrides that do not change a run's numbers: runs differing only in these are repeats of one setting
 GROUPING_FREE_KEYS = ("seed", *NEUTRAL_KEYS)  # runs that differ only in these are one group
 DASH = "–"
 
 
-@dataclass(frozen=True)
-class Metric:
-    name: str  # the column's name on the command line
-    key: str  # its summary.json key
-    title: str  # its header in the tables
-    scale: float  # 100: a fraction shown in percent
-    decimals: int
-    better: str | None = None  # "max" or "min": the best mean of the column is set in bold
-
-
-METRICS = {
-    m.name: m
-    for m in [
-        Metric("train_loss", "final_train_loss", "train loss", 1, 3, "min"),
-        Metric("train_acc", "final_train_acc", "train acc (%)", 100, 2, "max"),
-        Metric("test_loss", "final_test_loss", "test loss", 1, 3, "min"),
-        Metric("test_acc", "final_test_acc", "test acc (%)", 100, 2, "max"),
-        Metric("best_test_acc", "best_test_acc", "best test acc (%)", 100, 2, "max"),
-        Metric("gap", "final_gap", "gap (%)", 100, 2),  # small is not better when both accuracies are low
-        Metric("best_epoch", "best_epoch", "best epoch", 1, 1),
-        Metric("epoch_time", "mean_epoch_time_s", "epoch time (s)", 1, 2, "min"),
-        Metric("wall_time", "wall_time_s", "wall time (s)", 1, 1, "min"),
-    ]
-}
 DEFAULT_METRICS = ("train_loss", "train_acc", "test_acc", "best_test_acc", "gap", "wall_time")
 COUNT_COLUMNS = ("n", "diverged", "failed")
-RUN_FIELDS = (
-    "epochs_completed",
-    "final_train_loss",
-    "final_train_acc",
-    "final_test_loss",
-    "final_test_acc",
-    "final_gap",
-    "best_test_acc",
-    "best_epoch",
-    "mean_epoch_time_s",
-    "wall_time_s",
-    "device_name",
-    "precision",
-)
+RUN_FIELDS = ("epochs_completed", *(m.key for m in METRICS.values()), "device_name", "precision")
 
 
 def resolve_metrics(names: Iterable[str]) -> list[Metric]:
@@ -113,9 +76,10 @@ def split_override(override: str) -> tuple[str, str]:
 class Run:
     path: Path
     overrides: list[str]
-    status: str  # a summary.json status, "no summary" (stopped before writing one) or "not run"
-    summary: dict = field(default_factory=dict)
-    history: list[dict] = field(default_factory=list)  # the rows of metrics.jsonl
+    status: str  # a summary.json status, "no summary" (stopped before writing one), "damaged" or "not run"
+    summary: Summary | None = None  # None: no readable summary.json
+    history: list[EpochRow] = field(default_factory=list)  # the rows of metrics.jsonl
+    damaged: list[Damaged] = field(default_factory=list)  # files of the folder that could not be read whole
 
     @property
     def params(self) -> dict[str, str]:
@@ -126,24 +90,26 @@ class Run:
         return self.status == "completed"
 
     def value(self, metric: Metric) -> float | None:
-        v = self.summary.get(metric.key)
-        return None if v is None else float(v)  # float() also reads the "nan" / "inf" strings of results.py
+        v = None if self.summary is None else self.summary.get(metric.key)
+        return None if v is None else float(v)
 
     @property
     def reason(self) -> str:
         """Why the run is not in the means ("" when it is)."""
-        epochs = self.summary.get("epochs_completed", len(self.history))
+        epochs = self.summary.epochs_completed if self.summary else len(self.history)
         if self.status == "completed":
             return ""
         if self.status == "not run":
             return "job of the sweep in multirun.yaml without a folder"
+        if self.status == "damaged":
+            return "; ".join(f"{d.path.name}: {d.reason}" for d in self.damaged)
         if self.status == "no summary":
             return f"no summary.json: stopped after {epochs} epoch(s)"
         if self.status == "diverged":
-            at = self.summary.get("diverged_at") or {}
+            at = self.summary.diverged_at or {}
             return f"diverged at epoch {at.get('epoch', '?')}, step {at.get('step', '?')} (loss {at.get('loss', '?')})"
         if self.status == "failed":
-            return self.summary.get("error") or "failed"
+            return self.summary.error or "failed"
         return f"{self.status} after {epochs} epoch(s)"
 
 
@@ -151,24 +117,10 @@ def _natural(text: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
 
 
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def _read_yaml(path: Path):
-    try:
-        return yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return None
-
-
 def find_runs(folder: Path) -> Iterator[Path]:
     """Every run folder at or below folder (summary.json or Hydra's .hydra/overrides.yaml), in job order."""
-    for root, dirs, files in os.walk(folder):
-        if "summary.json" in files or os.path.isfile(os.path.join(root, ".hydra", "overrides.yaml")):
+    for root, dirs, _files in os.walk(folder):
+        if RunFolder(Path(root), create=False).is_run():
             dirs[:] = []
             yield Path(root)
         else:
@@ -176,55 +128,54 @@ def find_runs(folder: Path) -> Iterator[Path]:
 
 
 def read_run(path: Path) -> Run | None:
-    """One run folder, or None when it holds another task (lr_find, schedule)."""
-    summary = _read_json(path / "summary.json")
-    overrides = _read_yaml(path / ".hydra" / "overrides.yaml")
-    if overrides is None:
-        overrides = (summary or {}).get("overrides", [])
-    if summary is None:
-        task = (_read_yaml(path / ".hydra" / "config.yaml") or {}).get("task", "train")
-        status = "no summary"
-    else:
-        task, status = summary.get("task", "train"), summary.get("status", "running")
-    if task != "train":
+    """One run folder, or None when it holds another task (lr_find, schedule). Files that cannot be read
+    whole are recorded on the run, never raised: one damaged run must not sink a report."""
+    folder = RunFolder(path, create=False)
+    if folder.read_task() != "train":
         return None
-    history = []
-    if (path / "metrics.jsonl").exists():
-        history = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return Run(path, [str(o) for o in overrides], status, summary or {}, history)
+    overrides = folder.read_overrides() or []
+    summary = folder.read_summary()
+    history = folder.read_metrics()
+    if summary is not None:
+        status = summary.status
+    else:
+        status = "damaged" if folder.damaged else "no summary"
+    return Run(path, overrides, status, summary, history, folder.damaged)
 
 
 def sweep_jobs(multirun_yaml: Path) -> list[list[str]]:
     """The override lists of the jobs Hydra's basic sweeper launches for this multirun.yaml, in job order
-    (Hydra's own expansion, so the strings equal the jobs' .hydra/overrides.yaml); [] for other sweepers,
-    whose jobs are not known in advance."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    (the strings equal the jobs' .hydra/overrides.yaml); [] for other sweepers, whose jobs are not known in
+    advance, and for an unreadable file."""
+    from trainer.sweeps import basic_sweeper_jobs
 
-    from trainer.sweeps import expand
-
-    hydra_cfg = (_read_yaml(multirun_yaml) or {}).get("hydra") or {}
-    sweeper = hydra_cfg.get("sweeper") or {}
-    if sweeper.get("_target_") != f"{BasicSweeper.__module__}.{BasicSweeper.__name__}":
-        return []
     try:
-        return expand(list(hydra_cfg["overrides"]["task"]), sweeper.get("params"))
-    except Exception:  # an unreadable sweep definition only costs the list of never-run jobs
+        config = yaml.safe_load(multirun_yaml.read_text())
+    except (OSError, yaml.YAMLError):
         return []
+    return basic_sweeper_jobs((config or {}).get("hydra") or {}) if isinstance(config, dict) else []
 
 
-def collect(folders: Iterable[str | Path]) -> list[Run]:
+def collect(folders: Iterable[str | Path], notes: list[str] | None = None) -> list[Run]:
     """The training runs under the folders (multiruns, single runs, or folders holding them), plus a Run with
-    status "not run" for each job of a sweep that has no folder in any of them."""
+    status "not run" for each job of a sweep that has no folder in any of them. A run folder reached twice
+    (the same folder given twice, or a folder and its parent) counts once, with a line in `notes`."""
     runs: list[Run] = []
+    notes = [] if notes is None else notes
+    visited: set[Path] = set()
     seen: set[tuple[str, ...]] = set()  # the override sets of every run folder, whatever its task
     expected: list[tuple[Path, list[str]]] = []
     for folder in map(Path, folders):
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: no such folder")
         for path in find_runs(folder):
+            if path.resolve() in visited:
+                notes.append(f"{path}: the same run folder as one already read; counted once")
+                continue
+            visited.add(path.resolve())
             run = read_run(path)
-            overrides = run.overrides if run else (_read_yaml(path / ".hydra" / "overrides.yaml") or [])
-            seen.add(tuple(sorted(map(str, overrides))))
+            overrides = run.overrides if run else (RunFolder(path, create=False).read_overrides() or [])
+            seen.add(tuple(sorted(overrides)))
             if run is not None:
                 runs.append(run)
         for multirun_yaml in sorted(folder.rglob("multirun.yaml")):
@@ -438,14 +389,16 @@ def _common_overrides(runs: Sequence[Run]) -> list[str]:
     ]
 
 
-def markdown_report(runs: Sequence[Run], groups: Sequence[Group], metrics: Sequence[Metric], sources: str) -> str:
+def markdown_report(
+    runs: Sequence[Run], groups: Sequence[Group], metrics: Sequence[Metric], sources: str, notes: Sequence[str] = ()
+) -> str:
     rows = table_rows(groups, metrics, MARKDOWN)
     excluded = [r for r in runs if not r.included]
     devices = sorted(
         {
-            f"{r.summary['device_name']}, {r.summary.get('precision')}"
+            f"{r.summary.device_name}, {r.summary.precision}"
             for r in runs
-            if r.included and r.summary.get("device_name")
+            if r.included and r.summary.device_name
         }
     )
     common = _common_overrides(runs)
@@ -474,6 +427,9 @@ def markdown_report(runs: Sequence[Run], groups: Sequence[Group], metrics: Seque
         table = [["run", "status", "overrides", "reason"]]
         table += [[str(r.path), r.status, " ".join(r.overrides), r.reason] for r in excluded]
         lines += _md_table([[_md_escape(c) for c in row] for row in table], "llll") + [""]
+    partial = [f"{r.path}: {d.path.name} {d.reason}; its summary.json is whole and in the means" for r in runs if r.included for d in r.damaged]
+    if notes or partial:
+        lines += ["## Notes", "", *(f"- {_md_escape(n)}" for n in [*notes, *partial]), ""]
     return "\n".join(lines)
 
 
@@ -510,14 +466,14 @@ def write_results_csv(path: Path, runs: Sequence[Run], groups: Sequence[Group]) 
         keys.append("seed")
     rows = []
     for r in runs:
-        params = {**({"seed": r.summary["seed"]} if "seed" in r.summary else {}), **r.params}
+        params = {**({"seed": r.summary.seed} if r.summary else {}), **r.params}
         rows.append(
             [
                 str(r.path),
                 label[id(r)],
                 r.status,
                 *(params.get(k) for k in keys),
-                *(r.summary.get(k) for k in RUN_FIELDS),
+                *(r.summary.get(k) if r.summary else None for k in RUN_FIELDS),
                 r.reason,
             ]
         )
@@ -561,15 +517,12 @@ PLOTS = {  # name -> x label, y label, title
 def _lr_points(run: Run) -> dict[float, float]:
     """The LR of every optimizer step at its position in epochs (0 at the first step, the last LR repeated at
     the end of the run), from steps.csv; the LR at each epoch's first step (metrics.jsonl) without it."""
-    steps_csv = run.path / "steps.csv"
-    if steps_csv.exists():
-        with open(steps_csv, newline="") as f:
-            rows = [(int(r["step"]), int(r["epoch"]), float(r["lr"])) for r in csv.DictReader(f)]
-        per_epoch = run.summary.get("steps_per_epoch") or sum(1 for _, e, _ in rows if e == 1)
-        if rows and per_epoch:
-            points = {(step - 1) / per_epoch: lr for step, _, lr in rows}
-            return points | {rows[-1][0] / per_epoch: rows[-1][2]}
-    return {r["epoch"] - 1: float(r["lr"]) for r in run.history}
+    rows = RunFolder(run.path, create=False).read_steps()
+    per_epoch = (run.summary.steps_per_epoch if run.summary else None) or sum(1 for s in rows if s.epoch == 1)
+    if rows and per_epoch:
+        points = {(s.step - 1) / per_epoch: s.lr for s in rows}
+        return points | {rows[-1].step / per_epoch: rows[-1].lr}
+    return {r.epoch - 1: float(r.lr) for r in run.history}
 
 
 def _mean_curve(points: list[dict[float, float]], scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -585,7 +538,8 @@ def _mean_curve(points: list[dict[float, float]], scale: float = 1.0) -> tuple[n
 
 def _epoch_curve(runs: Sequence[Run], column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A metrics.jsonl fraction (accuracy, gap) in percent against the epoch."""
-    return _mean_curve([{r["epoch"]: float(r[column]) for r in run.history if column in r} for run in runs], 100.0)
+    points = [{r.epoch: float(getattr(r, column)) for r in run.history if getattr(r, column) is not None} for run in runs]
+    return _mean_curve(points, 100.0)
 
 
 def plot_data(groups: Sequence[Group]) -> dict[str, list[Series]]:
@@ -688,7 +642,8 @@ def write_report(
     """Collect, aggregate and write every table and figure to out_dir (default: <first folder>/report)."""
     folders = [Path(f) for f in folders]
     chosen = resolve_metrics(metrics)
-    runs = collect(folders)
+    notes: list[str] = []
+    runs = collect(folders, notes)
     if not runs:
         raise ValueError(f"no training runs under {', '.join(map(str, folders))}")
     groups = aggregate(runs, sort, group_by)
@@ -696,7 +651,7 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
 
     sources = ", ".join(f"`{_shown(f)}`" for f in folders)
-    markdown, latex = markdown_report(runs, groups, chosen, sources), latex_table(groups, chosen)
+    markdown, latex = markdown_report(runs, groups, chosen, sources, notes), latex_table(groups, chosen)
     files = {name: out / name for name in ("table.md", "table.tex", "results.csv", "groups.csv")}
     files["table.md"].write_text(markdown)
     files["table.tex"].write_text(latex)

@@ -20,7 +20,7 @@ from wandb_records import find_run_files, read_run
 from trainer import data
 from trainer.errors import ConfigError
 from trainer.fit import fit
-from trainer.results import read_metrics
+from trainer.records import read_metrics
 
 TIMING_KEYS = {"epoch_time", "rss_mb", "peak_rss_mb"}
 # big enough that an epoch takes a noticeable fraction of a second, so the kill lands mid-run

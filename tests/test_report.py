@@ -19,6 +19,7 @@ from conftest import FAST, ROOT, run_cli
 from matplotlib.container import BarContainer
 
 from experiments.report import Run, aggregate, collect, draw, main, plot_data, tex_escape, write_report
+from trainer.records import EpochRow, Summary
 
 SCHEDULES = ("constant", "cosine")
 SEEDS = (0, 1, 2)
@@ -267,7 +268,7 @@ def test_a_sweep_run_in_two_goes_is_pooled(sweep, tmp_path):
 
 
 def fake(overrides: str, test_acc: float | None, status: str = "completed") -> Run:
-    summary = {"final_test_acc": test_acc, "final_gap": 0.01, "status": status} if test_acc is not None else {}
+    summary = Summary.from_dict({"final_test_acc": test_acc, "final_gap": 0.01, "status": status}) if test_acc is not None else None
     return Run(Path("runs") / overrides.replace(" ", "_"), overrides.split(), status, summary)
 
 
@@ -315,7 +316,8 @@ def test_draw_makes_one_line_per_series_and_a_bar_per_group():
     for g, history in zip(groups, ([0.1, 0.2], [0.3]), strict=True):
         for r in g.runs:
             r.history = [
-                {"epoch": e + 1, "train_acc": a, "test_acc": a, "gap": 0.0, "lr": 0.1} for e, a in enumerate(history)
+                EpochRow(e + 1, train_loss=1.0, train_acc=a, test_loss=1.0, test_acc=a, gap=0.0, lr=0.1, lr_end=0.1, epoch_time=1.0)
+                for e, a in enumerate(history)
             ]
     data = plot_data(groups)
     assert len(draw("test_acc", data["test_acc"]).axes[0].get_lines()) == 2

@@ -9,7 +9,7 @@ from conftest import FAST, compose_config
 
 from trainer import data
 from trainer.fit import fit
-from trainer.results import read_metrics
+from trainer.records import read_metrics
 
 RESULT_FILES = ["config.yaml", "metrics.jsonl", "steps.csv", "summary.json", "provenance.json", "checkpoint.pt"]
 TIMING_KEYS = {"epoch_time", "rss_mb", "peak_rss_mb"}

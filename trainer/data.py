@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from trainer.errors import ConfigError
-from trainer.results import atomic_write_bytes
+from trainer.records import atomic_write_bytes
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 IDX_FILES = {  # split -> (images, labels), as torchvision names them in <root>/<Class>/raw/

@@ -28,7 +28,9 @@ import torch
 import torch.nn.functional as F
 
 from trainer.config import LR_FIND_RULES
-from trainer.results import RunFiles, atomic_write_bytes, write_json
+from trainer.records import Job, RunFolder, atomic_write_bytes, write_json
+from trainer.setup import build, provenance
+from trainer.tracking import Tracker, make_tracker
 
 RULES = LR_FIND_RULES  # steepest, min_div10, valley
 COLORS = {"steepest": "tab:red", "min_div10": "tab:green", "valley": "tab:orange"}
@@ -286,14 +288,12 @@ def _settings(cfg) -> dict:
     return OmegaConf.to_container(cfg.lr_find, resolve=True)
 
 
-def log_curve(tracker, result: LRFindResult) -> None:
-    """The range test's curve to W&B, against its own step."""
-    tracker.define_metric("lr_find/*", step_metric="lr_find/step")
-    for step, (lr, loss, smoothed) in enumerate(zip(result.lrs, result.losses, result.smoothed, strict=True)):
-        tracker.log({"lr_find/step": step, "lr_find/lr": lr, "lr_find/loss": loss, "lr_find/smoothed": smoothed})
+def log_curve(tracker: Tracker, result: LRFindResult) -> None:
+    """The range test's curve to the tracker, against its own step."""
+    tracker.log_curve("lr_find", {"lr": result.lrs, "loss": result.losses, "smoothed": result.smoothed})
 
 
-def find_and_set_lr(cfg, model, optimizer, train_set, run_dir: Path, amp, tracker=None) -> dict:
+def find_and_set_lr(cfg, model, optimizer, train_set, run_dir: Path, amp, tracker: Tracker | None = None) -> dict:
     """Run the test on the model and optimizer training is about to use, restore them, and set every
     param group's LR (and initial_lr, where a schedule keeps one) to the suggestion cfg.lr_find.suggestion
     names. Returns what summary.json records."""
@@ -317,23 +317,19 @@ def find_and_set_lr(cfg, model, optimizer, train_set, run_dir: Path, amp, tracke
     return {"rule": rule, "lr": lr, "suggestions": result.suggestions, "stop_reason": result.stop_reason}
 
 
-def run_lr_find(cfg, run_dir: Path, job: dict | None = None) -> LRFindResult:
+def run_lr_find(cfg, run_dir: Path, job: Job | dict | None = None) -> LRFindResult:
     """task=lr_find: build the run's data, model and optimizer as training would, run the test, and
-    write config.yaml, provenance.json, lr_find.json and lr_find.png; W&B gets the curve when enabled."""
-    from trainer.fit import build
-    from trainer.results import provenance
-    from trainer.tracking import Tracker
-
-    job = job or {}
-    files = RunFiles(run_dir)
+    write config.yaml, provenance.json, lr_find.json and lr_find.png; the tracker gets the curve."""
+    job = Job.of(job)
+    folder = RunFolder(run_dir)
     run = build(cfg, job)
-    files.write_config(cfg)
-    write_json(files.dir / "provenance.json", provenance(cfg, run.device, job))
+    folder.write_config(cfg)
+    folder.write_provenance(provenance(cfg, run.device, job))
 
     result = _range_test_from_config(cfg, run.model, run.optimizer, run.train_set, run.amp)
-    write_results(result, files.dir, _settings(cfg))
+    write_results(result, folder.dir, _settings(cfg))
     print(report(result, cfg.lr_find.suggestion), flush=True)
-    tracker = Tracker(cfg, files.dir, job)
+    tracker = make_tracker(cfg, folder.dir, job)
     try:
         log_curve(tracker, result)
     finally:

@@ -11,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from schedulers import key_epochs, lr_curve, plot_schedules
 from trainer.config import validate
 from trainer.data import num_batches, train_size
-from trainer.results import write_json
+from trainer.records import write_json
 
 
 def steps_per_epoch(cfg) -> int:

@@ -1,0 +1,107 @@
+"""checkpoint.pt: the state at the end of the last epoch (model, optimizer, schedule, grad scaler, every RNG,
+the progress so far), saved atomically, and loaded only for the same config."""
+
+from __future__ import annotations
+
+import io
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from trainer.config import NEUTRAL_KEYS
+from trainer.errors import ConfigError
+from trainer.records import RunFolder, atomic_write_bytes
+
+
+def comparable_config(cfg) -> dict:
+    """The resolved config without the keys that may change between an interruption and a resume."""
+    c = OmegaConf.to_container(cfg, resolve=True)
+    for key in NEUTRAL_KEYS:
+        *parents, last = key.split(".")
+        node = c
+        for p in parents:
+            node = node.get(p, {})
+        node.pop(last, None)
+    return c
+
+
+def config_differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += config_differences(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k} ({vb!r} in the checkpoint, {va!r} now)")
+    return out
+
+
+def rng_state(generator: torch.Generator) -> dict:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "shuffle": generator.get_state(),
+    }
+
+
+def set_rng_state(state: dict, generator: torch.Generator) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    generator.set_state(state["shuffle"])
+
+
+def atomic_torch_save(path: Path, obj: Any) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def save(folder: RunFolder, cfg, *, model, optimizer, schedule, scaler, shuffle, progress: dict, tracker_id) -> None:
+    atomic_torch_save(
+        folder.checkpoint,
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(),
+            "scaler": scaler.state_dict(),
+            "rng": rng_state(shuffle),
+            "state": progress,
+            "config": comparable_config(cfg),
+            "wandb_id": tracker_id,
+        },
+    )
+
+
+def load(folder: RunFolder, cfg) -> dict | None:
+    """The run folder's checkpoint, if any; one of another config is an error, not something to overwrite,
+    and so is a folder that holds a finished run."""
+    if not folder.checkpoint.exists():
+        if cfg.resume:
+            raise ConfigError(f"resume={cfg.resume!r} holds no checkpoint.pt: point it at a run folder that has one")
+        summary = folder.read_summary()
+        finished = summary is not None and summary.status in ("completed", "diverged")
+        if finished or folder.metrics.exists() and folder.metrics.stat().st_size:
+            raise ConfigError(f"{folder.dir} already holds the results of a run: choose a new output folder")
+        return None
+    checkpoint = torch.load(folder.checkpoint, map_location="cpu", weights_only=False)
+    diff = config_differences(comparable_config(cfg), checkpoint["config"])
+    if diff:
+        raise ConfigError(f"resume: {folder.dir} holds a checkpoint of a different config: {'; '.join(diff[:5])}")
+    return checkpoint
+
+
+def restore(checkpoint: dict, *, model, optimizer, schedule, scaler, shuffle) -> None:
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    schedule.load_state_dict(checkpoint["schedule"])
+    scaler.load_state_dict(checkpoint["scaler"])
+    set_rng_state(checkpoint["rng"], shuffle)

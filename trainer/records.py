@@ -1,0 +1,414 @@
+"""The run folder and what a run records in it: one owner, one writer, one reader.
+
+A run folder holds config.yaml, metrics.jsonl (one `EpochRow` per epoch), steps.csv (one `StepRow` per
+optimizer step), summary.json (a `Summary`), provenance.json and checkpoint.pt (trainer/checkpoint.py).
+Training, the LR range test, the trackers, the command line's closing line and objective, the report and
+the benchmarks all read and write these files through this module, so a new per-epoch metric is one field
+of `EpochRow` (with its `metric(...)` description): it then lands in metrics.jsonl, in every tracker, as
+`final_<name>` in summary.json, as a sweep objective and as a column of the report.
+
+Every whole-file write is atomic (temp file + rename), so an interrupted run never leaves a half-written
+file; the appended files (metrics.jsonl, steps.csv) are read defensively (a cut last line is reported,
+not fatal). This module needs no torch, so the report can read runs without importing it.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+# ------------------------------------------------------------------------------------------ file writes
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: write them as strings so every reader can parse the file."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(finite(obj), indent=2) + "\n").encode())
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+# ------------------------------------------------------------------------------------------ the records
+
+
+def metric(
+    title: str,
+    *,
+    scale: float = 1,
+    decimals: int = 3,
+    better: str | None = None,
+    summary: str | None = "final",
+    key: str | None = None,
+    **kwargs,
+):
+    """A per-epoch figure of EpochRow and how it is shown: `title` its table header, `scale` 100 for a
+    fraction shown in percent, `better` "max"/"min" when the best mean of a column is worth bolding,
+    `summary` how summary.json condenses it: "final" (its last value) or "mean" (over the epochs), under
+    `key` (default final_<name> / mean_<name>), or None (not summarized: the LR, memory)."""
+    key = key or (f"{summary}_{{}}" if summary else None)
+    meta = {"title": title, "scale": scale, "decimals": decimals, "better": better, "summary": summary, "key": key}
+    return field(metadata=meta, **kwargs)
+
+
+def _memory(title: str):
+    return metric(title, decimals=0, summary=None, default=None)
+
+
+@dataclass
+class EpochRow:
+    """One line of metrics.jsonl: the figures of one finished epoch."""
+
+    epoch: int
+    train_loss: float = metric("train loss", better="min")
+    train_acc: float = metric("train acc (%)", scale=100, decimals=2, better="max")
+    test_loss: float = metric("test loss", better="min")
+    test_acc: float = metric("test acc (%)", scale=100, decimals=2, better="max")
+    # small is not better when both accuracies are low
+    gap: float = metric("gap (%)", scale=100, decimals=2)  # train acc - test acc
+    lr: float = metric("LR at the epoch's first step", decimals=4, summary=None)
+    lr_end: float = metric("LR at the epoch's last step", decimals=4, summary=None)
+    epoch_time: float = metric("epoch time (s)", decimals=2, better="min", summary="mean", key="mean_epoch_time_s")
+    rss_mb: float | None = _memory("resident memory (MiB)")
+    peak_rss_mb: float | None = _memory("peak resident memory (MiB)")
+    cuda_mb: float | None = _memory("CUDA memory (MiB)")
+    cuda_peak_mb: float | None = _memory("peak CUDA memory (MiB)")
+
+    def to_dict(self) -> dict:
+        """The row as metrics.jsonl holds it: figures a device does not have (CUDA memory on a CPU) left out."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> EpochRow:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: _number(v) for k, v in d.items() if k in names})
+
+
+def _number(v: Any) -> Any:
+    return float(v) if isinstance(v, str) and v in ("nan", "inf", "-inf") else v
+
+
+def epoch_metrics() -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(EpochRow) if f.metadata]
+
+
+class StepRow(NamedTuple):
+    """One line of steps.csv: the LR an optimizer step ran with, and its loss."""
+
+    step: int  # counted from 1 over the whole run
+    epoch: int  # from 1
+    lr: float
+    loss: float
+
+
+STEP_HEADER = "step,epoch,lr,loss\n"
+
+
+def _csv_line(row: StepRow) -> str:
+    return ",".join(repr(v) for v in row) + "\n"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A figure of summary.json as the report and the sweep objective name it."""
+
+    name: str  # the column's name on the report's command line
+    key: str  # its summary.json key
+    title: str  # its header in the tables
+    scale: float  # 100: a fraction shown in percent
+    decimals: int
+    better: str | None = None  # "max" or "min": the best mean of the column is set in bold
+    objective: bool = True  # a sweep may optimize it (timings and the best epoch's number are no objective)
+
+
+def _summary_metrics() -> list[Metric]:
+    out = []
+    for f in epoch_metrics():
+        m = f.metadata
+        if m["summary"] is None:
+            continue
+        key = m["key"].format(f.name)
+        out.append(Metric(f.name, key, m["title"], m["scale"], m["decimals"], m["better"], m["summary"] == "final"))
+        if f.name == "test_acc":  # the best epoch's figure sits beside the final one
+            out.append(Metric("best_test_acc", "best_test_acc", "best test acc (%)", m["scale"], m["decimals"], "max"))
+    out.append(Metric("best_epoch", "best_epoch", "best epoch", 1, 1, objective=False))
+    out.append(Metric("wall_time", "wall_time_s", "wall time (s)", 1, 1, "min", objective=False))
+    return out
+
+
+# Every figure summary.json holds, in report order: the final value of each summarized EpochRow field, the
+# mean epoch time, the best epoch's test accuracy and the epoch itself, the wall time.
+METRICS: dict[str, Metric] = {m.name: m for m in _summary_metrics()}
+# What a sweep may optimize: any figure of the run's results (not its timing).
+OBJECTIVES = tuple(m.key for m in METRICS.values() if m.objective)
+
+
+def results_summary(history: list[EpochRow]) -> dict:
+    """The figures of summary.json from the completed epochs: final and best values, mean epoch time."""
+    if not history:
+        return {"epochs_completed": 0}
+    last = history[-1]
+    out: dict[str, Any] = {"epochs_completed": last.epoch}
+    for f in epoch_metrics():
+        kind, key = f.metadata["summary"], f.metadata["key"]
+        if kind == "final":
+            out[key.format(f.name)] = getattr(last, f.name)
+        elif kind == "mean":
+            out[key.format(f.name)] = sum(getattr(r, f.name) for r in history) / len(history)
+    best = max(history, key=lambda r: r.test_acc)
+    out["best_test_acc"], out["best_epoch"] = best.test_acc, best.epoch
+    return out
+
+
+@dataclass
+class Job:
+    """Which job this is: its overrides, its number in a sweep, the sweep, its Hydra output folder."""
+
+    overrides: list[str] = field(default_factory=list)
+    num: int | None = None
+    multirun: bool = False
+    sweep: str | None = None
+    output_dir: str | None = None
+
+    @classmethod
+    def of(cls, job: Job | dict | None) -> Job:
+        if isinstance(job, Job):
+            return job
+        return cls(**(job or {}))
+
+
+STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
+FINISHED = ("completed", "diverged")
+
+
+@dataclass
+class Summary:
+    """summary.json: how a run ended, what it ran on, and its figures (`figures`, flat in the file)."""
+
+    status: str = "running"
+    task: str = "train"
+    seed: int = 0
+    overrides: list[str] = field(default_factory=list)
+    started_at: str | None = None
+    finished_at: str | None = None
+    wall_time_s: float | None = None
+    device: str | None = None
+    device_name: str | None = None
+    precision: str | None = None
+    epochs: int | None = None
+    steps_per_epoch: int | None = None
+    epochs_completed: int = 0
+    diverged_at: dict | None = None  # epoch, step, lr, loss of the first blown-up step
+    error: str | None = None
+    lr_find: dict | None = None  # rule, lr, suggestions, stop_reason when trainer.lr_find ran
+    figures: dict[str, float] = field(default_factory=dict)  # METRICS keys: final_*, best_*, mean_*
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "figures"}
+        d.update(self.figures)
+        if d["error"] is None:
+            del d["error"]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Summary:
+        names = {f.name for f in dataclasses.fields(cls)} - {"figures"}
+        known = {k: v for k, v in d.items() if k in names}
+        figures = {k: _number(v) for k, v in d.items() if k not in names}
+        return cls(**known, figures=figures)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A field or a figure by its summary.json key."""
+        if key in self.figures:
+            return self.figures[key]
+        return getattr(self, key, default) if key != "figures" else default
+
+    def record_history(self, history: list[EpochRow]) -> None:
+        results = results_summary(history)
+        self.epochs_completed = results.pop("epochs_completed")
+        self.figures = results
+
+
+# ------------------------------------------------------------------------------------------ the folder
+
+
+class Damaged(NamedTuple):
+    """A file of a run folder that could not be read whole: which, and why."""
+
+    path: Path
+    reason: str
+
+
+class RunFolder:
+    """The files of one run folder: the one writer and the one reader of each of them."""
+
+    def __init__(self, run_dir: Path, create: bool = True):
+        self.dir = Path(run_dir)
+        if create:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        self.config = self.dir / "config.yaml"
+        self.metrics = self.dir / "metrics.jsonl"
+        self.steps = self.dir / "steps.csv"
+        self.summary = self.dir / "summary.json"
+        self.provenance = self.dir / "provenance.json"
+        self.checkpoint = self.dir / "checkpoint.pt"
+        self.overrides = self.dir / ".hydra" / "overrides.yaml"
+        self.hydra_config = self.dir / ".hydra" / "config.yaml"
+        self.damaged: list[Damaged] = []  # what the readers found unreadable, for the report to list
+
+    # --- writing
+
+    def write_config(self, cfg) -> None:
+        from omegaconf import OmegaConf
+
+        atomic_write_bytes(self.config, OmegaConf.to_yaml(cfg, resolve=True).encode())
+
+    def write_history(self, history: Iterable[EpochRow], steps: Iterable[StepRow]) -> None:
+        """Rewrite metrics.jsonl and steps.csv from a checkpoint's records (on resume)."""
+        atomic_write_bytes(self.metrics, "".join(_jsonl(r) for r in history).encode())
+        atomic_write_bytes(self.steps, (STEP_HEADER + "".join(_csv_line(s) for s in steps)).encode())
+
+    def append_epoch(self, row: EpochRow, steps: list[StepRow]) -> None:
+        with open(self.metrics, "a") as f:
+            f.write(_jsonl(row))
+        self.append_steps(steps)
+
+    def append_steps(self, steps: list[StepRow]) -> None:
+        new = not self.steps.exists()
+        with open(self.steps, "a") as f:
+            f.write((STEP_HEADER if new else "") + "".join(_csv_line(s) for s in steps))
+
+    def write_summary(self, summary: Summary) -> None:
+        write_json(self.summary, summary.to_dict())
+
+    def write_provenance(self, provenance: dict) -> None:
+        write_json(self.provenance, provenance)
+
+    # --- reading
+
+    def _damaged(self, path: Path, reason: str) -> None:
+        self.damaged.append(Damaged(path, reason))
+
+    def read_metrics(self) -> list[EpochRow]:
+        """The epochs of metrics.jsonl; a line that does not parse (a run killed mid-write) ends the read
+        and is recorded in `damaged`."""
+        if not self.metrics.exists():
+            return []
+        rows = []
+        for i, line in enumerate(self.metrics.read_text(errors="replace").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(EpochRow.from_dict(json.loads(line)))
+            except (json.JSONDecodeError, TypeError, ValueError) as e:
+                self._damaged(self.metrics, f"line {i} unreadable ({type(e).__name__})")
+                break
+        return rows
+
+    def read_steps(self) -> list[StepRow]:
+        if not self.steps.exists():
+            return []
+        rows = []
+        with open(self.steps, newline="", errors="replace") as f:
+            for i, r in enumerate(csv.DictReader(f), start=2):
+                try:
+                    rows.append(StepRow(int(r["step"]), int(r["epoch"]), float(r["lr"]), float(r["loss"])))
+                except (KeyError, TypeError, ValueError) as e:
+                    self._damaged(self.steps, f"line {i} unreadable ({type(e).__name__})")
+                    break
+        return rows
+
+    def read_summary(self) -> Summary | None:
+        """summary.json, or None when there is none (a run stopped before writing it) or it is unreadable."""
+        d = self._read_json(self.summary)
+        return None if d is None else Summary.from_dict(d)
+
+    def read_provenance(self) -> dict | None:
+        return self._read_json(self.provenance)
+
+    def _read_json(self, path: Path) -> dict | None:
+        if not path.exists():
+            return None
+        try:
+            d = json.loads(path.read_text())
+            if not isinstance(d, dict):
+                raise ValueError("not an object")
+            return d
+        except (OSError, ValueError) as e:
+            self._damaged(path, f"unreadable ({type(e).__name__})")
+            return None
+
+    def read_overrides(self) -> list[str] | None:
+        """The job's command-line overrides: Hydra's .hydra/overrides.yaml, else the summary's copy."""
+        if self.overrides.exists():
+            overrides = self._read_yaml(self.overrides)
+            if isinstance(overrides, list):
+                return [str(o) for o in overrides]
+        summary = self._read_json(self.summary) if self.summary.exists() else None
+        return None if summary is None else [str(o) for o in summary.get("overrides", [])]
+
+    def read_task(self) -> str:
+        """The task of the run (train, lr_find, schedule), from summary.json or Hydra's config."""
+        summary = self._read_json(self.summary) if self.summary.exists() else None
+        if summary is not None:
+            return summary.get("task", "train")
+        config = self._read_yaml(self.hydra_config) if self.hydra_config.exists() else None
+        return (config or {}).get("task", "train") if isinstance(config, dict) else "train"
+
+    def _read_yaml(self, path: Path) -> Any:
+        import yaml
+
+        try:
+            return yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as e:
+            self._damaged(path, f"unreadable ({type(e).__name__})")
+            return None
+
+    def is_run(self) -> bool:
+        """A run folder: one with a summary.json or Hydra's .hydra/overrides.yaml."""
+        return self.summary.is_file() or self.overrides.is_file()
+
+
+def _jsonl(row: EpochRow) -> str:
+    return json.dumps(finite(row.to_dict())) + "\n"
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """metrics.jsonl as plain dicts (for tests and scripts)."""
+    return [r.to_dict() for r in RunFolder(run_dir, create=False).read_metrics()]
+
+
+def read_summary(run_dir: Path) -> dict | None:
+    summary = RunFolder(run_dir, create=False).read_summary()
+    return None if summary is None else summary.to_dict()
+

@@ -1,0 +1,160 @@
+"""Everything a run trains with, built the same way for training and for the LR range test: the device,
+the precision, the seeds and threads, the data on the device, the model and the optimizer; and the
+description of the machine that provenance.json and the benchmarks record."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import resource
+import socket
+import subprocess
+import sys
+from contextlib import nullcontext
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+
+from trainer import data
+from trainer.errors import ConfigError
+from trainer.records import Job
+
+DEFAULT_THREADS = torch.get_num_threads()
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("torch", "torchvision", "hydra-core", "omegaconf", "wandb", "numpy", "matplotlib")
+
+
+def resolve_device(name: str, job_num: int | None = None) -> torch.device:
+    """auto: CUDA when there is one (job N of a parallel sweep takes GPU N mod the GPU count), else CPU."""
+    if name == "auto":
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        return torch.device("cuda", (job_num or 0) % torch.cuda.device_count())
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.device={name!r} is not available on this machine: use auto or cpu")
+    return device
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    if name == "auto":
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    return name
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(deterministic)  # off again for the next job of the same process
+
+
+@dataclass
+class Setup:
+    """What one run trains with."""
+
+    device: torch.device
+    precision: str
+    amp: Any  # the autocast context (a nullcontext in fp32)
+    train_set: data.DeviceDataset
+    test_set: data.DeviceDataset
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+
+
+def build(cfg, job: Job) -> Setup:
+    """Seed, set the threads, pick the device and precision, load the data onto the device, build the model
+    and its optimizer."""
+    t = cfg.trainer
+    seed_everything(int(cfg.seed), bool(t.deterministic))
+    torch.set_num_threads(int(t.num_threads or DEFAULT_THREADS))  # jobs of one process must not inherit it
+    device = resolve_device(t.device, job.num)
+    precision = resolve_precision(t.precision, device)
+    train_set, test_set = data.load(cfg.dataset, device, bool(t.channels_last))
+    memory_format = torch.channels_last if t.channels_last else torch.preserve_format
+    model = instantiate(cfg.model).to(device, memory_format=memory_format)
+    optimizer = instantiate(cfg.optimizer)(model.parameters())
+    return Setup(device, precision, autocast(device, precision), train_set, test_set, model, optimizer)
+
+
+# --------------------------------------------------------------------------------- the machine
+
+
+def memory_use(device: torch.device) -> dict:
+    """Current and peak resident memory of this process (MiB), and the device's on CUDA."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    try:
+        with open("/proc/self/statm") as f:
+            rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:  # no /proc (macOS): the peak is the best figure there is
+        rss = peak
+    use = {"rss_mb": rss, "peak_rss_mb": peak}
+    if device.type == "cuda":
+        use["cuda_mb"] = torch.cuda.memory_allocated(device) / 2**20
+        use["cuda_peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return use
+
+
+def cpu_model() -> str:
+    """The CPU's model name (platform.processor() is empty on Linux)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_model()}, {torch.get_num_threads()} threads"
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def provenance(cfg, device: torch.device, job: Job) -> dict:
+    """provenance.json: the code, the packages, the machine, the seed and the command of a run."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    status = _git("status", "--porcelain")
+    return {
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": None if status is None else bool(status),
+        "python": sys.version.split()[0],
+        "packages": versions,
+        "device": str(device),
+        "device_name": device_name(device),
+        "cuda": torch.version.cuda if device.type == "cuda" else None,
+        "host": socket.gethostname(),
+        "seed": int(cfg.seed),
+        "command": " ".join([sys.executable, *sys.argv]),
+        "overrides": job.overrides,
+    }
