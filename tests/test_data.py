@@ -130,3 +130,103 @@ def test_pixel_statistics_from_the_histogram_equal_the_direct_ones():
     x = images.double() / 255
     assert torch.allclose(mean.double(), x.mean(dim=(0, 2, 3)), atol=1e-7)
     assert torch.allclose(std.double(), x.std(dim=(0, 2, 3)), atol=1e-7)
+
+
+# --- the loaded data against the config (dataset.num_classes, channels, image_size) ----------------------
+
+IDX_CONFIG = dict(channels=1, image_size=28, num_classes=10)
+
+
+def write_cifar_dataset(root: Path, labels: dict[str, list[int]] | None = None) -> Path:
+    folder = root / data.CIFAR_FOLDER
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    for name in data.CIFAR_TRAIN + data.CIFAR_TEST:
+        batch = {
+            b"labels": (labels or {}).get(name, list(range(10))),
+            b"data": rng.integers(0, 256, (10, 3072), dtype=np.uint8),
+        }
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f, protocol=2)
+    return folder
+
+
+def one_line_error(cfg) -> str:
+    with pytest.raises(ConfigError) as e:
+        data.load_splits(cfg)
+    message = str(e.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("name,folder", [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
+def test_idx_files_matching_the_config_load(tmp_path, name, folder):
+    write_idx_dataset(tmp_path, folder, n_train=200, n_test=100)  # every class present
+    train, test = data.load_splits(dataset_cfg(name, tmp_path, **IDX_CONFIG))
+    assert train.images.shape == (200, 1, 28, 28) and len(test.labels) == 100
+
+
+def test_num_classes_above_the_files_is_refused_naming_both(tmp_path):
+    write_idx_dataset(tmp_path, "FashionMNIST", n_train=200, n_test=100)
+    message = one_line_error(dataset_cfg("fashion_mnist", tmp_path, **{**IDX_CONFIG, "num_classes": 100}))
+    assert message == "dataset.num_classes=100 does not match the data: its labels are 0..9 (10 classes)"
+
+
+def test_num_classes_below_the_files_is_refused_naming_both(tmp_path):
+    write_idx_dataset(tmp_path, "MNIST", n_train=200, n_test=100)
+    message = one_line_error(dataset_cfg("mnist", tmp_path, **{**IDX_CONFIG, "num_classes": 5}))
+    assert message == "dataset.num_classes=5 does not match the data: its labels are 0..9 (10 classes)"
+
+
+def test_an_out_of_range_label_in_one_file_names_the_file(tmp_path):
+    arrays = write_idx_dataset(tmp_path, "MNIST", n_train=200, n_test=100)
+    labels = arrays["t10k-labels-idx1-ubyte"].copy()
+    labels[7] = 200
+    data.write_idx(tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte", labels)
+    message = one_line_error(dataset_cfg("mnist", tmp_path, **IDX_CONFIG))
+    assert "t10k-labels-idx1-ubyte holds label 200, outside 0..9 (dataset.num_classes=10" in message
+
+
+def test_cifar_label_out_of_range_or_negative_names_the_batch(tmp_path):
+    write_cifar_dataset(tmp_path / "a", {"data_batch_3": [0, 1, 2, 3, 4, 5, 6, 7, 8, 12]})
+    cfg = dict(channels=3, image_size=32, num_classes=10)
+    message = one_line_error(dataset_cfg("cifar10", tmp_path / "a", **cfg))
+    assert "data_batch_3 holds label 12, outside 0..9" in message
+    write_cifar_dataset(tmp_path / "b", {"test_batch": [-1, *range(9)]})
+    assert "test_batch holds label -1" in one_line_error(dataset_cfg("cifar10", tmp_path / "b", **cfg))
+    write_cifar_dataset(tmp_path / "c")
+    train, test = data.load_splits(dataset_cfg("cifar10", tmp_path / "c", **cfg))
+    assert train.images.shape == (50, 3, 32, 32) and test.labels.tolist() == list(range(10))
+
+
+def test_channels_and_image_size_against_the_files_shape(tmp_path):
+    write_idx_dataset(tmp_path, "MNIST", n_train=200, n_test=100)
+    message = one_line_error(dataset_cfg("mnist", tmp_path, **{**IDX_CONFIG, "channels": 3}))
+    assert message.startswith("dataset.channels=3 does not match the data: ")
+    assert "train-images-idx3-ubyte hold 1x28x28 images" in message
+    message = one_line_error(dataset_cfg("mnist", tmp_path, **{**IDX_CONFIG, "image_size": 32}))
+    assert message.startswith("dataset.image_size=32 does not match the data: ")
+    assert "1x28x28" in message
+    write_cifar_dataset(tmp_path / "cifar")
+    message = one_line_error(dataset_cfg("cifar10", tmp_path / "cifar", channels=1, image_size=32, num_classes=10))
+    assert message.startswith("dataset.channels=1 does not match the data: data_batch_1") and "3x32x32" in message
+
+
+def test_the_synthetic_set_passes_its_own_checks_and_a_mismatch_is_caught():
+    train, test = data.load_splits(synthetic_cfg(channels=3, image_size=16, num_classes=4))
+    assert train.images.shape[1:] == (3, 16, 16) and int(train.labels.max()) < 4
+    tiny = synthetic_cfg(num_classes=50, train_size=4, test_size=4)  # may miss classes by chance: not an error
+    data.load_splits(tiny)
+    train, test = data.synthetic(synthetic_cfg())
+    with pytest.raises(ConfigError, match=r"^dataset.num_classes=3 does not match the data: its labels are 0..9"):
+        data.check_splits(synthetic_cfg(num_classes=3), train, test)
+    with pytest.raises(
+        ConfigError, match=r"^dataset.image_size=32 does not match the data: the generated images hold 1x28x28"
+    ):
+        data.check_splits(synthetic_cfg(image_size=32), train, test)
+
+
+def test_load_checks_before_anything_goes_to_the_device(tmp_path):
+    write_idx_dataset(tmp_path, "FashionMNIST", n_train=200, n_test=100)
+    with pytest.raises(ConfigError, match="dataset.num_classes=100"):
+        data.load(dataset_cfg("fashion_mnist", tmp_path, **{**IDX_CONFIG, "num_classes": 100}), torch.device("cpu"))

@@ -10,7 +10,7 @@ import gzip
 import os
 import pickle
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,9 @@ TRAIN_SIZES = {"fashion_mnist": 60000, "mnist": 60000, "cifar10": 50000}
 class Split:
     images: torch.Tensor  # uint8, N x C x H x W
     labels: torch.Tensor  # int64, N
+    # where the split came from, for messages: (file, lowest label, highest label) per label file, image files
+    label_files: list[tuple[Path, int, int]] = field(default_factory=list, repr=False)
+    image_files: list[Path] = field(default_factory=list, repr=False)
 
 
 def data_root(cfg) -> Path:
@@ -157,14 +160,26 @@ def _idx_split(raw: Path, split: str) -> Split:
     images, labels = read_idx(image_file), read_idx(label_file)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise ConfigError(f"{image_file} and {label_file} do not match: shapes {images.shape} and {labels.shape}")
-    return Split(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
+    labels = labels.astype(np.int64)
+    return Split(
+        torch.from_numpy(images.copy()).unsqueeze(1),
+        torch.from_numpy(labels),
+        _ranges([(label_file, labels)]),
+        [image_file],
+    )
+
+
+def _ranges(files: list[tuple[Path, np.ndarray]]) -> list[tuple[Path, int, int]]:
+    return [(path, int(labels.min()), int(labels.max())) for path, labels in files if len(labels)]
 
 
 def _cifar_split(folder: Path, names: list[str]) -> Split:
     parts = [read_cifar_batch(folder / n) for n in names]
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
-    return Split(torch.from_numpy(images), torch.from_numpy(labels))
+    files = [folder / n for n in names]
+    label_files = _ranges([(f, p[1]) for f, p in zip(files, parts, strict=True)])
+    return Split(torch.from_numpy(images), torch.from_numpy(labels), label_files, files)
 
 
 def synthetic(cfg) -> tuple[Split, Split]:
@@ -187,16 +202,78 @@ def synthetic(cfg) -> tuple[Split, Split]:
 
 
 def load_splits(cfg) -> tuple[Split, Split]:
-    """(train, test) as uint8 CPU tensors for the configured dataset."""
+    """(train, test) as uint8 CPU tensors for the configured dataset, checked against the config's
+    channels, image_size and num_classes."""
     if cfg.name == "synthetic":
-        return synthetic(cfg)
-    train_size(cfg)  # rejects unknown names
-    root = data_root(cfg)
-    if cfg.name == "cifar10":
-        folder = _cifar_folder(cfg, root)
-        return _cifar_split(folder, CIFAR_TRAIN), _cifar_split(folder, CIFAR_TEST)
-    raw = _idx_folder(cfg, root)
-    return _idx_split(raw, "train"), _idx_split(raw, "test")
+        splits = synthetic(cfg)
+    else:
+        train_size(cfg)  # rejects unknown names
+        root = data_root(cfg)
+        if cfg.name == "cifar10":
+            folder = _cifar_folder(cfg, root)
+            splits = _cifar_split(folder, CIFAR_TRAIN), _cifar_split(folder, CIFAR_TEST)
+        else:
+            raw = _idx_folder(cfg, root)
+            splits = _idx_split(raw, "train"), _idx_split(raw, "test")
+    check_splits(cfg, *splits)
+    return splits
+
+
+def _files(split: Split) -> str:
+    if not split.image_files:
+        return "the generated images"
+    if len(split.image_files) == 1:
+        return str(split.image_files[0])
+    return f"{', '.join(f.name for f in split.image_files)} in {split.image_files[0].parent}"
+
+
+def check_splits(cfg, train: Split, test: Split) -> None:
+    """Raise ConfigError, one line naming the key, when the loaded data is not what the config says: images
+    of another shape than dataset.channels x dataset.image_size^2, labels outside [0, dataset.num_classes)
+    (naming the file when the other files agree with the config), or files holding another number of
+    classes than dataset.num_classes. Keys the config leaves out are not checked."""
+    channels, size, k = cfg.get("channels"), cfg.get("image_size"), cfg.get("num_classes")
+    for split in (train, test):
+        _n, c, h, w = split.images.shape
+        shape = f"{c}x{h}x{w}"
+        if channels is not None and c != int(channels):
+            raise ConfigError(
+                f"dataset.channels={channels} does not match the data: {_files(split)} hold {shape} images "
+                f"(channels x height x width), {c} channel(s)"
+            )
+        if size is not None and (h != int(size) or w != int(size)):
+            raise ConfigError(
+                f"dataset.image_size={size} does not match the data: {_files(split)} hold {shape} images "
+                "(channels x height x width)"
+            )
+    if k is None:
+        return
+    k = int(k)
+    sources = [
+        source
+        for split, generated in ((train, "the generated training set"), (test, "the generated test set"))
+        for source in (split.label_files or _ranges([(generated, split.labels.numpy())]))
+    ]
+    if not sources:
+        return
+    for name, lo, _hi in sources:
+        if lo < 0:
+            raise ConfigError(
+                f"{name} holds label {lo}: labels must be 0 or more; delete it and fetch the dataset again"
+            )
+    lo, hi = min(s[1] for s in sources), max(s[2] for s in sources)
+    over = [s for s in sources if s[2] >= k]
+    if over and len(over) < len(sources):  # the other files agree with the config: this one is corrupt
+        name, _lo, top = over[0]
+        raise ConfigError(
+            f"{name} holds label {top}, outside 0..{k - 1} (dataset.num_classes={k}, which the other files "
+            "agree with); delete it and fetch the dataset again"
+        )
+    # a generated set may miss its last classes by chance; files with fewer classes than configured are a mistake
+    if over or (hi + 1 < k and cfg.name != "synthetic"):
+        raise ConfigError(
+            f"dataset.num_classes={k} does not match the data: its labels are {lo}..{hi} ({hi + 1} classes)"
+        )
 
 
 def num_batches(size: int, batch_size: int, limit: int | None = None) -> int:
@@ -255,4 +332,7 @@ def load(cfg, device: torch.device, channels_last: bool = False) -> tuple[Device
         mean, std = pixel_mean_std(train.images)
     else:
         mean, std = torch.zeros(train.images.shape[1]), torch.ones(train.images.shape[1])
-    return (DeviceDataset(train, mean, std, device, channels_last), DeviceDataset(test, mean, std, device, channels_last))
+    return (
+        DeviceDataset(train, mean, std, device, channels_last),
+        DeviceDataset(test, mean, std, device, channels_last),
+    )
