@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 
 import matplotlib.image
+import numpy as np
 import pytest
 from conftest import compose_config, run_cli
 
 from schedulers import lr_curve
+from trainer import schedule_task
+from trainer.errors import ConfigError
 
 
 def test_schedule_task_overlays_several_schedules(tmp_path):
@@ -31,3 +34,65 @@ def test_schedule_task_overlays_several_schedules(tmp_path):
     # the printed table starts at the warmup's start LR and names every curve
     assert "cosine_warmup" in result.stdout and "arm=d2l_sqrt" in result.stdout
     assert not (run / "metrics.jsonl").exists()  # nothing trained
+
+
+# --- long runs: drawn at a bounded number of steps ----------------------------------------------------------
+
+
+def test_drawn_steps_keep_every_epoch_start_and_stay_bounded():
+    assert schedule_task.drawn_steps(3, 4, limit=100).tolist() == list(range(12))
+    steps = schedule_task.drawn_steps(10, 1000, limit=50)  # 5 steps of each epoch
+    assert len(steps) == 51 and steps[-1] == 9999
+    assert set(range(0, 10000, 1000)) <= set(steps.tolist())
+    assert len(set((steps // 1000).tolist())) == 10
+    huge = schedule_task.drawn_steps(10**9, 235, limit=1000, epochs_shown=[0, 15, 250_000_000])
+    assert len(huge) <= 1003 and huge[0] == 0 and huge[-1] == 10**9 * 235 - 1
+    assert {15 * 235, 250_000_000 * 235} <= set(huge.tolist())
+    assert np.all(np.diff(huge) > 0)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["scheduler=cosine_warmup"],
+        ["scheduler=cosine_warmup", "scheduler.interval=step"],
+        ["scheduler=multistep", "scheduler.warmup.epochs=2"],
+        ["scheduler=onecycle"],
+        ["scheduler=onecycle", "scheduler.interval=step"],
+        ["scheduler=cyclic", "scheduler.interval=step"],
+        ["scheduler=plateau", "scheduler.warmup.epochs=1"],
+        ["scheduler=cosine_restarts", "scheduler.T_0=3"],
+        ["scheduler=torch", "scheduler.step_size=4"],
+    ],
+)
+def test_a_long_run_is_drawn_at_fewer_steps_with_the_trainers_lrs(monkeypatch, overrides):
+    cfg = compose_config([*overrides, "trainer.epochs=12"])
+    t_all, lr_all = lr_curve(cfg.scheduler, 0.3, 12, 40)
+    monkeypatch.setattr(schedule_task, "MAX_POINTS", 60)  # 480 steps: 5 of each epoch
+    t, lr = schedule_task.draw_curve("x", cfg.scheduler, 0.3, 12, 40, epochs_shown=[7])
+    steps = schedule_task.drawn_steps(12, 40, 60, [7])
+    assert 60 <= len(t) <= 62 and len(lr) == len(t)
+    assert t == pytest.approx([t_all[s] for s in steps], abs=1e-12)
+    assert lr == pytest.approx([lr_all[s] for s in steps], rel=1e-12, abs=1e-15)
+
+
+def test_a_torch_scheduler_too_long_to_step_through_is_refused_in_one_line(monkeypatch):
+    cfg = compose_config(["scheduler=torch", "trainer.epochs=12"])
+    monkeypatch.setattr(schedule_task, "MAX_POINTS", 60)
+    monkeypatch.setattr(schedule_task, "MAX_TORCH_STEPS", 400)
+    with pytest.raises(ConfigError) as e:
+        schedule_task.draw_curve("torch", cfg.scheduler, 0.3, 12, 40)
+    assert "\n" not in str(e.value)
+    assert "trainer.epochs=12 x schedule_plot.steps_per_epoch=40 = 480 steps" in str(e.value)
+
+
+def test_a_billion_epochs_are_drawn_fast_at_a_bounded_number_of_points(tmp_path):
+    run = tmp_path / "run"
+    result = run_cli(["task=schedule", "scheduler=multistep", "trainer.epochs=1000000000", "schedule_plot.steps_per_epoch=235",
+                      "dataset.root=/nonexistent", f"hydra.run.dir={run}"], timeout=120)
+    assert result.returncode == 0, result.stderr
+    curve = json.loads((run / "schedule.json").read_text())["multistep"]
+    assert len(curve["lr"]) <= schedule_task.MAX_POINTS + 10
+    assert curve["t"][0] == 0 and curve["t"][-1] == pytest.approx(10**9 - 1 / 235)
+    assert curve["lr"][0] == 0.3 and curve["lr"][-1] == pytest.approx(0.075)  # milestones 15 and 30, gamma 0.5
+    assert "drawn at" in result.stdout and (run / "schedule.png").exists()

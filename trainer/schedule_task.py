@@ -1,17 +1,32 @@
 """task=schedule: draw the configured schedule, and any others named in schedule_plot.compare, without
-data or training. Every curve uses the run's optimizer LR, epochs and steps per epoch."""
+data or training. Every curve uses the run's optimizer LR, epochs and steps per epoch.
+
+A curve holds the LR of every optimizer step up to MAX_POINTS steps. A longer run (trainer.epochs x
+schedule_plot.steps_per_epoch above it) is drawn at MAX_POINTS of its steps: the first step of every epoch
+while there are fewer epochs than that, evenly spread epochs otherwise, and the last step; the library's
+schedules are pure functions of the position, so those LRs are exact. A torch scheduler (`_target_`) is
+stepped through every step, so it is drawn up to MAX_TORCH_STEPS steps and refused in one line above.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import numpy as np
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 
+from schedulers import config as schedule_config
+from schedulers import curves as schedule_curves
 from schedulers import key_epochs, lr_curve, plot_schedules
 from trainer.config import validate
 from trainer.data import num_batches, train_size
+from trainer.errors import ConfigError
 from trainer.records import write_json
+
+MAX_POINTS = 200_000  # LRs drawn per curve
+MAX_TORCH_STEPS = 1_000_000  # steps a torch scheduler is driven through to draw it
 
 
 def steps_per_epoch(cfg) -> int:
@@ -32,25 +47,82 @@ def compared_configs(cfg) -> dict:
     return configs
 
 
+def drawn_steps(epochs: int, spe: int, limit: int = MAX_POINTS, epochs_shown: Iterable[int] = ()) -> np.ndarray:
+    """The optimizer steps (0-based over the run) a curve is drawn at: every one when there are at most
+    `limit`; else `limit // epochs` evenly spread steps of every epoch, its first step included, when that
+    is at least one; else the first steps of about `limit` evenly spread epochs. The last step and the
+    first step of each of `epochs_shown` always."""
+    total = epochs * spe
+    if total <= limit:
+        return np.arange(total, dtype=np.int64)
+    per_epoch = limit // epochs
+    if per_epoch >= 1:
+        within = np.unique(np.arange(per_epoch, dtype=np.int64) * spe // per_epoch)
+        steps = (np.arange(epochs, dtype=np.int64)[:, None] * spe + within[None, :]).ravel()
+    else:
+        steps = np.unique(np.linspace(0, epochs - 1, limit - 1).round().astype(np.int64)) * spe
+    shown = np.asarray([e * spe for e in epochs_shown if 0 <= e < epochs], dtype=np.int64)
+    return np.unique(np.concatenate([steps, shown, [total - 1]]))
+
+
+def _library_lr(scheduler, base_lr: float, epochs: int, spe: int) -> Callable[[int], float]:
+    """The LR at an optimizer step of the library's schedule, as the trainer's scheduler computes it (no
+    validation loss: a plateau schedule keeps its LR after warmup)."""
+    c = schedule_config.parse(schedule_config.as_node(scheduler))
+    c.check(epochs, base_lr)
+    by_step = c.interval == "step"
+    curve = schedule_curves.make_curve(c, epochs, 1.0 / spe if by_step else 1.0)
+    return lambda step: float(curve(step / spe if by_step else float(step // spe), base_lr))
+
+
+def draw_curve(
+    label: str, scheduler, base_lr: float, epochs: int, spe: int, epochs_shown: Iterable[int] = ()
+) -> tuple[list[float], list[float]]:
+    """(t in epochs, LR) at the drawn steps of the run: every step up to MAX_POINTS, else those of
+    drawn_steps (the first steps of `epochs_shown` among them)."""
+    total = epochs * spe
+    if total <= MAX_POINTS:
+        return lr_curve(scheduler, base_lr, epochs, spe)
+    steps = drawn_steps(epochs, spe, MAX_POINTS, epochs_shown)
+    if "_target_" not in schedule_config.as_node(scheduler):
+        lr_at = _library_lr(scheduler, base_lr, epochs, spe)
+        return (steps / spe).tolist(), [lr_at(int(s)) for s in steps]
+    if total > MAX_TORCH_STEPS:
+        raise ConfigError(
+            f"trainer.epochs={epochs} x schedule_plot.steps_per_epoch={spe} = {total} steps is too many to draw "
+            f"{label} (scheduler._target_: torch's scheduler is stepped through every step, at most "
+            f"{MAX_TORCH_STEPS}): lower trainer.epochs or schedule_plot.steps_per_epoch"
+        )
+    t, lr = lr_curve(scheduler, base_lr, epochs, spe)
+    return [t[s] for s in steps], [lr[s] for s in steps]
+
+
 def run_schedule_task(cfg, run_dir: Path) -> dict:
     spe = steps_per_epoch(cfg)
     epochs = int(cfg.trainer.epochs)
     curves = {}
     configs = compared_configs(cfg)
-    for label, c in configs.items():
+    for c in configs.values():
         if c is not cfg:  # the run's own config was checked before the task started
             validate(c)
-        curves[label] = lr_curve(c.scheduler, float(c.optimizer.lr), epochs, spe)
+    points = sorted({e for c in configs.values() for e in key_epochs(c.scheduler, epochs)})
+    for label, c in configs.items():
+        curves[label] = draw_curve(label, c.scheduler, float(c.optimizer.lr), epochs, spe, points)
     run_dir.mkdir(parents=True, exist_ok=True)
     png = run_dir / "schedule.png"
-    plot_schedules(curves, png, title=f"{epochs} epochs x {spe} steps")
+    drawn = len(next(iter(curves.values()))[0])
+    sampled = f", drawn at {drawn} of the {epochs * spe} steps" if drawn < epochs * spe else ""
+    plot_schedules(curves, png, title=f"{epochs} epochs x {spe} steps{sampled}")
     write_json(run_dir / "schedule.json", {k: {"t": t, "lr": lr} for k, (t, lr) in curves.items()})
 
-    points = sorted({e for c in configs.values() for e in key_epochs(c.scheduler, epochs)})
     width = max(len(k) for k in curves)
     print(f"{'LR at epoch':<{width}}  " + "  ".join(f"{e:>9d}" for e in points))
-    for label, (_t, lr) in curves.items():
-        at = [lr[e * spe] for e in points]
+    for label, (t, lr) in curves.items():
+        index = {round(x * spe): i for i, x in enumerate(t)} if len(t) < epochs * spe else None
+        at = [lr[index[e * spe] if index is not None else e * spe] for e in points]
         print(f"{label:<{width}}  " + "  ".join(f"{v:9.3g}" for v in at))
+    if sampled:
+        which = "the first step of evenly spread epochs" if epochs > MAX_POINTS else "every epoch's first step"
+        print(f"{epochs * spe} steps: drawn at {drawn} of them ({which}, and the last step)")
     print(f"plot: {png}")
     return curves
