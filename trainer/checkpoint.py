@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from omegaconf import OmegaConf
 
 from trainer.config import NEUTRAL_KEYS
 from trainer.errors import ConfigError
-from trainer.records import RunFolder, atomic_write_bytes
+from trainer.records import FINISHED, RunFolder, atomic_write_bytes
 
 
 def comparable_config(cfg) -> dict:
@@ -41,9 +42,11 @@ def config_differences(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 
 def rng_state(generator: torch.Generator) -> dict:
+    """Every RNG a run draws from, as tensors and plain values (a checkpoint loads with weights_only=True)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "shuffle": generator.get_state(),
@@ -52,7 +55,8 @@ def rng_state(generator: torch.Generator) -> dict:
 
 def set_rng_state(state: dict, generator: torch.Generator) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -77,22 +81,33 @@ def save(folder: RunFolder, cfg, *, model, optimizer, schedule, scaler, shuffle,
             "state": progress,
             "config": comparable_config(cfg),
             "wandb_id": tracker_id,
+            "num_threads": torch.get_num_threads(),
         },
     )
 
 
 def load(folder: RunFolder, cfg) -> dict | None:
-    """The run folder's checkpoint, if any; one of another config is an error, not something to overwrite,
-    and so is a folder that holds a finished run."""
+    """The run folder's checkpoint, if any. The checkpoint is the commit point of a run: without one, rows
+    in metrics.jsonl are those of an interrupted first epoch and the run starts again; a folder that holds a
+    finished run is never written over, and a checkpoint of another config is an error.
+
+    Loaded with weights_only=True: a checkpoint holds tensors and plain values only, so opening someone
+    else's run folder cannot execute code."""
     if not folder.checkpoint.exists():
         if cfg.resume:
             raise ConfigError(f"resume={cfg.resume!r} holds no checkpoint.pt: point it at a run folder that has one")
         summary = folder.read_summary()
-        finished = summary is not None and summary.status in ("completed", "diverged")
-        if finished or folder.metrics.exists() and folder.metrics.stat().st_size:
+        if summary is not None and summary.status in FINISHED:
             raise ConfigError(f"{folder.dir} already holds the results of a run: choose a new output folder")
         return None
-    checkpoint = torch.load(folder.checkpoint, map_location="cpu", weights_only=False)
+    try:
+        checkpoint = torch.load(folder.checkpoint, map_location="cpu", weights_only=True)
+        checkpoint["config"], checkpoint["state"]  # noqa: B018 (a checkpoint without them is not schedlab's)
+    except Exception as e:
+        raise ConfigError(
+            f"{folder.checkpoint} cannot be loaded ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}): "
+            "it is damaged or not a schedlab checkpoint; delete it to run this folder's run again from the start"
+        ) from None
     diff = config_differences(comparable_config(cfg), checkpoint["config"])
     if diff:
         raise ConfigError(f"resume: {folder.dir} holds a checkpoint of a different config: {'; '.join(diff[:5])}")
@@ -100,6 +115,15 @@ def load(folder: RunFolder, cfg) -> dict | None:
 
 
 def restore(checkpoint: dict, *, model, optimizer, schedule, scaler, shuffle) -> None:
+    """Put the checkpoint's state into the run's parts (built as for a new run, threads already set)."""
+    threads = checkpoint.get("num_threads")
+    if threads is not None and threads != torch.get_num_threads():
+        warnings.warn(
+            f"resuming with {torch.get_num_threads()} CPU threads where the run had {threads}: its numbers may "
+            "differ slightly from an uninterrupted run (set trainer.num_threads to match)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     schedule.load_state_dict(checkpoint["schedule"])

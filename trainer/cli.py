@@ -20,6 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from trainer.config import unknown_key, validate
 from trainer.errors import ConfigError
+from trainer.records import RunFolder, Summary
 from trainer.sweeps import expand, sampled_keys
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -263,11 +264,26 @@ def job_info() -> dict:
 
 
 def run_task(cfg) -> float | None:
-    """Dispatch on cfg.task; returns the sweep objective for train."""
+    """Dispatch on cfg.task; returns the sweep objective for train. Inside a sweep, a job whose config cannot
+    work is recorded as failed in its folder; a sweeper that samples its jobs (Optuna) gets the worst
+    objective for it and goes on with the next trial."""
     job = job_info()
+    run_dir = Path(cfg.resume) if cfg.resume else Path(job["output_dir"])
     try:
         validate(cfg)
-        run_dir = Path(cfg.resume) if cfg.resume else Path(job["output_dir"])
+    except (ConfigError, HydraException, OmegaConfBaseException) as e:
+        message = str(e) if isinstance(e, ConfigError) else one_line(e)
+        if not job["multirun"]:
+            fail(message, e)
+        if cfg.task == "train":
+            summary = Summary(status="failed", task=cfg.task, seed=int(cfg.seed), overrides=job["overrides"])
+            summary.error = f"{type(e).__name__}: {message}"
+            RunFolder(run_dir).write_summary(summary)
+        if not sweeper_samples():
+            raise
+        print(f"schedlab: job {job['num']} failed: {message}", file=sys.stderr, flush=True)
+        return objective(Summary(status="failed"), cfg.objective)
+    try:
         if cfg.task == "train":
             from trainer.fit import fit
 
@@ -291,23 +307,32 @@ def run_task(cfg) -> float | None:
     return None
 
 
-def outcome(summary: dict, run_dir: Path) -> str:
+def sweeper_samples() -> bool:
+    """Whether this sweep's sweeper samples its jobs (Optuna): one failed trial must not end its study."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return "optuna" in str(HydraConfig.get().sweeper.get("_target_", "")).lower()
+
+
+def outcome(summary: Summary, run_dir: Path) -> str:
     """One line on how a run ended and where its results are."""
-    if summary["status"] == "diverged":
-        at = summary["diverged_at"]
+    if summary.status == "diverged":
+        at = summary.diverged_at
         return f"diverged at epoch {at['epoch']}, step {at['step']} (lr {at['lr']:.3g}, loss {float(at['loss']):.3g}); results in {run_dir}"
-    if not summary.get("epochs_completed"):
-        return f"{summary['status']}; results in {run_dir}"
+    if not summary.epochs_completed:
+        return f"{summary.status}; results in {run_dir}"
+    f = summary.figures
     return (
-        f"{summary['status']}: test acc {summary['final_test_acc']:.2%} (best {summary['best_test_acc']:.2%} at epoch "
-        f"{summary['best_epoch']}), gap {100 * summary['final_gap']:.2f} points, {summary['wall_time_s']:.0f} s; results in {run_dir}"
+        f"{summary.status}: test acc {f['final_test_acc']:.2%} (best {f['best_test_acc']:.2%} at epoch "
+        f"{f['best_epoch']}), gap {100 * f['final_gap']:.2f} points, {summary.wall_time_s:.0f} s; results in {run_dir}"
     )
 
 
-def objective(summary: dict, name: str) -> float:
+def objective(summary: Summary | dict, name: str) -> float:
     """The value a sweeper optimizes (the Optuna config sets the direction). A run that did not complete
     gets the worst value instead (Optuna rejects NaN): 0 for an accuracy, 1e9 for a loss or gap."""
+    summary = Summary.from_dict(summary) if isinstance(summary, dict) else summary
     value = summary.get(name)
-    if summary.get("status") != "completed" or value is None or not math.isfinite(float(value)):
+    if summary.status != "completed" or value is None or not math.isfinite(float(value)):
         return 0.0 if name.endswith("_acc") else 1e9
     return float(value)

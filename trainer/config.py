@@ -21,6 +21,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from trainer.errors import ConfigError
+from trainer.records import OBJECTIVES  # every figure of summary.json a sweep may optimize
 
 TASKS = ("train", "lr_find", "schedule")
 DEVICES = "auto, cpu, cuda or cuda:N"
@@ -29,7 +30,6 @@ LOGGER_MODES = ("auto", "online", "offline", "disabled")
 LR_FIND_RULES = ("steepest", "min_div10", "valley")
 # keys that cannot change a run's numbers: they may differ between an interruption and its resume
 NEUTRAL_KEYS = ("resume", "logger", "trainer.progress", "trainer.checkpoint")
-OBJECTIVES = ("best_test_acc", "final_test_acc", "final_test_loss", "final_train_loss", "final_gap")
 GLOBAL_GROUPS = ("arm", "experiment", "hparams_search")  # `# @package _global_`: they may set any key
 LENET_MIN_IMAGE_SIZE = 12  # conv k5 pad2, pool 2, conv k5, pool 2: ((12 // 2) - 4) // 2 = 1 pixel left
 SEED_LIMIT = 2**32  # numpy's seed range

@@ -4,7 +4,11 @@ evaluate, step the schedule, record (trainer/records.py, trainer/tracking.py) an
 
 from __future__ import annotations
 
+import signal
+import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,12 +52,37 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what SLURM and `kill` send before killing): the run stops as after Ctrl-C, resumable."""
+
+
+@contextmanager
+def terminate_as_interrupt():
+    """While it lasts, SIGTERM raises Terminated in the main thread instead of ending the process unrecorded."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def fit(cfg, run_dir: Path, job: Job | dict | None = None) -> Summary:
     """Train one run; write its results to run_dir; return its summary (status completed / diverged).
     An exception still leaves summary.json (status failed or interrupted, the error) and the epochs
-    already written."""
-    job = Job.of(job)
+    already written. The run holds its folder for itself while it writes to it."""
     folder = RunFolder(run_dir)
+    with folder.owned(), terminate_as_interrupt():
+        return train(cfg, folder, Job.of(job))
+
+
+def train(cfg, folder: RunFolder, job: Job) -> Summary:
     t = cfg.trainer
     saved = checkpoint.load(folder, cfg)  # before any data is loaded, so a mismatch fails fast
     progress = Progress.from_dict(saved["state"]) if saved else Progress()
@@ -138,7 +167,7 @@ def fit(cfg, run_dir: Path, job: Job | dict | None = None) -> Summary:
             folder.append_epoch(row, result.steps)
             tracker.log_epoch(row, result.steps)
             bar.set_postfix(loss=f"{row.train_loss:.3f}", test_acc=f"{test_acc:.3f}", lr=f"{row.lr_end:.3g}")
-            if t.checkpoint:
+            if t.checkpoint:  # the commit point: a resume rewrites the result files from it
                 checkpoint.save(folder, cfg, **parts, progress=progress.to_dict(), tracker_id=tracker.id)
         summary.status = "diverged" if summary.diverged_at else "completed"
         exit_code = 0
@@ -152,7 +181,10 @@ def fit(cfg, run_dir: Path, job: Job | dict | None = None) -> Summary:
         summary.wall_time_s = time.perf_counter() - started
         summary.finished_at = now()
         summary.lr_find = progress.lr_find
-        folder.write_summary(summary)
+        try:
+            folder.write_summary(summary)
+        except OSError as e:  # a full disk: the error that stopped the run matters more than this one
+            print(f"schedlab: could not write {folder.summary}: {e}", file=sys.stderr, flush=True)
         if tracker is not None:
             tracker.summary(summary)
             tracker.finish(exit_code)

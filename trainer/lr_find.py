@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from trainer.config import LR_FIND_RULES
+from trainer.errors import ConfigError
 from trainer.records import Job, RunFolder, atomic_write_bytes, write_json
 from trainer.setup import build, provenance
 from trainer.tracking import Tracker, make_tracker
@@ -40,6 +41,8 @@ EXHAUSTED = "batches exhausted"  # a one-pass iterator ran out before num_steps
 # lr_find.num_steps=null means one epoch, but never fewer steps than fastai's default: nine decades of LR
 # in the 8 batches of a small dataset's epoch leave nothing to read off the curve
 MIN_DEFAULT_STEPS = 100
+# a suggestion read off fewer points than this is noise (a test that blew up at once): training refuses it
+MIN_POINTS = 10
 
 
 @dataclass
@@ -300,6 +303,14 @@ def find_and_set_lr(cfg, model, optimizer, train_set, run_dir: Path, amp, tracke
     rule = cfg.lr_find.suggestion
     result = _range_test_from_config(cfg, model, optimizer, train_set, amp)
     lr = result.suggestions[rule]
+    finite = sum(math.isfinite(v) for v in result.smoothed)
+    if lr is not None and finite < MIN_POINTS:
+        write_results(result, run_dir, _settings(cfg))
+        raise ConfigError(
+            f"lr_find: the range test stopped after {len(result.lrs)} steps ({result.stop_reason} at lr "
+            f"{result.lrs[-1]:.3g}): {MIN_POINTS} points are needed before an LR can be suggested; lower "
+            "lr_find.end_lr or raise lr_find.diverge_factor (lr_find.png shows the curve)"
+        )
     if lr is None:
         lr = optimizer.param_groups[0]["lr"]
         warnings.warn(

@@ -20,21 +20,35 @@ import json
 import math
 import os
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from trainer.errors import ConfigError
+
+LOCK_FILE = ".lock"
+
 # ------------------------------------------------------------------------------------------ file writes
 
 
+TMP_MARK = ".tmp"  # .<name>.tmp<pid>: a whole-file write in progress
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a whole file or nothing: a temp file beside it, renamed over it; the temp file is removed when
+    the write fails (a full disk, a folder that stopped accepting writes)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def finite(value: Any) -> Any:
@@ -181,7 +195,8 @@ def results_summary(history: list[EpochRow]) -> dict:
         if kind == "final":
             out[key.format(f.name)] = getattr(last, f.name)
         elif kind == "mean":
-            out[key.format(f.name)] = sum(getattr(r, f.name) for r in history) / len(history)
+            values = [v for r in history if (v := getattr(r, f.name)) is not None]
+            out[key.format(f.name)] = sum(values) / len(values) if values else None
     best = max(history, key=lambda r: r.test_acc)
     out["best_test_acc"], out["best_epoch"] = best.test_acc, best.epoch
     return out
@@ -285,6 +300,33 @@ class RunFolder:
         self.overrides = self.dir / ".hydra" / "overrides.yaml"
         self.hydra_config = self.dir / ".hydra" / "config.yaml"
         self.damaged: list[Damaged] = []  # what the readers found unreadable, for the report to list
+
+    # --- ownership
+
+    @contextmanager
+    def owned(self):
+        """Hold the folder for one process: an exclusive lock on .lock for as long as the run writes to it.
+        A second process is refused with one line; the lock goes with the process, however it ends."""
+        import fcntl
+
+        handle = open(self.dir / LOCK_FILE, "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise ConfigError(
+                f"{self.dir} is in use by another process: one run folder has one writer; wait for it to end or "
+                "choose another folder"
+            ) from None
+        try:
+            self.remove_temp_files()  # what an earlier owner left half-written
+            yield self
+        finally:
+            handle.close()
+
+    def remove_temp_files(self) -> None:
+        for tmp in self.dir.glob(f".*{TMP_MARK}*"):
+            tmp.unlink(missing_ok=True)
 
     # --- writing
 

@@ -103,6 +103,20 @@ def run_name(overrides: list[str]) -> str | None:
     return " ".join(shown) or None
 
 
+UNREACHABLE = ".wandb_unreachable"  # in a sweep folder: a job found the W&B server unreachable
+_unreachable = False  # this process found it unreachable
+
+
+def _remember_unreachable(marker: Path | None) -> None:
+    global _unreachable
+    _unreachable = True
+    if marker is not None:
+        try:
+            marker.touch()
+        except OSError:
+            pass
+
+
 class WandbTracker(Tracker):
     """One W&B run per job. Every call is guarded: a W&B failure warns once and logging goes on without it."""
 
@@ -141,8 +155,14 @@ class WandbTracker(Tracker):
             id=resume_id,
             resume="allow" if resume_id else None,
         )
+        # after one job of a sweep found the server unreachable, the others go offline at once
+        marker = Path(job.output_dir).parent / UNREACHABLE if job.multirun and job.output_dir else None
+        if mode == "online" and (_unreachable or (marker is not None and marker.exists())):
+            self._warn("W&B was unreachable for an earlier job of this sweep; logging offline (wandb sync later)")
+            mode = "offline"
         self._start(mode, settings, float(init_timeout))
         if self.run is None and mode == "online":
+            _remember_unreachable(marker)
             self._start("offline", settings, float(init_timeout))
 
     def _start(self, mode: str, settings: dict, timeout: float) -> None:
