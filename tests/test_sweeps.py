@@ -184,3 +184,33 @@ def test_sweeps_that_cannot_be_listed():
     with pytest.raises(NotExpandable, match="interval"):
         expand(["a=1,2", "b=interval(0,1)"])
     assert expand(["a=1,2", "b=interval(0,1)", "scheduler=glob(cos*)"], keep_unexpandable=True) == [["a=1"], ["a=2"]]
+
+
+def test_an_invalid_optuna_trial_is_a_failed_trial_and_the_study_goes_on(tmp_path):
+    """LRs below the schedule's floor are sampled: those trials fail, with their reason, and score the worst value."""
+    sweep = tmp_path / "sweep"
+    result = run_cli(["-m", "hparams_search=optuna_lr", *SMALL, "logger=none", "scheduler=cosine",
+                      "scheduler.final_lr=0.1", "hydra.sweeper.n_trials=6", f"hydra.sweep.dir={sweep}"])
+    assert result.returncode == 0, result.stderr
+    found = summaries(sweep)
+    assert len(found) == 6
+    failed = [s for s in found.values() if s["status"] == "failed"]
+    completed = [s for s in found.values() if s["status"] == "completed"]
+    assert failed and completed, [s["status"] for s in found.values()]
+    assert all("scheduler.final_lr" in s["error"] for s in failed)
+    assert result.stderr.count("failed: scheduler.final_lr") == len(failed)
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert best["best_value"] == max(s["best_test_acc"] for s in completed)
+
+
+def test_an_unreachable_wandb_server_is_tried_once_per_sweep(tmp_path):
+    sweep = tmp_path / "sweep"
+    env = {"WANDB_MODE": "", "WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}
+    result = run_cli(["-m", *SMALL, "logger=wandb", "logger.mode=online", "logger.init_timeout=5", "seed=0,1",
+                      f"hydra.sweep.dir={sweep}"], env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("W&B online start failed") == 1
+    assert result.stderr.count("W&B was unreachable for an earlier job of this sweep") == 1
+    assert (sweep / ".wandb_unreachable").exists()
+    assert all(s["status"] == "completed" for s in summaries(sweep).values())
+    assert all(find_run_files(sweep / str(job)) for job in (0, 1))  # both kept offline for `wandb sync`
