@@ -10,6 +10,9 @@ pooled, e.g. one sweep launched in two goes. Each group gets n and mean ± sampl
 runs. Diverged, failed, interrupted, unfinished (no summary.json) and never-run jobs are counted and listed
 with the reason, never averaged: a diverged run's figures come from its last finite epoch, not from a
 finished schedule. Never-run jobs are found by expanding the sweep in multirun.yaml (basic sweeper only).
+A file that cannot be read whole (a cut line, not JSON, binary, empty, a figure that is not a number) never
+stops the report: its run is listed under "Not included" with the file and the reason, or counted with a line
+under "Notes" when its summary.json is whole. A run folder reached twice is counted once.
 
 Writes to --out (default: <first folder>/report/):
   table.md        the table (also printed) and the runs left out of it, with the reason
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import re
 import statistics
@@ -37,7 +41,7 @@ import yaml
 from matplotlib.figure import Figure
 
 from trainer.config import NEUTRAL_KEYS
-from trainer.records import METRICS, Damaged, EpochRow, Metric, RunFolder, Summary
+from trainer.records import METRICS, Damaged, EpochRow, Metric, RunFolder, Summary, epoch_metrics
 
 # overrides that do not change a run's numbers: runs differing only in these are repeats of one setting
 GROUPING_FREE_KEYS = ("seed", *NEUTRAL_KEYS)  # runs that differ only in these are one group
@@ -127,33 +131,115 @@ def find_runs(folder: Path) -> Iterator[Path]:
             dirs[:] = sorted((d for d in dirs if not d.startswith(".")), key=_natural)
 
 
+def _guarded(folder: RunFolder, path: Path, read: Callable, default):
+    """read(), or default with `path` recorded as damaged when it raises: whatever a file holds (binary,
+    another type of document, a permission), one run must not sink the report."""
+    try:
+        return read()
+    except Exception as e:  # noqa: BLE001
+        folder.damaged.append(Damaged(path, f"unreadable ({type(e).__name__})"))
+        return default
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _shown_value(value) -> str:
+    """A value as the JSON file has it (null, "abc"), shortened."""
+    text = json.dumps(value, default=repr)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# summary.json fields the report computes with, and the types they must have
+_SUMMARY_TYPES: dict[str, tuple[type, ...]] = {
+    "status": (str,),
+    "epochs_completed": (int,),
+    "steps_per_epoch": (int, type(None)),
+    "diverged_at": (dict, type(None)),
+    "error": (str, type(None)),
+    "device_name": (str, type(None)),
+    "precision": (str, type(None)),
+}
+
+
+def summary_problems(summary: Summary) -> list[str]:
+    """What makes a summary.json unusable for the tables: a figure of METRICS that is not a number (a string,
+    null, a list), or a field of another type than the trainer writes."""
+    problems = []
+    for name, types in _SUMMARY_TYPES.items():
+        value = getattr(summary, name)
+        if not isinstance(value, types) or isinstance(value, bool):
+            problems.append(f"{name} is {_shown_value(value)}")
+    for m in METRICS.values():
+        present = m.key in summary.figures or summary.get(m.key) is not None
+        if present and not _is_number(summary.get(m.key)):
+            problems.append(f"{m.key} is {_shown_value(summary.get(m.key))}, not a number")
+    return problems
+
+
+def history_problem(row: EpochRow) -> str | None:
+    """Why a metrics.jsonl row cannot be plotted (a figure that is not a number), or None."""
+    if not isinstance(row.epoch, int) or isinstance(row.epoch, bool):
+        return f"epoch is {_shown_value(row.epoch)}"
+    for f in epoch_metrics():
+        value = getattr(row, f.name)
+        optional = f.default is None  # figures a device does not have (CUDA memory on a CPU)
+        if not (_is_number(value) or (optional and value is None)):
+            return f"epoch {row.epoch}: {f.name} is {_shown_value(value)}, not a number"
+    return None
+
+
 def read_run(path: Path) -> Run | None:
     """One run folder, or None when it holds another task (lr_find, schedule). Files that cannot be read
-    whole are recorded on the run, never raised: one damaged run must not sink a report."""
+    whole are recorded on the run, never raised: one damaged run must not sink a report. A summary.json
+    whose figures or fields have the wrong type is damaged (the run is left out of the means); a
+    metrics.jsonl row with a figure that is not a number ends its history, as a cut line does."""
     folder = RunFolder(path, create=False)
-    if folder.read_task() != "train":
+    task = _guarded(folder, folder.hydra_config, folder.read_task, "train")
+    if not isinstance(task, str):
+        folder.damaged.append(Damaged(folder.summary, f"task is {_shown_value(task)}"))
+    elif task != "train":
         return None
-    overrides = folder.read_overrides() or []
-    summary = folder.read_summary()
-    history = folder.read_metrics()
+    overrides_file = folder.overrides if folder.overrides.exists() else folder.summary
+    overrides = _guarded(folder, overrides_file, folder.read_overrides, None) or []
+    summary = _guarded(folder, folder.summary, folder.read_summary, None)
+    if summary is not None and not overrides and isinstance(summary.overrides, list):
+        overrides = [str(o) for o in summary.overrides]  # .hydra/overrides.yaml unreadable: the summary's copy
+    if summary is not None and (problems := summary_problems(summary)):
+        folder.damaged.append(Damaged(folder.summary, "; ".join(problems)))
+        summary = None
+    history = _guarded(folder, folder.metrics, folder.read_metrics, [])
+    for i, row in enumerate(history):
+        if (problem := history_problem(row)) is not None:
+            folder.damaged.append(Damaged(folder.metrics, f"row {i + 1} unreadable ({problem})"))
+            history = history[:i]
+            break
+    damaged = list(dict.fromkeys(folder.damaged))  # a file read twice (summary.json) is listed once
     if summary is not None:
         status = summary.status
     else:
-        status = "damaged" if folder.damaged else "no summary"
-    return Run(path, overrides, status, summary, history, folder.damaged)
+        status = "damaged" if damaged else "no summary"
+    return Run(path, overrides, status, summary, history, damaged)
 
 
-def sweep_jobs(multirun_yaml: Path) -> list[list[str]]:
+def sweep_jobs(multirun_yaml: Path, notes: list[str] | None = None) -> list[list[str]]:
     """The override lists of the jobs Hydra's basic sweeper launches for this multirun.yaml, in job order
     (the strings equal the jobs' .hydra/overrides.yaml); [] for other sweepers, whose jobs are not known in
-    advance, and for an unreadable file."""
+    advance, and for an unreadable file (with a line in `notes`)."""
     from trainer.sweeps import basic_sweeper_jobs
 
     try:
         config = yaml.safe_load(multirun_yaml.read_text())
-    except (OSError, yaml.YAMLError):
+        if not isinstance(config, dict) or not isinstance(config.get("hydra"), dict):
+            raise ValueError("no hydra node")
+        return basic_sweeper_jobs(config["hydra"])
+    except Exception as e:  # noqa: BLE001 -- an unreadable sweep only costs the list of never-run jobs
+        if notes is not None:
+            notes.append(
+                f"{multirun_yaml}: unreadable ({type(e).__name__}); jobs of the sweep that never ran are not listed"
+            )
         return []
-    return basic_sweeper_jobs((config or {}).get("hydra") or {}) if isinstance(config, dict) else []
 
 
 def collect(folders: Iterable[str | Path], notes: list[str] | None = None) -> list[Run]:
@@ -179,7 +265,8 @@ def collect(folders: Iterable[str | Path], notes: list[str] | None = None) -> li
             if run is not None:
                 runs.append(run)
         for multirun_yaml in sorted(folder.rglob("multirun.yaml")):
-            expected += [(multirun_yaml.parent / str(i), job) for i, job in enumerate(sweep_jobs(multirun_yaml))]
+            jobs = sweep_jobs(multirun_yaml, notes)
+            expected += [(multirun_yaml.parent / str(i), job) for i, job in enumerate(jobs)]
     for path, overrides in expected:
         key = tuple(sorted(overrides))
         if key not in seen:
@@ -316,7 +403,7 @@ class Style(NamedTuple):
 
 
 def _md_escape(text: str) -> str:
-    return text.replace("|", r"\|")
+    return " ".join(text.splitlines()).replace("|", r"\|")  # a cell or list item is one line
 
 
 _TEX_SPECIALS = {
@@ -395,11 +482,7 @@ def markdown_report(
     rows = table_rows(groups, metrics, MARKDOWN)
     excluded = [r for r in runs if not r.included]
     devices = sorted(
-        {
-            f"{r.summary.device_name}, {r.summary.precision}"
-            for r in runs
-            if r.included and r.summary.device_name
-        }
+        {f"{r.summary.device_name}, {r.summary.precision}" for r in runs if r.included and r.summary.device_name}
     )
     common = _common_overrides(runs)
     lines = [
@@ -427,7 +510,12 @@ def markdown_report(
         table = [["run", "status", "overrides", "reason"]]
         table += [[str(r.path), r.status, " ".join(r.overrides), r.reason] for r in excluded]
         lines += _md_table([[_md_escape(c) for c in row] for row in table], "llll") + [""]
-    partial = [f"{r.path}: {d.path.name} {d.reason}; its summary.json is whole and in the means" for r in runs if r.included for d in r.damaged]
+    partial = [
+        f"{r.path}: {d.path.name} {d.reason}; its summary.json is whole and in the means"
+        for r in runs
+        if r.included
+        for d in r.damaged
+    ]
     if notes or partial:
         lines += ["## Notes", "", *(f"- {_md_escape(n)}" for n in [*notes, *partial]), ""]
     return "\n".join(lines)
@@ -516,8 +604,11 @@ PLOTS = {  # name -> x label, y label, title
 
 def _lr_points(run: Run) -> dict[float, float]:
     """The LR of every optimizer step at its position in epochs (0 at the first step, the last LR repeated at
-    the end of the run), from steps.csv; the LR at each epoch's first step (metrics.jsonl) without it."""
-    rows = RunFolder(run.path, create=False).read_steps()
+    the end of the run), from steps.csv; the LR at each epoch's first step (metrics.jsonl) without it. What
+    steps.csv holds that cannot be read is added to the run's `damaged`."""
+    folder = RunFolder(run.path, create=False)
+    rows = _guarded(folder, folder.steps, folder.read_steps, [])
+    run.damaged += [d for d in folder.damaged if d not in run.damaged]
     per_epoch = (run.summary.steps_per_epoch if run.summary else None) or sum(1 for s in rows if s.epoch == 1)
     if rows and per_epoch:
         points = {(s.step - 1) / per_epoch: s.lr for s in rows}
@@ -538,7 +629,9 @@ def _mean_curve(points: list[dict[float, float]], scale: float = 1.0) -> tuple[n
 
 def _epoch_curve(runs: Sequence[Run], column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A metrics.jsonl fraction (accuracy, gap) in percent against the epoch."""
-    points = [{r.epoch: float(getattr(r, column)) for r in run.history if getattr(r, column) is not None} for run in runs]
+    points = [
+        {r.epoch: float(getattr(r, column)) for r in run.history if getattr(r, column) is not None} for run in runs
+    ]
     return _mean_curve(points, 100.0)
 
 
@@ -632,6 +725,22 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+class OutputError(ValueError):
+    """The report cannot be written where it was asked to be."""
+
+
+def output_folder(out: Path) -> None:
+    """Make `out` (and its parents), or raise OutputError in one line saying why it cannot be written to."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out} is a file, not a folder: give --out a folder (new or existing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot make the report folder {out}: {e.strerror or type(e).__name__}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write to the report folder {out}: permission denied")
+
+
 def write_report(
     folders: Sequence[str | Path],
     out_dir: str | Path | None = None,
@@ -648,7 +757,8 @@ def write_report(
         raise ValueError(f"no training runs under {', '.join(map(str, folders))}")
     groups = aggregate(runs, sort, group_by)
     out = Path(out_dir) if out_dir else folders[0] / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out)
+    plots = plot_data(groups)  # reads steps.csv: its damage goes into table.md's notes
 
     sources = ", ".join(f"`{_shown(f)}`" for f in folders)
     markdown, latex = markdown_report(runs, groups, chosen, sources, notes), latex_table(groups, chosen)
@@ -660,7 +770,6 @@ def write_report(
 
     varying = varying_keys(groups)
     legend_title = varying[0] if len(varying) == 1 else None
-    plots = plot_data(groups)
     figures = {name: draw(name, series, legend_title) for name, series in plots.items()}
     for name, fig in figures.items():
         files[f"{name}.png"] = out / f"{name}.png"
@@ -672,8 +781,22 @@ def _comma_list(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
+def _one_line(e: Exception) -> str:
+    if isinstance(e, OSError) and e.strerror:  # raised by the system: "[Errno 28] ..." without the number
+        text = f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+    else:
+        text = str(e)
+    return " ".join(text.split())
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        """A usage error in one line, exit 2 (argparse prints the whole usage first)."""
+        self.exit(2, f"report: error: {' '.join(message.split())} (see --help)\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m experiments.report",
         description="Tables (md, tex, csv) and plots, mean ± std over seeds, from multirun or run folders.",
     )
@@ -699,8 +822,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = write_report(
             args.folders, args.out, _comma_list(args.metrics) or DEFAULT_METRICS, args.sort, _comma_list(args.group_by)
         )
-    except (ValueError, FileNotFoundError) as e:
-        print(f"report: error: {e}", file=sys.stderr)
+    except (ValueError, OSError) as e:  # bad arguments, missing folders, a report folder that cannot be written
+        print(f"report: error: {_one_line(e)}", file=sys.stderr)
         return 2
     print(report.markdown)
     out = report.files["table.md"].parent

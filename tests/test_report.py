@@ -323,3 +323,183 @@ def test_draw_makes_one_line_per_series_and_a_bar_per_group():
     assert len(draw("test_acc", data["test_acc"]).axes[0].get_lines()) == 2
     (bars,) = [c for c in draw("final_gap", data["final_gap"]).axes[0].containers if isinstance(c, BarContainer)]
     assert len(bars.patches) == 2
+
+
+# --- the run folder is sacred: damaged files, a run counted once, output errors in one line --------------
+
+
+def cut_last_line(path: Path) -> None:
+    text = path.read_text()
+    path.write_text(text[: len(text.rstrip("\n")) - 7])  # the last row loses its end: a run killed mid-write
+
+
+def listed_reason(markdown: str, run_dir: Path) -> str:
+    section = markdown.split("## Not included")[1].split("## Notes")[0]
+    line = next(line for line in section.splitlines() if line.startswith(f"| {run_dir} |"))
+    return line
+
+
+def notes_of(markdown: str) -> str:
+    return markdown.split("## Notes", 1)[1] if "## Notes" in markdown else ""
+
+
+@pytest.fixture(scope="session")
+def broken(sweep, tmp_path_factory) -> Path:
+    """The sweep with a damaged file in every job and in multirun.yaml."""
+    folder = tmp_path_factory.mktemp("broken") / "sweep"
+    shutil.copytree(sweep, folder)
+    c0, c1, c2 = (job(folder, "constant", s) for s in SEEDS)
+    k0, k1, k2 = (job(folder, "cosine", s) for s in SEEDS)
+    cut_last_line(c0 / "metrics.jsonl")  # summary whole: in the means, with a note
+    (c0 / "steps.csv").write_bytes(b"step,epoch,lr,loss\n1,1,0.3,2.3\n\x00\xff\xfe\x00garbage\n")
+    (c1 / "summary.json").write_text('{"status": "completed", "final_test_acc": 0.')  # not JSON
+    (c2 / "summary.json").write_text("")  # empty
+    edit_summary(k0, final_test_acc="abc")
+    edit_summary(k1, final_test_acc=None, steps_per_epoch="many")
+    (k2 / ".hydra" / "overrides.yaml").write_bytes(bytes(range(256)))  # binary: the summary's copy is used
+    rows = (k2 / "metrics.jsonl").read_text().splitlines()
+    (k2 / "metrics.jsonl").write_text("\n".join([rows[0], '{"epoch": 2, "train_loss": 1.0}']) + "\n")  # keys missing
+    (folder / "multirun.yaml").write_bytes(b"\x00\x01\x02 not yaml \xff")
+    return folder
+
+
+def test_damaged_files_are_listed_with_the_reason_and_the_rest_is_tabled(broken, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([str(broken), "--out", str(out)]) == 0
+    markdown = (out / "table.md").read_text()
+    assert capsys.readouterr().out.strip() == markdown.strip()
+    for name in ("table.tex", "results.csv", "groups.csv", "lr.png", "final_gap.png"):
+        assert (out / name).exists(), name
+
+    report = write_report([broken], tmp_path / "again")
+    constant, cosine = report.groups
+    assert (constant.counts, cosine.counts) == ({"n": 1, "diverged": 0, "failed": 2}, {"n": 1, "diverged": 0, "failed": 2})
+    c0, c1, c2 = (job(broken, "constant", s) for s in SEEDS)
+    k0, k1, k2 = (job(broken, "cosine", s) for s in SEEDS)
+    assert constant.stats["test_acc"].values == [json.loads((c0 / "summary.json").read_text())["final_test_acc"]]
+    assert cosine.stats["test_acc"].values == [json.loads((k2 / "summary.json").read_text())["final_test_acc"]]
+    assert {r.path: r.status for r in report.excluded} == dict.fromkeys([c1, c2, k0, k1], "damaged")
+
+    assert "## Not included (4)" in markdown
+    assert "summary.json: unreadable (JSONDecodeError)" in listed_reason(markdown, c1)
+    assert "summary.json: unreadable (JSONDecodeError)" in listed_reason(markdown, c2)
+    assert 'summary.json: final_test_acc is "abc", not a number' in listed_reason(markdown, k0)
+    reason = listed_reason(markdown, k1)
+    assert "final_test_acc is null, not a number" in reason and 'steps_per_epoch is "many"' in reason
+    assert "scheduler=cosine" in listed_reason(markdown, k1)  # its overrides, from .hydra/overrides.yaml
+
+    notes = notes_of(markdown)
+    assert f"{c0}: metrics.jsonl line {EPOCHS} unreadable (JSONDecodeError)" in notes
+    assert f"{c0}: steps.csv" in notes
+    assert f"{k2}: overrides.yaml unreadable (UnicodeDecodeError)" in notes
+    assert f"{k2}: metrics.jsonl line 2 unreadable (TypeError)" in notes
+    assert f"{broken / 'multirun.yaml'}: unreadable" in notes
+    assert [len(r.history) for r in (report.runs[0], report.runs[5])] == [EPOCHS - 1, 1]  # read up to the damage
+    assert report.runs[5].params["scheduler"] == "cosine"  # overrides from summary.json's copy
+
+
+def test_wrong_types_in_any_file_damage_the_run_not_the_report(sweep, tmp_path):
+    folder = tmp_path / "sweep"
+    shutil.copytree(sweep, folder)
+    c0, c1, c2 = (job(folder, "constant", s) for s in SEEDS)
+    k0, k1, k2 = (job(folder, "cosine", s) for s in SEEDS)
+    edit_summary(c0, status=5, diverged_at="epoch 3", error=["x"])
+    (c1 / "summary.json").write_text("[1, 2, 3]")  # JSON, not an object
+    rows = (c2 / "metrics.jsonl").read_text().splitlines()
+    (c2 / "metrics.jsonl").write_text("\n".join([rows[0].replace('"test_acc": ', '"test_acc": "abc", "x": '), rows[1]]))
+    (k0 / "metrics.jsonl").write_text("[1, 2]\nnull\n")  # JSON rows that are not objects
+    (k1 / "metrics.jsonl").write_bytes(b"")  # empty
+    (k1 / "steps.csv").write_bytes(b"")
+    (k2 / ".hydra" / "config.yaml").write_bytes(b"\xff\xfe\x00")  # not even text
+    (k2 / "summary.json").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    (folder / "multirun.yaml").write_text("")
+    report = write_report([folder], tmp_path / "out")
+    by_path = {r.path: r for r in report.runs}
+    assert by_path[c0].status == "damaged" and "status is 5" in by_path[c0].reason
+    assert 'diverged_at is "epoch 3"' in by_path[c0].reason and 'error is ["x"]' in by_path[c0].reason
+    assert by_path[c1].status == "damaged" and "summary.json: unreadable (ValueError)" in by_path[c1].reason
+    assert by_path[c2].included and by_path[c2].history == []  # the first row is not a number: nothing to plot
+    assert 'row 1 unreadable (epoch 1: test_acc is "abc", not a number)' in notes_of(report.markdown)
+    assert by_path[k0].included and by_path[k0].history == [] and by_path[k0].damaged
+    assert by_path[k1].included and by_path[k1].damaged == []
+    assert by_path[k2].status == "damaged" and "summary.json: unreadable (UnicodeDecodeError)" in by_path[k2].reason
+    assert by_path[k2].reason.count("summary.json") == 1  # read by three readers, listed once
+    assert [g.counts["n"] for g in report.groups] == [1, 2]
+    assert "multirun.yaml: unreadable" in notes_of(report.markdown)
+
+
+def test_a_run_reached_twice_is_counted_once(sweep, report, tmp_path):
+    for folders in ([sweep, sweep], [job(sweep, "constant", 0), sweep], [sweep, sweep / ".." / sweep.name]):
+        again = write_report(folders, tmp_path / str(len(list(tmp_path.iterdir()))))
+        assert len(again.runs) == len(SCHEDULES) * len(SEEDS)
+        for g, first in zip(again.groups, report.groups, strict=True):
+            assert g.counts == {"n": 3, "diverged": 0, "failed": 0}
+            assert g.stats["test_acc"].std == first.stats["test_acc"].std
+            assert g.stats["test_acc"].mean == first.stats["test_acc"].mean
+        notes = notes_of(again.files["table.md"].read_text())
+        assert "the same run folder as one already read; counted once" in notes
+
+
+def run_report(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.report", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
+def one_line_error(done: subprocess.CompletedProcess) -> str:
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("report: error: ")
+    return line
+
+
+def test_an_out_that_cannot_be_written_is_one_line(sweep, tmp_path, capsys):
+    existing = tmp_path / "table.md"
+    existing.write_text("not a folder")
+    line = one_line_error(run_report(str(sweep), "--out", str(existing)))
+    assert f"{existing} is a file, not a folder" in line and existing.read_text() == "not a folder"
+    assert main([str(sweep), "--out", str(existing / "inside")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot make the report folder {existing / 'inside'}" in err
+    assert not (sweep / "report").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32" or __import__("os").geteuid() == 0, reason="root writes anywhere")
+def test_an_out_in_a_read_only_folder_is_one_line(sweep, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        assert main([str(sweep), "--out", str(locked / "report")]) == 2
+        assert capsys.readouterr().err.startswith("report: error: cannot make the report folder")
+        assert main([str(sweep), "--out", str(locked)]) == 2
+        assert "cannot write to the report folder" in capsys.readouterr().err
+    finally:
+        locked.chmod(0o700)
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["--metrics", "accuracy"], "unknown metric 'accuracy'"),
+        (["--metrics", "test_acc,\nspeed"], "unknown metric 'speed'"),
+        (["--sort", "-speed"], "cannot sort by 'speed'"),
+        (["--sort"], "expected one argument"),
+        (["--group-by"], "expected one argument"),
+        (["--colour", "red"], "unrecognized arguments"),
+    ],
+)
+def test_argument_errors_are_one_line(sweep, tmp_path, capsys, args, expected):
+    try:
+        code = main([str(sweep), "--out", str(tmp_path / "out"), *args])
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("report: error: ") and err.count("\n") == 1 and expected in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_argument_errors_from_the_command_line_are_one_line(sweep, tmp_path):
+    assert "cannot sort by 'speed'" in one_line_error(run_report(str(sweep), "--out", str(tmp_path), "--sort", "-speed"))
+    assert "expected one argument" in one_line_error(run_report(str(sweep), "--group-by"))
