@@ -372,7 +372,7 @@ class RunFolder:
                 continue
             try:
                 rows.append(EpochRow.from_dict(json.loads(line)))
-            except (json.JSONDecodeError, TypeError, ValueError) as e:
+            except (TypeError, ValueError, AttributeError) as e:  # JSONDecodeError is a ValueError
                 self._damaged(self.metrics, f"line {i} unreadable ({type(e).__name__})")
                 break
         return rows
@@ -382,12 +382,11 @@ class RunFolder:
             return []
         rows = []
         with open(self.steps, newline="", errors="replace") as f:
-            for i, r in enumerate(csv.DictReader(f), start=2):
-                try:
+            try:
+                for i, r in enumerate(csv.DictReader(f), start=2):
                     rows.append(StepRow(int(r["step"]), int(r["epoch"]), float(r["lr"]), float(r["loss"])))
-                except (KeyError, TypeError, ValueError) as e:
-                    self._damaged(self.steps, f"line {i} unreadable ({type(e).__name__})")
-                    break
+            except (KeyError, TypeError, ValueError, csv.Error) as e:
+                self._damaged(self.steps, f"line {len(rows) + 2} unreadable ({type(e).__name__})")
         return rows
 
     def read_summary(self) -> Summary | None:
@@ -432,7 +431,7 @@ class RunFolder:
 
         try:
             return yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as e:
+        except (OSError, ValueError, yaml.YAMLError) as e:  # UnicodeDecodeError is a ValueError
             self._damaged(path, f"unreadable ({type(e).__name__})")
             return None
 
