@@ -221,3 +221,27 @@ def test_an_lr_range_test_that_blew_up_at_once_is_not_trained_from(tmp_path):
         fit(cfg, run, {})
     assert json.loads((run / "summary.json").read_text())["status"] == "failed"
     assert (run / "lr_find.png").exists()
+
+
+def test_a_size_too_large_to_allocate_is_one_line_and_recorded(tmp_path):
+    run = tmp_path / "run"
+    result = run_cli([*RUN, "dataset.train_size=10000000000", f"hydra.run.dir={run}"])
+    assert result.returncode == 2
+    assert result.stderr.startswith("schedlab: error: out of memory (tried to allocate ") and "dataset.train_size" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert json.loads((run / "summary.json").read_text())["status"] == "failed"
+
+
+def test_an_interrupted_sweep_continues_in_its_folder(tmp_path):
+    """The README's recipe: the same command with the sweep's folder keeps finished jobs and runs the rest."""
+    sweep = tmp_path / "sweep"
+    command = ["-m", *RUN, "seed=0,1", f"hydra.sweep.dir={sweep}"]
+    assert run_cli(command).returncode == 0
+    finished = (sweep / "0" / "metrics.jsonl").read_text()
+    for name in ("summary.json", "checkpoint.pt", "metrics.jsonl", "steps.csv"):  # job 1 never got to run
+        (sweep / "1" / name).unlink()
+    result = run_cli(command)
+    assert result.returncode == 0, result.stderr
+    assert (sweep / "0" / "metrics.jsonl").read_text() == finished
+    assert [json.loads((sweep / j / "summary.json").read_text())["status"] for j in "01"] == ["completed"] * 2
+    assert len(read_metrics(sweep / "1")) == 2

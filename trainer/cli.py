@@ -7,6 +7,7 @@ import argparse
 import copy
 import math
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -304,7 +305,24 @@ def run_task(cfg) -> float | None:
         if job["multirun"]:
             raise
         fail(str(e) if isinstance(e, ConfigError) else one_line(e), e)
+    except (MemoryError, RuntimeError) as e:  # torch's OutOfMemoryError is a RuntimeError
+        if job["multirun"] or not out_of_memory(e):
+            raise
+        fail(
+            f"out of memory ({out_of_memory(e)}): lower what sets the size (dataset.train_size, the model's widths, "
+            f"trainer.batch_size, trainer.eval_batch_size); the run's folder records it: {run_dir}",
+            e,
+        )
     return None
+
+
+def out_of_memory(e: BaseException) -> str | None:
+    """What an allocation failure says, shortened; None for another error."""
+    text = str(e)
+    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
+        return text.splitlines()[0][:200] if text else type(e).__name__
+    match = re.search(r"(tried to allocate [^.(]*)", text)
+    return match.group(1).strip() if match and ("allocate memory" in text or "out of memory" in text) else None
 
 
 def sweeper_samples() -> bool:
