@@ -3,34 +3,46 @@ r"""Tables and plots from finished sweeps.
     python -m experiments.report outputs/multirun/2024-05-01/12-00-00
     python -m experiments.report SWEEP_A SWEEP_B --metrics test_acc,best_test_acc --sort -test_acc
     python -m experiments.report SWEEP --group-by scheduler,optimizer.lr --out paper/tables
+    python -m experiments.report SWEEP --compare val_acc --baseline constant --target val_acc=0.88
 
 Runs are grouped by their Hydra overrides other than the seed (and the keys that cannot change a number:
 resume, logger, trainer.progress, trainer.checkpoint); `--group-by` names the keys instead. Several folders are
-pooled, e.g. one sweep launched in two goes. Each group gets n and mean ± sample std (ddof=1) over its completed
-runs. Diverged, failed, interrupted, unfinished (no summary.json) and never-run jobs are counted and listed
-with the reason, never averaged: a diverged run's figures come from its last finite epoch, not from a
-finished schedule. Never-run jobs are found by expanding the sweep in multirun.yaml (basic sweeper only).
-A file that cannot be read whole (a cut line, not JSON, binary, empty, a figure that is not a number) never
-stops the report: its run is listed under "Not included" with the file and the reason, or counted with a line
-under "Notes" when its summary.json is whole. A run folder reached twice is counted once.
+pooled, e.g. one sweep launched in two goes. Each group gets n, the mean, the sample std (ddof=1) and a 95 %
+confidence interval of the mean (Student t) over its completed runs. Diverged, failed, interrupted, unfinished
+(no summary.json) and never-run jobs are counted and listed with the reason, never averaged: a diverged run's
+figures come from its last finite epoch, not from a finished schedule. Never-run jobs are found by expanding the
+sweep in multirun.yaml (basic sweeper only). A file that cannot be read whole (a cut line, not JSON, binary,
+empty, a figure that is not a number) never stops the report: its run is listed under "Not included" with the
+file and the reason, or counted with a line under "Notes" when its summary.json is whole. A run folder reached
+twice is counted once.
+
+Every group is compared with the best group on one metric (the first of --metrics with a better direction, or
+--compare; --baseline names the reference group instead): a two-sided t-test (paired by seed when the two groups
+have the same seeds, Welch's otherwise), Holm-corrected across the groups compared; the groups not
+significantly different from the reference at alpha = 0.05 are marked. --target FIGURE=VALUE adds the epoch and
+the training time at which each run first reached a value (time to target, as AlgoPerf measures it).
 
 Writes to --out (default: <first folder>/report/):
   table.md        the table (also printed) and the runs left out of it, with the reason
   table.tex       the same table as a booktabs tabular, ready to \input
   results.csv     one row per run: every override as a column, the summary figures as fractions
-  groups.csv      one row per group: n, mean and std of every metric, as fractions
-  lr.png, test_acc.png, train_test_acc.png, gap.png, final_gap.png
+  groups.csv      one row per group: n, mean, std and 95 % CI of every metric as fractions, the test's p-values
+  lr, test_acc, train_test_acc (a panel per split), gap, final_gap: each as .png, .pdf and .svg
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
+import math
 import os
 import re
 import statistics
 import sys
+import textwrap
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +51,8 @@ from typing import NamedTuple
 import numpy as np
 import yaml
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from scipy import stats as scipy_stats
 
 from trainer.config import NEUTRAL_KEYS
 from trainer.records import METRICS, Damaged, EpochRow, Metric, RunFolder, Summary, epoch_metrics
@@ -48,24 +62,43 @@ GROUPING_FREE_KEYS = ("seed", *NEUTRAL_KEYS)  # runs that differ only in these a
 DASH = "–"
 
 
-DEFAULT_METRICS = ("train_loss", "train_acc", "test_acc", "best_test_acc", "gap", "wall_time")
+# the columns without --metrics, the first with a better direction the one the groups are compared on; a figure
+# that METRICS lacks (a trainer without it) or that no completed run has (no validation split) is left out
+DEFAULT_METRICS = (
+    "test_acc",
+    "best_epoch_test_acc",
+    "best_test_acc",
+    "val_acc",
+    "train_acc",
+    "train_loss",
+    "gap",
+    "wall_time",
+)
 COUNT_COLUMNS = ("n", "diverged", "failed")
 RUN_FIELDS = ("epochs_completed", *(m.key for m in METRICS.values()), "device_name", "precision")
+# timings measure the machine's load as much as the schedule: never the "best" of a column in the report
+MACHINE_LOAD = ("wall_time", "epoch_time")
+REPORT_METRICS: dict[str, Metric] = {
+    name: dataclasses.replace(m, better=None) if name in MACHINE_LOAD else m for name, m in METRICS.items()
+}
+ALPHA = 0.05  # the significance level of the comparison with the best group
+CONFIDENCE = 0.95  # of the intervals of the means, in the tables and the plots
 
 
 def resolve_metrics(names: Iterable[str]) -> list[Metric]:
-    """Metrics by column name or summary.json key; a ValueError lists the choices."""
-    by_key = {m.key: m for m in METRICS.values()}
+    """Metrics by column name or summary.json key (as the report shows them: timings have no better direction);
+    a ValueError lists the choices."""
+    by_key = {m.key: m for m in REPORT_METRICS.values()}
     out = []
     for name in names:
-        metric = METRICS.get(name) or by_key.get(name)
+        metric = REPORT_METRICS.get(name) or by_key.get(name)
         if metric is None:
-            raise ValueError(f"unknown metric {name!r}: use {', '.join(METRICS)}")
+            raise ValueError(f"unknown metric {name!r}: use {', '.join(REPORT_METRICS)}")
         out.append(metric)
     return out
 
 
-# ---------------------------------------------------------------------------------------------------- runs
+# -------------------------------------------------------------------------------------------------- runs
 
 
 def split_override(override: str) -> tuple[str, str]:
@@ -172,10 +205,17 @@ def summary_problems(summary: Summary) -> list[str]:
         if not isinstance(value, types) or isinstance(value, bool):
             problems.append(f"{name} is {_shown_value(value)}")
     for m in METRICS.values():
-        present = m.key in summary.figures or summary.get(m.key) is not None
-        if present and not _is_number(summary.get(m.key)):
-            problems.append(f"{m.key} is {_shown_value(summary.get(m.key))}, not a number")
+        value = summary.get(m.key)
+        present = m.key in summary.figures or value is not None
+        if value is None and m.name not in _REQUIRED_FIGURES:
+            continue  # a figure a run may lack: the validation split's without one, a device's memory
+        if present and not _is_number(value):
+            problems.append(f"{m.key} is {_shown_value(value)}, not a number")
     return problems
+
+
+# the figures every finished run has: those of an EpochRow field without a None default (null is damage)
+_REQUIRED_FIGURES = {f.name for f in epoch_metrics() if f.default is not None}
 
 
 def history_problem(row: EpochRow) -> str | None:
@@ -278,6 +318,16 @@ def collect(folders: Iterable[str | Path], notes: list[str] | None = None) -> li
 # -------------------------------------------------------------------------------------------------- groups
 
 
+def t_quantile(n: int) -> float:
+    """Student's t quantile of a two-sided 95 % interval of a mean of n values (n - 1 degrees of freedom)."""
+    return float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1))
+
+
+def ci_half_width(std: float, n: int) -> float:
+    """Half the width of the 95 % confidence interval of a mean: t_{0.975, n-1} s / sqrt(n)."""
+    return t_quantile(n) * std / math.sqrt(n)
+
+
 @dataclass
 class Stat:
     values: list[float]
@@ -295,13 +345,76 @@ class Stat:
         """Sample standard deviation (ddof=1); None for fewer than two values."""
         return statistics.stdev(self.values) if len(self.values) > 1 else None
 
+    @property
+    def ci(self) -> tuple[float, float] | None:
+        """The 95 % confidence interval of the mean (Student t): mean +- t_{0.975,n-1} s / sqrt(n); None for n < 2."""
+        if self.n < 2:
+            return None
+        half = ci_half_width(self.std, self.n)
+        return self.mean - half, self.mean + half
+
+
+class TTest(NamedTuple):
+    """A two-sided t-test of one group against the reference group."""
+
+    kind: str  # "paired" (by seed) or "Welch"
+    t: float
+    df: float
+    p: float
+
+
+def _degenerate(kind: str, difference: float, df: float) -> TTest:
+    """No spread at all (every value equal within each sample, or every paired difference equal): the means
+    are equal (p = 1) or apart by a gap no noise explains (p = 0); scipy would warn and return nan."""
+    if difference == 0:
+        return TTest(kind, 0.0, df, 1.0)
+    return TTest(kind, math.copysign(math.inf, difference), df, 0.0)
+
+
+def welch_test(a: Sequence[float], b: Sequence[float]) -> TTest:
+    """Welch's two-sided t-test of mean(a) - mean(b) (unequal variances; scipy.stats.ttest_ind)."""
+    if len(set(a)) == 1 and len(set(b)) == 1:
+        return _degenerate("Welch", a[0] - b[0], math.nan)
+    with warnings.catch_warnings():  # one sample without spread: exact all the same, but scipy warns
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = scipy_stats.ttest_ind(a, b, equal_var=False)
+    return TTest("Welch", float(result.statistic), float(result.df), float(result.pvalue))
+
+
+def paired_test(a: Sequence[float], b: Sequence[float]) -> TTest:
+    """The two-sided paired t-test of a - b, element by element (scipy.stats.ttest_rel)."""
+    differences = [x - y for x, y in zip(a, b, strict=True)]
+    if len(set(differences)) == 1:
+        return _degenerate("paired", differences[0], len(a) - 1)
+    with warnings.catch_warnings():  # differences nearly all equal: scipy warns of precision loss
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = scipy_stats.ttest_rel(a, b)
+    return TTest("paired", float(result.statistic), float(result.df), float(result.pvalue))
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the order given: the i-th smallest (from 1) of m is multiplied by
+    m - i + 1, capped at 1, and made non-decreasing along the sorted order. Reject where adjusted < alpha."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
 
 @dataclass
 class Group:
     key: tuple[tuple[str, str | None], ...]  # the grouping overrides, sorted by key
-    label: str
+    label: str  # as the tables and plots show it (float values shortened)
     runs: list[Run]  # every run of the group, the ones left out of the means too
     stats: dict[str, Stat]  # metric name -> the values of the completed runs
+    full_label: str = ""  # with every value as given (the CSV files)
+    test: TTest | None = None  # against the reference group, on the compared metric; None: not tested
+    p_holm: float | None = None  # test.p, Holm-adjusted across the groups tested
+    marked: bool = False  # the reference, or not significantly different from it
 
     @property
     def included(self) -> list[Run]:
@@ -343,18 +456,43 @@ def varying_keys(groups: Sequence[Group]) -> list[str]:
     return _varying([g.key for g in groups], list(dict.fromkeys(k for g in groups for k, _ in g.key)))
 
 
-def _labels(keys: list[tuple], names: list[str]) -> list[str]:
+def _float_value(value: str) -> float | None:
+    """The number of an override value written as a float (0.1, 1e-4), or None (ints, names, lists)."""
+    if not re.fullmatch(r"[-+]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][-+]?\d+)", value.strip()):
+        return None
+    return float(value)
+
+
+def short_values(values: Iterable[str]) -> dict[str, str]:
+    """Float values at 3 significant digits (0.058463261216434144 -> 0.0585), more where 3 would make two
+    distinct values look alike; other values as they are."""
+    values = set(values)
+    floats = {v: x for v in values if (x := _float_value(v)) is not None}
+    shown = {v: v for v in values}
+    for digits in range(3, 18):
+        short = {v: f"{x:.{digits}g}" for v, x in floats.items()}
+        if len(set(short.values())) == len(set(floats.values())):
+            break
+    shown.update({v: short[v] for v in floats if len(short[v]) < len(v)})
+    return shown
+
+
+def _labels(keys: list[tuple], names: list[str], short: bool = True) -> list[str]:
     """ "key=value, ..." of the keys that differ between groups (of every key for a single group); the bare
-    value when one key differs."""
+    value when one key differs. short: float values shortened (short_values)."""
     varying = _varying(keys, names)
+    shown = {
+        k: short_values(v for key in keys for kk, v in key if kk == k and v is not None) if short else {} for k in names
+    }
     labels = []
     for key in keys:
-        values = {k: "(default)" if v is None else v for k, v in key}  # a group_by key the runs left alone
+        # None: a group_by key the runs left alone
+        values = {k: "(default)" if v is None else shown[k].get(v, v) for k, v in key}
         if len(varying) == 1:
             labels.append(values.get(varying[0], "(default)"))
         else:
-            shown = varying or [k for k in names if k in values]
-            labels.append(", ".join(f"{k}={values.get(k, '(default)')}" for k in shown) or "all runs")
+            present = varying or [k for k in names if k in values]
+            labels.append(", ".join(f"{k}={values.get(k, '(default)')}" for k in present) or "all runs")
     return labels
 
 
@@ -381,15 +519,190 @@ def aggregate(runs: Sequence[Run], sort: str | None = None, group_by: Sequence[s
     for run in runs:
         buckets.setdefault(_group_key(run, group_by), []).append(run)
     keys = list(buckets)
-    labels = _labels(keys, list(group_by) if group_by else _key_names(list(runs), keys))
+    names = list(group_by) if group_by else _key_names(list(runs), keys)
+    labels, full_labels = _labels(keys, names), _labels(keys, names, short=False)
     groups = []
-    for key, label in zip(keys, labels, strict=True):
+    for key, label, full_label in zip(keys, labels, full_labels, strict=True):
         members = buckets[key]
         stats = {
             m.name: Stat([v for r in members if r.included and (v := r.value(m)) is not None]) for m in METRICS.values()
         }
-        groups.append(Group(key, label, members, stats))
+        groups.append(Group(key, label, members, stats, full_label))
     return _sort_groups(groups, sort)
+
+
+# ---------------------------------------------------------------------------------------------- comparison
+
+
+@dataclass
+class Comparison:
+    """Every group tested against one reference group on one metric."""
+
+    metric: Metric
+    reference: Group
+    baseline: bool  # the reference was named (--baseline); else it is the best group on the metric
+    groups: list[Group]
+
+    @property
+    def tested(self) -> list[Group]:
+        return [g for g in self.groups if g.test is not None]
+
+    @property
+    def kinds(self) -> list[str]:
+        """The tests used: "paired", "Welch" or both."""
+        return sorted({g.test.kind for g in self.tested}, reverse=True)
+
+
+def _seed(run: Run) -> int | str | None:
+    seed = run.summary.seed if run.summary is not None else None
+    return seed if isinstance(seed, (int, str)) and not isinstance(seed, bool) else run.params.get("seed")
+
+
+def _by_seed(group: Group, metric: Metric) -> dict | None:
+    """The group's values by seed, or None when a seed repeats (pooled runs) or is unknown."""
+    pairs = [(_seed(r), v) for r in group.included if (v := r.value(metric)) is not None]
+    seeds = [s for s, _ in pairs]
+    if None in seeds or len(set(seeds)) != len(seeds):
+        return None
+    return dict(pairs)
+
+
+def find_group(groups: Sequence[Group], label: str) -> Group:
+    """The group shown as `label` (or with that full label); a ValueError lists the labels."""
+    for g in groups:
+        if label in (g.label, g.full_label):
+            return g
+    raise ValueError(f"no group {label!r} for --baseline: use one of {', '.join(repr(g.label) for g in groups)}")
+
+
+def compare_groups(groups: Sequence[Group], metric: Metric, baseline: str | None = None) -> Comparison | None:
+    """Test every group against the reference (the group named `baseline`, else the one with the best mean on
+    the metric): the paired t-test by seed when both have the same seeds, Welch's otherwise, two-sided;
+    p-values Holm-adjusted across the tests. Sets each group's test, p_holm and marked (the reference and the
+    groups not significantly different from it at ALPHA). Groups with fewer than two values are not tested.
+    None when no group has a mean."""
+    for g in groups:
+        g.test, g.p_holm, g.marked = None, None, False
+    with_mean = [g for g in groups if g.stats[metric.name].mean is not None]
+    if baseline is not None:
+        reference = find_group(groups, baseline)
+    elif not with_mean:
+        return None
+    else:
+        best = max if metric.better == "max" else min
+        reference = best(with_mean, key=lambda g: g.stats[metric.name].mean)
+    reference.marked = True
+    ref_values = reference.stats[metric.name].values
+    ref_seeds = _by_seed(reference, metric)
+    tested = []
+    for g in groups:
+        values = g.stats[metric.name].values
+        if g is reference or len(values) < 2 or len(ref_values) < 2:
+            continue
+        seeds = _by_seed(g, metric)
+        if seeds is not None and ref_seeds is not None and set(seeds) == set(ref_seeds):
+            order = sorted(seeds, key=str)
+            g.test = paired_test([seeds[s] for s in order], [ref_seeds[s] for s in order])
+        else:
+            g.test = welch_test(values, ref_values)
+        tested.append(g)
+    for g, p in zip(tested, holm([g.test.p for g in tested]), strict=True):
+        g.p_holm = p
+        g.marked = p >= ALPHA
+    return Comparison(metric, reference, baseline is not None, list(groups))
+
+
+def compared_metric(metrics: Sequence[Metric], compare_name: str | None, baseline: str | None) -> Metric | None:
+    """The metric the groups are compared on: --compare, else the first shown metric with a better direction
+    (the first shown at all with --baseline); None: no comparison."""
+    if compare_name:
+        (metric,) = resolve_metrics([compare_name])
+        if metric.better is None and baseline is None:
+            raise ValueError(
+                f"--compare {compare_name}: {metric.name} has no better direction to find the best group by "
+                "(timings measure the machine's load); name the reference with --baseline LABEL"
+            )
+        return metric
+    directed = [m for m in metrics if m.better is not None]
+    if directed:
+        return directed[0]
+    return metrics[0] if baseline is not None and metrics else None
+
+
+# -------------------------------------------------------------------------------------------- time to target
+
+
+class Target(NamedTuple):
+    """--target NAME=VALUE: the first epoch at which a run's figure reached VALUE (>= for a figure better
+    high, <= for one better low), and the training time to it (the epochs' epoch_time summed)."""
+
+    name: str  # an EpochRow field
+    value: float  # as metrics.jsonl holds it: a fraction for accuracies
+    better: str  # "max" or "min"
+    title: str
+    scale: float
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}={self.value:g}"
+
+    @property
+    def shown(self) -> str:
+        """'test acc >= 88%', 'train loss <= 0.5'."""
+        value = f"{self.value * self.scale:g}"
+        title = self.title.replace(" (%)", "")
+        return f"{title} {'≥' if self.better == 'max' else '≤'} {value}{'%' if self.scale == 100 else ''}"
+
+    def reached(self, history: Sequence[EpochRow]) -> tuple[int, float] | None:
+        """(epoch, seconds of training up to the end of that epoch) of the first epoch at the target, or None."""
+        elapsed = 0.0
+        for row in history:
+            elapsed += float(row.epoch_time or 0.0)
+            value = getattr(row, self.name, None)
+            if value is None or not math.isfinite(value):
+                continue
+            if (value >= self.value) if self.better == "max" else (value <= self.value):
+                return row.epoch, elapsed
+        return None
+
+
+def target_figures() -> dict[str, dataclasses.Field]:
+    """The EpochRow figures a target can be set on: those with a better direction."""
+    return {f.name: f for f in epoch_metrics() if f.metadata.get("better")}
+
+
+def parse_targets(specs: Iterable[str]) -> list[Target]:
+    """Targets from 'NAME=VALUE' strings (each may hold several, comma-separated); a ValueError in one line."""
+    figures = target_figures()
+    targets = []
+    for spec in (t.strip() for s in specs for t in s.split(",")):
+        if not spec:
+            continue
+        name, sep, text = (part.strip() for part in spec.partition("="))
+        try:
+            value = float(text) if sep else None
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value):
+            raise ValueError(f"bad --target {spec!r}: use FIGURE=VALUE, e.g. val_acc=0.88")
+        if name not in figures:
+            raise ValueError(f"unknown --target figure {name!r}: use one of {', '.join(figures)}")
+        meta = figures[name].metadata
+        if meta["scale"] == 100 and not 0 <= value <= 1:
+            raise ValueError(f"bad --target {spec!r}: {name} is a fraction (0.88 for 88 %)")
+        targets.append(Target(name, value, meta["better"], meta["title"], meta["scale"]))
+    return list(dict.fromkeys(targets))
+
+
+class TargetStat(NamedTuple):
+    epochs: Stat  # of the runs that reached the target
+    seconds: Stat
+    runs: int  # completed runs
+
+
+def target_stat(group: Group, target: Target) -> TargetStat:
+    reached = [x for r in group.included if (x := target.reached(r.history)) is not None]
+    return TargetStat(Stat([float(e) for e, _ in reached]), Stat([t for _, t in reached]), len(group.included))
 
 
 # -------------------------------------------------------------------------------------------------- tables
@@ -400,6 +713,8 @@ class Style(NamedTuple):
     dash: str
     bold: str
     escape: Callable[[str], str]
+    mark: str  # after the compared metric's cell of the groups not significantly different from the reference
+    less_than: str
 
 
 def _md_escape(text: str) -> str:
@@ -417,6 +732,11 @@ _TEX_SPECIALS = {
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
+    "≥": r"$\geq$",
+    "≤": r"$\leq$",
+    "±": r"$\pm$",
+    "−": "--",
+    "–": "--",
 }
 
 
@@ -424,8 +744,9 @@ def tex_escape(text: str) -> str:
     return "".join(_TEX_SPECIALS.get(c, c) for c in text)
 
 
-MARKDOWN = Style(" ± ", DASH, "**{}**", _md_escape)
-LATEX = Style(r" $\pm$ ", "--", r"\textbf{{{}}}", tex_escape)
+MARK = "†"
+MARKDOWN = Style(" ± ", DASH, "**{}**", _md_escape, f" {MARK}", "< ")
+LATEX = Style(r" $\pm$ ", "--", r"\textbf{{{}}}", tex_escape, r" $^\dagger$", "$<$ ")
 
 
 def _number(value: float, metric: Metric) -> str:
@@ -440,26 +761,85 @@ def _best(groups: Sequence[Group], metric: Metric) -> str | None:
     return _number(max(means) if metric.better == "max" else min(means), metric)
 
 
-def _cell(stat: Stat, metric: Metric, best: str | None, style: Style) -> str:
+def _cell(stat: Stat, metric: Metric, best: str | None, style: Style, mark: bool = False) -> str:
+    """mean ± std [CI low, CI high]: the std and the interval a dash where n = 1; in bold for the best mean."""
     if stat.mean is None:
         return style.dash
     mean = _number(stat.mean, metric)
-    std = style.dash if stat.std is None else _number(stat.std, metric)
-    text = f"{mean}{style.plus_minus}{std}"
-    return style.bold.format(text) if mean == best else text
+    if stat.std is None:
+        text = f"{mean}{style.plus_minus}{style.dash}"
+    else:
+        low, high = stat.ci
+        text = f"{mean}{style.plus_minus}{_number(stat.std, metric)} [{_number(low, metric)}, {_number(high, metric)}]"
+    text = style.bold.format(text) if mean == best else text
+    return text + (style.mark if mark else "")
 
 
-def table_rows(groups: Sequence[Group], metrics: Sequence[Metric], style: Style) -> list[list[str]]:
-    """The header row and one row per group, escaped for the style."""
+def _p_text(p: float, style: Style) -> str:
+    return f"{style.less_than}0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _p_cell(group: Group, comparison: Comparison, style: Style) -> str:
+    """The Holm-adjusted p-value against the reference ("best"/"baseline" for the reference itself, a dash
+    when untested), with P (paired) or W (Welch) when the table mixes both tests."""
+    if group is comparison.reference:
+        return "baseline" if comparison.baseline else "best"
+    if group.test is None:
+        return style.dash
+    kind = f" ({group.test.kind[0].upper()})" if len(comparison.kinds) > 1 else ""
+    return _p_text(group.p_holm, style) + kind
+
+
+def _p_header(comparison: Comparison) -> str:
+    return f"p vs {'baseline' if comparison.baseline else 'best'} (Holm)"
+
+
+def _target_cells(group: Group, target: Target, style: Style) -> list[str]:
+    """Epochs and seconds to the target: mean ± std over the runs that reached it (reached/completed)."""
+    stat = target_stat(group, target)
+    if stat.runs == 0:
+        return [style.dash, style.dash]
+    count = f"({stat.epochs.n}/{stat.runs})"
+    if stat.epochs.n == 0:
+        return [f"not reached {count}"] * 2
+    cells = []
+    for values in (stat.epochs, stat.seconds):
+        std = style.dash if values.std is None else f"{values.std:.1f}"
+        cells.append(f"{values.mean:.1f}{style.plus_minus}{std} {count}")
+    return cells
+
+
+def _target_headers(target: Target) -> list[str]:
+    return [f"epoch to {target.shown}", f"time (s) to {target.shown}"]
+
+
+def table_rows(
+    groups: Sequence[Group],
+    metrics: Sequence[Metric],
+    style: Style,
+    comparison: Comparison | None = None,
+    targets: Sequence[Target] = (),
+) -> list[list[str]]:
+    """The header row and one row per group, escaped for the style: n, the metrics (the p-value column after
+    the compared one), the targets' epochs and times, the diverged and failed counts."""
     varying = varying_keys(groups)
     first = varying[0] if len(varying) == 1 else "group"
-    header = [first, *COUNT_COLUMNS[:1], *(m.title for m in metrics), *COUNT_COLUMNS[1:]]
+    compared = comparison.metric.name if comparison else None
+    header = [first, *COUNT_COLUMNS[:1]]
+    for m in metrics:
+        header += [m.title, _p_header(comparison)] if m.name == compared else [m.title]
+    header += [h for t in targets for h in _target_headers(t)] + list(COUNT_COLUMNS[1:])
     best = {m.name: _best(groups, m) for m in metrics}
     rows = [[style.escape(c) for c in header]]
     for g in groups:
         counts = g.counts
-        cells = [_cell(g.stats[m.name], m, best[m.name], style) for m in metrics]
-        rows.append([style.escape(g.label), str(counts["n"]), *cells, str(counts["diverged"]), str(counts["failed"])])
+        cells = [style.escape(g.label), str(counts["n"])]
+        for m in metrics:
+            cells.append(_cell(g.stats[m.name], m, best[m.name], style, g.marked and m.name == compared))
+            if m.name == compared:
+                cells.append(_p_cell(g, comparison, style))
+        cells += [c for t in targets for c in _target_cells(g, t, style)]  # numbers and the style's ±
+        rows.append([*cells, str(counts["diverged"]), str(counts["failed"])])
     return rows
 
 
@@ -476,10 +856,85 @@ def _common_overrides(runs: Sequence[Run]) -> list[str]:
     ]
 
 
+def legend(comparison: Comparison | None, targets: Sequence[Target] = ()) -> list[str]:
+    """What the table's figures mean, one paragraph each (plain text with Unicode symbols)."""
+    lines = [
+        "Mean ± sample standard deviation (ddof=1) [95 % confidence interval of the mean, Student t: mean ± "
+        "t(0.975, n−1)·s/√n] over the completed runs (seeds) of each group; – for the std and the interval where "
+        "n = 1 and for the mean where no run completed. Accuracies and gap (train − test accuracy) in percent "
+        "with 2 decimals, losses with 3 decimals, times in seconds. The best mean of a column is in bold (never "
+        "for wall and epoch times, which measure the machine's load as much as the schedule). Diverged and "
+        "failed runs are counted, not averaged; failed counts failed, interrupted, unfinished and never-run jobs."
+    ]
+    if comparison is not None:
+        ref, metric = comparison.reference, comparison.metric
+        kinds = comparison.kinds
+        if kinds == ["paired"]:
+            test = "a two-sided paired t-test by seed (the groups share their seeds)"
+        elif kinds == ["Welch"]:
+            test = "Welch's two-sided t-test"
+        elif kinds:
+            test = (
+                "a two-sided paired t-test by seed (P) where a group has the same seeds as the reference, "
+                "Welch's t-test (W) otherwise"
+            )
+        else:
+            test = "no test: no group other than the reference has two completed runs (or the reference has one)"
+        name = metric.title.replace(" (%)", "")
+        role = "the baseline" if comparison.baseline else f"the group with the best mean {name}"
+        lines.append(
+            f"{MARK} on {name}: {role} ({ref.label}) and the groups not significantly different from it at "
+            f"α = {ALPHA:g}, by {test}; p-values Holm-corrected across the {len(comparison.tested)} group(s) "
+            f"tested, in the column {_p_header(comparison)}; – no test (n < 2)."
+        )
+    if targets:
+        shown = "; ".join(t.shown for t in targets)
+        lines.append(
+            f"Time to target ({shown}): the first epoch at which a run reached it and the training time to the end "
+            "of that epoch (the epoch times of metrics.jsonl summed), mean ± std over the completed runs that "
+            "reached it (reached/completed)."
+        )
+    return lines
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~/:])/[^\s:;,'\"()\[\]{}|`<>=]+")
+
+
+def display_path(path: str | Path, base: str | Path) -> str:
+    """A path as table.md shows it, never absolute: relative to the report's folder when near it
+    (../sweep/3), else relative to the current folder when under it, else from home (~/...), else relative to
+    the report's folder all the same."""
+    path, base = os.path.abspath(path), os.path.abspath(base)
+    relative = os.path.relpath(path, base)
+    if relative.split(os.sep).count("..") <= 2:
+        return relative
+    cwd = os.getcwd()
+    if path.startswith(cwd.rstrip(os.sep) + os.sep):
+        return os.path.relpath(path, cwd)
+    home = os.path.expanduser("~")
+    if home not in ("", os.sep) and path.startswith(home + os.sep):
+        return "~" + path[len(home) :]
+    return relative
+
+
+def scrub_paths(text: str, base: str | Path) -> str:
+    """Every absolute path in a text (an error message, a note) shown as display_path shows it."""
+    return _ABSOLUTE_PATH.sub(lambda m: display_path(m.group(0), base), text)
+
+
 def markdown_report(
-    runs: Sequence[Run], groups: Sequence[Group], metrics: Sequence[Metric], sources: str, notes: Sequence[str] = ()
+    runs: Sequence[Run],
+    groups: Sequence[Group],
+    metrics: Sequence[Metric],
+    sources: str,
+    notes: Sequence[str] = (),
+    comparison: Comparison | None = None,
+    targets: Sequence[Target] = (),
+    base: str | Path | None = None,
 ) -> str:
-    rows = table_rows(groups, metrics, MARKDOWN)
+    """table.md: the table, its legend, the runs left out (paths relative to `base`, the report's folder)."""
+    base = Path.cwd() if base is None else base
+    rows = table_rows(groups, metrics, MARKDOWN, comparison, targets)
     excluded = [r for r in runs if not r.included]
     devices = sorted(
         {f"{r.summary.device_name}, {r.summary.precision}" for r in runs if r.included and r.summary.device_name}
@@ -494,21 +949,15 @@ def markdown_report(
         lines.append(f"Device: {'; '.join(devices)}.")
     if common:
         lines.append("Common overrides: " + " ".join(f"`{o}`" for o in common) + ".")
-    lines += [
-        "",
-        "Mean ± sample standard deviation (ddof=1) over the completed runs (seeds) of each group; "
-        f"{DASH} for the std where n = 1 and for the mean where no run completed. Accuracies and gap "
-        "(train − test accuracy) in percent with 2 decimals, losses with 3 decimals, times in seconds. "
-        "The best mean of a column is in bold. Diverged and failed runs are counted, not averaged; "
-        "failed counts failed, interrupted, unfinished and never-run jobs.",
-        "",
-        *_md_table(rows, "l" + "r" * (len(rows[0]) - 1)),
-        "",
-    ]
+    lines += ["", *_md_table(rows, "l" + "r" * (len(rows[0]) - 1)), ""]
+    for paragraph in legend(comparison, targets):
+        lines += [paragraph, ""]
     if excluded:
         lines += [f"## Not included ({len(excluded)})", ""]
         table = [["run", "status", "overrides", "reason"]]
-        table += [[str(r.path), r.status, " ".join(r.overrides), r.reason] for r in excluded]
+        table += [
+            [display_path(r.path, base), r.status, " ".join(r.overrides), scrub_paths(r.reason, base)] for r in excluded
+        ]
         lines += _md_table([[_md_escape(c) for c in row] for row in table], "llll") + [""]
     partial = [
         f"{r.path}: {d.path.name} {d.reason}; its summary.json is whole and in the means"
@@ -517,16 +966,27 @@ def markdown_report(
         for d in r.damaged
     ]
     if notes or partial:
-        lines += ["## Notes", "", *(f"- {_md_escape(n)}" for n in [*notes, *partial]), ""]
+        lines += ["## Notes", "", *(f"- {_md_escape(scrub_paths(n, base))}" for n in [*notes, *partial]), ""]
     return "\n".join(lines)
 
 
-def latex_table(groups: Sequence[Group], metrics: Sequence[Metric]) -> str:
-    rows = table_rows(groups, metrics, LATEX)
+def latex_table(
+    groups: Sequence[Group],
+    metrics: Sequence[Metric],
+    comparison: Comparison | None = None,
+    targets: Sequence[Target] = (),
+) -> str:
+    """table.tex: a booktabs tabular; its legend (for the caption) in comment lines above it."""
+    rows = table_rows(groups, metrics, LATEX, comparison, targets)
     body = [" & ".join(row) + r" \\" for row in rows]
+    caption = [
+        "% " + line
+        for paragraph in legend(comparison, targets)
+        for line in textwrap.wrap(paragraph.replace(MARK, r"$^\dagger$"), 110)
+    ]
     return "\n".join(
         [
-            "% schedlab report: mean +- sample std (ddof=1) over seeds; accuracies and gap in percent",
+            "% schedlab report: mean +- sample std (ddof=1) [95 % CI] over seeds; accuracies and gap in percent",
             r"\begin{tabular}{l" + "r" * (len(rows[0]) - 1) + "}",
             r"\toprule",
             body[0],
@@ -534,6 +994,7 @@ def latex_table(groups: Sequence[Group], metrics: Sequence[Metric]) -> str:
             *body[1:],
             r"\bottomrule",
             r"\end{tabular}",
+            *caption,
             "",
         ]
     )
@@ -546,15 +1007,18 @@ def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
         writer.writerows(["" if v is None else v for v in row] for row in rows)
 
 
-def write_results_csv(path: Path, runs: Sequence[Run], groups: Sequence[Group]) -> None:
-    """One row per run, left-out ones too: every override key as a column, raw summary figures."""
-    label = {id(r): g.label for g in groups for r in g.runs}
+def write_results_csv(path: Path, runs: Sequence[Run], groups: Sequence[Group], targets: Sequence[Target] = ()) -> None:
+    """One row per run, left-out ones too: every override key as a column (full values), raw summary figures,
+    the epoch and seconds at which the run reached each target (empty: not reached)."""
+    label = {id(r): g.full_label or g.label for g in groups for r in g.runs}
     keys = list(dict.fromkeys(k for r in runs for k in r.params))
     if "seed" not in keys:
         keys.append("seed")
+    target_columns = [c for t in targets for c in (f"to_{t.spec}_epoch", f"to_{t.spec}_time_s")]
     rows = []
     for r in runs:
         params = {**({"seed": r.summary.seed} if r.summary else {}), **r.params}
+        reached = [t.reached(r.history) or (None, None) for t in targets]
         rows.append(
             [
                 str(r.path),
@@ -562,20 +1026,54 @@ def write_results_csv(path: Path, runs: Sequence[Run], groups: Sequence[Group]) 
                 r.status,
                 *(params.get(k) for k in keys),
                 *(r.summary.get(k) if r.summary else None for k in RUN_FIELDS),
+                *(v for pair in reached for v in pair),
                 r.reason,
             ]
         )
-    _write_csv(path, ["run", "group", "status", *keys, *RUN_FIELDS, "reason"], rows)
+    _write_csv(path, ["run", "group", "status", *keys, *RUN_FIELDS, *target_columns, "reason"], rows)
 
 
-def write_groups_csv(path: Path, groups: Sequence[Group]) -> None:
+STAT_COLUMNS = ("n", "mean", "std", "ci_low", "ci_high")
+COMPARE_COLUMNS = ("metric", "reference", "test", "t", "df", "p", "p_holm", "marked")
+
+
+def write_groups_csv(
+    path: Path, groups: Sequence[Group], comparison: Comparison | None = None, targets: Sequence[Target] = ()
+) -> None:
+    """One row per group (its full label, the override values as given): n, mean, std and 95 % CI of every
+    metric as fractions; the test against the reference (compare_*); each target's runs that reached it and
+    the mean and std of their epochs and seconds (to_*)."""
     names = list(dict.fromkeys(k for g in groups for k, _ in g.key))
-    header = ["group", *names, *COUNT_COLUMNS] + [f"{m}_{s}" for m in METRICS for s in ("mean", "std")]
+    header = ["group", *names, *COUNT_COLUMNS] + [f"{m}_{s}" for m in METRICS for s in STAT_COLUMNS]
+    if comparison is not None:
+        header += [f"compare_{c}" for c in COMPARE_COLUMNS]
+    for t in targets:
+        header += [
+            f"to_{t.spec}_{c}" for c in ("reached", "runs", "epoch_mean", "epoch_std", "time_s_mean", "time_s_std")
+        ]
     rows = []
     for g in groups:
         values = dict(g.key)
-        stats = [v for m in METRICS for v in (g.stats[m].mean, g.stats[m].std)]
-        rows.append([g.label, *(values.get(k) for k in names), *g.counts.values(), *stats])
+        row = [g.full_label or g.label, *(values.get(k) for k in names), *g.counts.values()]
+        for m in METRICS:
+            stat = g.stats[m]
+            row += [stat.n, stat.mean, stat.std, *(stat.ci or (None, None))]
+        if comparison is not None:
+            test = g.test
+            row += [
+                comparison.metric.name,
+                comparison.reference.full_label or comparison.reference.label,
+                test.kind if test else None,
+                test.t if test else None,
+                test.df if test else None,
+                test.p if test else None,
+                g.p_holm,
+                int(g.marked),
+            ]
+        for t in targets:
+            stat = target_stat(g, t)
+            row += [stat.epochs.n, stat.runs, stat.epochs.mean, stat.epochs.std, stat.seconds.mean, stat.seconds.std]
+        rows.append(row)
     _write_csv(path, header, rows)
 
 
@@ -583,23 +1081,28 @@ def write_groups_csv(path: Path, groups: Sequence[Group]) -> None:
 
 
 class Series(NamedTuple):
-    """One line of a figure (or one bar: x, y and std of length one): the mean over a group's runs."""
+    """One line of a figure (or one bar: x, y and err of length one): the mean over a group's runs."""
 
     label: str
     x: np.ndarray
     y: np.ndarray
-    std: np.ndarray  # sample std over the runs at each x; 0 where a single run has the point
+    err: np.ndarray  # half-width of the 95 % CI of the mean at each x; 0 where fewer than two runs have the point
+    n: int  # the runs behind the series
     color: str
     linestyle: str = "-"
+    panel: str = ""  # the panel of a figure with one per data split: train, val, test
 
 
 PLOTS = {  # name -> x label, y label, title
     "lr": ("epoch", "learning rate", "Learning rate"),
     "test_acc": ("epoch", "test accuracy (%)", "Test accuracy"),
-    "train_test_acc": ("epoch", "accuracy (%)", "Train (solid) and test (dashed) accuracy"),
+    "train_test_acc": ("epoch", "accuracy (%)", "Accuracy"),
     "gap": ("epoch", "train − test accuracy (%)", "Generalization gap"),
-    "final_gap": ("", "final gap (%)", "Final gap"),
+    "final_gap": ("final gap (%)", "", "Final gap"),
 }
+SPLITS = {"train": "train", "val": "validation", "test": "test"}  # the panels of train_test_acc, in order
+FIGURE_FORMATS = ("png", "pdf", "svg")
+LEGEND_INSIDE_MAX = 4  # more entries (or long labels, or several panels): the legend goes below the axes
 
 
 def _lr_points(run: Run) -> dict[float, float]:
@@ -617,86 +1120,192 @@ def _lr_points(run: Run) -> dict[float, float]:
 
 
 def _mean_curve(points: list[dict[float, float]], scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean and sample std over runs at each x any run has."""
+    """Mean and the half-width of its 95 % CI over the runs at each x any run has (0 where one run has it)."""
     xs = sorted({x for p in points for x in p})
-    mean, std = [], []
+    mean, err = [], []
     for x in xs:
         values = [p[x] * scale for p in points if x in p]
         mean.append(statistics.mean(values))
-        std.append(statistics.stdev(values) if len(values) > 1 else 0.0)
-    return np.array(xs, dtype=float), np.array(mean), np.array(std)
+        err.append(ci_half_width(statistics.stdev(values), len(values)) if len(values) > 1 else 0.0)
+    return np.array(xs, dtype=float), np.array(mean), np.array(err)
 
 
-def _epoch_curve(runs: Sequence[Run], column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A metrics.jsonl fraction (accuracy, gap) in percent against the epoch."""
-    points = [
-        {r.epoch: float(getattr(r, column)) for r in run.history if getattr(r, column) is not None} for run in runs
-    ]
-    return _mean_curve(points, 100.0)
+def _epoch_points(runs: Sequence[Run], column: str) -> list[dict[float, float]]:
+    """A metrics.jsonl figure of each run against the epoch (runs without it left out)."""
+    points = [{r.epoch: float(v) for r in run.history if (v := getattr(r, column, None)) is not None} for run in runs]
+    return [p for p in points if p]
+
+
+def _epoch_series(label: str, runs: Sequence[Run], column: str, color: str, panel: str = "") -> Series:
+    """A fraction of metrics.jsonl (accuracy, gap) in percent against the epoch."""
+    points = _epoch_points(runs, column)
+    return Series(label, *_mean_curve(points, 100.0), len(points), color, panel=panel)
 
 
 def plot_data(groups: Sequence[Group]) -> dict[str, list[Series]]:
-    """The series behind every figure: one per group with completed runs (two in train_test_acc), in the
-    colour of the group's place in the table."""
+    """The series behind every figure: one per group with completed runs (one per group and split in
+    train_test_acc, for the splits any run has), in the colour of the group's place in the table."""
     data: dict[str, list[Series]] = {name: [] for name in PLOTS}
+    fields = {f.name for f in epoch_metrics()}
+    splits = [s for s in SPLITS if f"{s}_acc" in fields]
+    by_split: dict[str, list[Series]] = {s: [] for s in splits}
     for i, g in enumerate(groups):
         runs, color = g.included, f"C{i % 10}"
         if not runs:
             continue
-        data["lr"].append(Series(g.label, *_mean_curve([_lr_points(r) for r in runs]), color))
-        data["test_acc"].append(Series(g.label, *_epoch_curve(runs, "test_acc"), color))
-        data["train_test_acc"].append(Series(f"{g.label} train", *_epoch_curve(runs, "train_acc"), color))
-        data["train_test_acc"].append(Series(f"{g.label} test", *_epoch_curve(runs, "test_acc"), color, "--"))
-        data["gap"].append(Series(g.label, *_epoch_curve(runs, "gap"), color))
+        data["lr"].append(Series(g.label, *_mean_curve([_lr_points(r) for r in runs]), len(runs), color))
+        data["test_acc"].append(_epoch_series(g.label, runs, "test_acc", color))
+        for split in splits:
+            series = _epoch_series(g.label, runs, f"{split}_acc", color, split)
+            if series.n:
+                by_split[split].append(series)
+        data["gap"].append(_epoch_series(g.label, runs, "gap", color))
         gap = g.stats["gap"]
         if gap.mean is not None:
+            err = 0.0 if gap.std is None else ci_half_width(gap.std, gap.n) * 100
             data["final_gap"].append(
-                Series(g.label, np.array([i]), np.array([gap.mean * 100]), np.array([(gap.std or 0.0) * 100]), color)
+                Series(g.label, np.array([i]), np.array([gap.mean * 100]), np.array([err]), gap.n, color)
             )
+    data["train_test_acc"] = [s for split in splits for s in by_split[split]]
     return data
 
 
-def draw(name: str, series: Sequence[Series], legend_title: str | None = None) -> Figure:
-    """The figure of one plot: a line and a ±std band per series, or bars with error bars for final_gap."""
-    xlabel, ylabel, title = PLOTS[name]
-    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+def band_text(series: Sequence[Series]) -> str:
+    """What the bands or error bars are: '95 % CI over n seeds' only where n > 1."""
+    ns = sorted({s.n for s in series if s.n})
+    if not ns:
+        return "no runs"
+    if ns == [1]:
+        return "n = 1"
+    if len(ns) == 1:
+        return f"mean and {CONFIDENCE:.0%} CI over {ns[0]} seeds".replace("%", " %")
+    if ns[0] == 1:
+        return f"mean over {ns[0]}–{ns[-1]} seeds per group, {CONFIDENCE:.0%} CI where n ≥ 2".replace("%", " %")
+    return f"mean and {CONFIDENCE:.0%} CI over {ns[0]}–{ns[-1]} seeds per group".replace("%", " %")
+
+
+def _wrap(label: str, width: int) -> str:
+    return textwrap.fill(label, width, break_on_hyphens=False) if len(label) > width else label
+
+
+def _legend(fig: Figure, axes: Sequence, title: str | None, panels: int) -> float:
+    """A figure legend of every line (one entry per label) that never covers data: to the right of a single
+    axes for a few short entries, else below the axes in as many columns as fit. Returns the height (inches)
+    the legend needs below the axes."""
+    handles: dict[str, object] = {}
+    for ax in axes:
+        for line in ax.get_lines():
+            if not line.get_label().startswith("_"):
+                handles.setdefault(line.get_label(), line)
+    if not handles:
+        return 0.0
+    labels = list(handles)
+    longest = max(len(label) for label in labels)
+    if len(labels) <= LEGEND_INSIDE_MAX and longest <= 24 and panels == 1:
+        fig.legend(handles.values(), labels, loc="outside right upper", title=title, fontsize="small")
+        return 0.0
+    width = fig.get_figwidth() * 72  # points
+    wrapped = [_wrap(label, 48) for label in labels]
+    chars = max(len(line) for label in wrapped for line in label.splitlines())
+    ncols = int(max(1, min(len(labels), width // (chars * 5.2 + 40))))
+    fig.legend(handles.values(), wrapped, loc="outside lower center", ncols=ncols, title=title, fontsize="small")
+    rows = math.ceil(len(labels) / ncols)
+    lines_per_row = max(label.count("\n") + 1 for label in wrapped)
+    return 0.4 + rows * lines_per_row * 0.19 + (0.2 if title else 0.0)
+
+
+def _gap_range(ax, series: Sequence[Series]) -> None:
+    """The y-range of the epochs after the first, when there are at least three and epoch 1 lies outside it.
+    Epoch 1's train accuracy is the mean over an epoch of a model still learning while its test accuracy is
+    measured at the end, so its gap is far below the later ones and would squash them on a linear axis; a
+    symlog axis would keep it but bend the differences between the later gaps, the ones worth reading."""
+    later = [(s.y[s.x >= 2] - s.err[s.x >= 2], s.y[s.x >= 2] + s.err[s.x >= 2]) for s in series]
+    first = np.concatenate([s.y[s.x < 2] for s in series]) if series else np.array([])
+    if len({x for s in series for x in s.x}) < 3 or not any(len(low) for low, _ in later):
+        return
+    low = min(float(np.min(lo)) for lo, _ in later if len(lo))
+    high = max(float(np.max(hi)) for _, hi in later if len(hi))
+    if np.all((first >= low) & (first <= high)):
+        return
+    pad = max(0.1 * (high - low), 0.5)
+    ax.set_ylim(low - pad, high + pad)
+    ax.set_xlabel("epoch (epoch 1 outside the y-range)")
+
+
+def _draw_bars(series: Sequence[Series]) -> Figure:
+    """Horizontal bars with their 95 % CI, one per group, top to bottom in the table's order: the labels sit
+    on lines of their own, so they never overprint however many groups there are."""
+    xlabel, _, title = PLOTS["final_gap"]
+    labels = [_wrap(s.label, 32) for s in series]
+    lines = [label.count("\n") + 1 for label in labels]
+    fig = Figure(figsize=(6.4, max(2.6, 1.4 + sum(0.2 * n + 0.12 for n in lines))), layout="constrained")
     ax = fig.subplots()
+    positions = np.arange(len(series))
+    ax.barh(
+        positions,
+        [s.y[0] for s in series],
+        xerr=[s.err[0] for s in series],
+        color=[s.color for s in series],
+        capsize=4,
+        height=0.6,
+    )
+    ax.set_yticks(positions, labels)
+    ax.invert_yaxis()
+    ax.axvline(0, color="0.4", linewidth=0.8)
+    ax.set(xlabel=xlabel, title=f"{title}\n{band_text(series)}")  # two lines: never wider than the axes
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def draw(name: str, series: Sequence[Series], legend_title: str | None = None) -> Figure:
+    """The figure of one plot: a line and a 95 % CI band per series (a panel per split for train_test_acc),
+    or horizontal bars with CI error bars for final_gap."""
     if name == "final_gap":
-        positions = [s.x[0] for s in series]  # the group's place in the table
-        ax.bar(
-            positions,
-            [s.y[0] for s in series],
-            yerr=[s.std[0] for s in series],
-            color=[s.color for s in series],
-            capsize=4,
-        )
-        ax.set_xticks(
-            positions,
-            [s.label for s in series],
-            rotation=30 if len(series) > 4 else 0,
-            ha="right" if len(series) > 4 else "center",
-        )
-        ax.axhline(0, color="0.4", linewidth=0.8)
-    else:
-        steps = "post" if name == "lr" else None  # an LR holds from its step to the next one
-        for s in series:
-            marker = "o" if len(s.x) <= 12 else None
+        return _draw_bars(series)
+    xlabel, ylabel, title = PLOTS[name]
+    panels = list(dict.fromkeys(s.panel for s in series)) or [""]
+    width = 6.4 if len(panels) == 1 else min(4.2 * len(panels), 13.0)
+    fig = Figure(figsize=(width, 4.2), layout="constrained")
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    steps = "post" if name == "lr" else None  # an LR holds from its step to the next one
+    for ax, panel in zip(axes, panels, strict=True):
+        for s in (s for s in series if s.panel == panel):
             ax.plot(
                 s.x,
                 s.y,
                 color=s.color,
                 linestyle=s.linestyle,
                 label=s.label,
-                marker=marker,
+                marker="o" if len(s.x) <= 12 else None,
                 drawstyle=f"steps-{steps}" if steps else "default",
             )
-            if np.any(s.std > 0):
-                ax.fill_between(s.x, s.y - s.std, s.y + s.std, color=s.color, alpha=0.2, linewidth=0, step=steps)
-        if series:
-            ax.legend(title=legend_title, fontsize="small")
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{title} (mean ± std over seeds)")
-    ax.grid(alpha=0.3)
+            if np.any(s.err > 0):
+                ax.fill_between(s.x, s.y - s.err, s.y + s.err, color=s.color, alpha=0.2, linewidth=0, step=steps)
+        ax.set_xlabel(xlabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if panel:
+            ax.set_title(SPLITS.get(panel, panel))
+    axes[0].set_ylabel(ylabel)
+    if name == "gap":
+        _gap_range(axes[0], series)
+    heading = f"{title}\n{band_text(series)}" if series else title  # two lines: never wider than the axes
+    if len(panels) > 1 or panels[0]:
+        fig.suptitle(heading)
+    else:
+        axes[0].set_title(heading)
+    below = _legend(fig, axes, legend_title, len(panels))
+    fig.set_figheight(4.2 + below)
     return fig
+
+
+def save_figure(fig: Figure, out: Path, name: str) -> dict[str, Path]:
+    """name.png (150 dpi), name.pdf and name.svg in out."""
+    files = {}
+    for fmt in FIGURE_FORMATS:
+        files[f"{name}.{fmt}"] = out / f"{name}.{fmt}"
+        fig.savefig(files[f"{name}.{fmt}"], dpi=150 if fmt == "png" else "figure")
+    return files
 
 
 # ---------------------------------------------------------------------------------------------- the report
@@ -711,18 +1320,13 @@ class Report:
     latex: str
     plots: dict[str, list[Series]]  # the data behind each figure
     figures: dict[str, Figure]
-    files: dict[str, Path]  # what was written, by name (table.md, lr.png, ...)
+    files: dict[str, Path]  # what was written, by name (table.md, lr.png, lr.pdf, ...)
+    comparison: Comparison | None = None  # the groups tested against the best (or the baseline)
+    targets: list[Target] = field(default_factory=list)
 
     @property
     def excluded(self) -> list[Run]:
         return [r for r in self.runs if not r.included]
-
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 class OutputError(ValueError):
@@ -741,40 +1345,64 @@ def output_folder(out: Path) -> None:
         raise OutputError(f"cannot write to the report folder {out}: permission denied")
 
 
+def _default_metrics(runs: Sequence[Run]) -> list[Metric]:
+    """DEFAULT_METRICS that METRICS has and some completed run reports (no validation columns without a
+    validation split)."""
+    chosen = [REPORT_METRICS[name] for name in DEFAULT_METRICS if name in REPORT_METRICS]
+    reported = [m for m in chosen if any(r.value(m) is not None for r in runs if r.included)]
+    return reported or chosen
+
+
 def write_report(
     folders: Sequence[str | Path],
     out_dir: str | Path | None = None,
-    metrics: Sequence[str] = DEFAULT_METRICS,
+    metrics: Sequence[str] | None = None,
     sort: str | None = None,
     group_by: Sequence[str] | None = None,
+    compare: str | None = None,
+    baseline: str | None = None,
+    targets: Sequence[str] = (),
 ) -> Report:
-    """Collect, aggregate and write every table and figure to out_dir (default: <first folder>/report)."""
+    """Collect, aggregate, compare and write every table and figure to out_dir (default: <first folder>/report).
+    metrics: the columns (default: DEFAULT_METRICS, those the runs have); compare: the metric the groups are
+    tested on (default: the first column with a better direction); baseline: the label of the reference group
+    (default: the best on that metric); targets: 'FIGURE=VALUE' strings for time-to-target columns."""
     folders = [Path(f) for f in folders]
-    chosen = resolve_metrics(metrics)
+    chosen = resolve_metrics(metrics) if metrics else None
+    parsed_targets = parse_targets(targets)
+    if compare:
+        resolve_metrics([compare])
     notes: list[str] = []
     runs = collect(folders, notes)
     if not runs:
         raise ValueError(f"no training runs under {', '.join(map(str, folders))}")
+    chosen = chosen or _default_metrics(runs)
     groups = aggregate(runs, sort, group_by)
+    metric = compared_metric(chosen, compare, baseline)
+    if baseline is not None:
+        find_group(groups, baseline)  # before anything is written
     out = Path(out_dir) if out_dir else folders[0] / "report"
     output_folder(out)
+    if metric is not None and metric.name not in {m.name for m in chosen}:
+        chosen.append(metric)  # the marks need the compared metric's column
+    comparison = None if metric is None else compare_groups(groups, metric, baseline)
     plots = plot_data(groups)  # reads steps.csv: its damage goes into table.md's notes
 
-    sources = ", ".join(f"`{_shown(f)}`" for f in folders)
-    markdown, latex = markdown_report(runs, groups, chosen, sources, notes), latex_table(groups, chosen)
+    sources = ", ".join(f"`{display_path(f, out)}`" for f in folders)
+    markdown = markdown_report(runs, groups, chosen, sources, notes, comparison, parsed_targets, out)
+    latex = latex_table(groups, chosen, comparison, parsed_targets)
     files = {name: out / name for name in ("table.md", "table.tex", "results.csv", "groups.csv")}
     files["table.md"].write_text(markdown)
     files["table.tex"].write_text(latex)
-    write_results_csv(files["results.csv"], runs, groups)
-    write_groups_csv(files["groups.csv"], groups)
+    write_results_csv(files["results.csv"], runs, groups, parsed_targets)
+    write_groups_csv(files["groups.csv"], groups, comparison, parsed_targets)
 
     varying = varying_keys(groups)
     legend_title = varying[0] if len(varying) == 1 else None
     figures = {name: draw(name, series, legend_title) for name, series in plots.items()}
     for name, fig in figures.items():
-        files[f"{name}.png"] = out / f"{name}.png"
-        fig.savefig(files[f"{name}.png"], dpi=150)
-    return Report(runs, groups, chosen, markdown, latex, plots, figures, files)
+        files.update(save_figure(fig, out, name))
+    return Report(runs, groups, chosen, markdown, latex, plots, figures, files, comparison, parsed_targets)
 
 
 def _comma_list(text: str | None) -> list[str] | None:
@@ -798,20 +1426,42 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _Parser(
         prog="python -m experiments.report",
-        description="Tables (md, tex, csv) and plots, mean ± std over seeds, from multirun or run folders.",
+        description="Tables (md, tex, csv) and plots from multirun or run folders: mean ± std and 95 %% CI over "
+        "seeds, every group tested against the best, time to target.",
     )
     parser.add_argument(
         "folders", nargs="+", type=Path, help="multirun folders (pooled), run folders, or folders of them"
     )
     parser.add_argument("--out", type=Path, help="where to write (default: FOLDER/report of the first folder)")
     parser.add_argument(
-        "--metrics", default=",".join(DEFAULT_METRICS), help=f"comma list of columns from: {', '.join(METRICS)}"
+        "--metrics",
+        help=f"comma list of columns from: {', '.join(METRICS)} (default: those of {', '.join(DEFAULT_METRICS)} "
+        "the runs have)",
     )
     parser.add_argument(
         "--sort",
         help="order of the groups: group, n, diverged, failed or a metric; -COLUMN for descending (default: sweep order)",
     )
     parser.add_argument("--group-by", help="comma list of override keys (default: every override but the seed)")
+    parser.add_argument(
+        "--compare",
+        metavar="METRIC",
+        help="the metric every group is tested on against the best (default: the first of --metrics with a "
+        "better direction)",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="LABEL",
+        help="test every group against this group (its label in the table) instead of the best",
+    )
+    parser.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="FIGURE=VALUE",
+        help=f"time to target: the epoch and seconds at which each run first reached VALUE (a fraction for "
+        f"accuracies); repeatable or comma list; FIGURE one of {', '.join(target_figures())}",
+    )
     argv = list(sys.argv[1:] if argv is None else argv)
     for i, arg in enumerate(argv[:-1]):
         if arg == "--sort" and argv[i + 1].startswith("-"):  # argparse would take "-test_acc" for an option
@@ -820,7 +1470,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         report = write_report(
-            args.folders, args.out, _comma_list(args.metrics) or DEFAULT_METRICS, args.sort, _comma_list(args.group_by)
+            args.folders,
+            args.out,
+            _comma_list(args.metrics),
+            args.sort,
+            _comma_list(args.group_by),
+            args.compare,
+            args.baseline,
+            args.target,
         )
     except (ValueError, OSError) as e:  # bad arguments, missing folders, a report folder that cannot be written
         print(f"report: error: {_one_line(e)}", file=sys.stderr)

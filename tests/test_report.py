@@ -4,34 +4,47 @@ runs built in memory."""
 from __future__ import annotations
 
 import csv
+import io
 import json
+import math
 import re
 import shutil
 import statistics
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
 from conftest import FAST, ROOT, run_cli
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.container import BarContainer
+from scipy import stats as scipy_stats
 
-from experiments.report import Run, aggregate, collect, draw, main, plot_data, tex_escape, write_report
-from trainer.records import EpochRow, Summary
+from experiments import report as report_module
+from experiments.report import (
+    SPLITS,
+    Run,
+    aggregate,
+    collect,
+    display_path,
+    draw,
+    holm,
+    main,
+    paired_test,
+    plot_data,
+    short_values,
+    tex_escape,
+    welch_test,
+    write_report,
+)
+from trainer.records import METRICS, EpochRow, RunFolder, Summary
 
 SCHEDULES = ("constant", "cosine")
 SEEDS = (0, 1, 2)
 EPOCHS = 2
-SUMMARY_KEYS = {  # report metric -> summary.json key
-    "train_loss": "final_train_loss",
-    "train_acc": "final_train_acc",
-    "test_acc": "final_test_acc",
-    "best_test_acc": "best_test_acc",
-    "gap": "final_gap",
-    "wall_time": "wall_time_s",
-}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -92,7 +105,25 @@ def summaries(folder: Path, schedule: str) -> list[dict]:
 
 def row_of(markdown: str, label: str) -> list[str]:
     line = next(line for line in markdown.splitlines() if line.startswith(f"| {label} |"))
-    return [c.strip().strip("*") for c in line.strip("|").split(" | ")]  # without the bold
+    return [c.strip().removesuffix(" †").strip("*") for c in line.strip("|").split(" | ")]  # without bold, mark
+
+
+def cells_of(markdown: str, label: str) -> dict[str, str]:
+    """A group's row of table.md by column header (bold kept)."""
+    lines = markdown.splitlines()
+    header = next(line for line in lines if line.startswith("| ") and " n |" in line)
+    names = [c.strip() for c in header.strip("|").split(" | ")]
+    row = next(line for line in lines if line.startswith(f"| {label} |"))
+    return dict(zip(names, (c.strip() for c in row.strip("|").split(" | ")), strict=True))
+
+
+T_975 = {2: 4.303, 3: 3.182, 4: 2.776}  # Student t quantiles t(0.975, df), from a printed table
+
+
+def ci_by_hand(values: list[float]) -> tuple[float, float]:
+    n, mean, s = len(values), statistics.mean(values), statistics.stdev(values)
+    half = scipy_stats.t.ppf(0.975, n - 1) * s / math.sqrt(n)
+    return mean - half, mean + half
 
 
 def test_means_and_stds_are_those_of_the_summaries(sweep, report):
@@ -100,15 +131,30 @@ def test_means_and_stds_are_those_of_the_summaries(sweep, report):
     for g in report.groups:
         expected = summaries(sweep, g.label)
         assert g.counts == {"n": len(SEEDS), "diverged": 0, "failed": 0}
-        for metric, key in SUMMARY_KEYS.items():
+        for metric, key in ((m.name, m.key) for m in METRICS.values() if expected[0].get(m.key) is not None):
             values = [s[key] for s in expected]
             assert g.stats[metric].mean == pytest.approx(statistics.mean(values), rel=1e-12)
             assert g.stats[metric].std == pytest.approx(statistics.stdev(values), rel=1e-12)
         accs = [100 * s["final_test_acc"] for s in expected]
-        cell = f"{statistics.mean(accs):.2f} ± {statistics.stdev(accs):.2f}"
-        assert row_of(report.markdown, g.label)[4] == cell
+        low, high = ci_by_hand(accs)
+        cell = f"{statistics.mean(accs):.2f} ± {statistics.stdev(accs):.2f} [{low:.2f}, {high:.2f}]"
+        assert row_of(report.markdown, g.label)[2] == cell
+        assert g.stats["test_acc"].ci == pytest.approx((low / 100, high / 100), rel=1e-12)
     assert (report.files["table.md"]).read_text() == report.markdown
-    assert "| scheduler | n | train loss | train acc (%) | test acc (%) |" in report.markdown
+    assert "| scheduler | n | test acc (%) | p vs best (Holm) |" in report.markdown
+    assert "wall time (s) |" in report.markdown and "**" not in cells_of(report.markdown, "cosine")["wall time (s)"]
+    assert "95 % confidence interval of the mean" in report.markdown
+
+    with open(report.files["groups.csv"], newline="") as f:
+        rows = {r["group"]: r for r in csv.DictReader(f)}
+    for g in report.groups:
+        low, high = ci_by_hand([s["final_test_acc"] for s in summaries(sweep, g.label)])
+        row = rows[g.label]
+        assert (int(row["test_acc_n"]), float(row["test_acc_ci_low"]), float(row["test_acc_ci_high"])) == (
+            3,
+            pytest.approx(low, rel=1e-9),
+            pytest.approx(high, rel=1e-9),
+        )
     assert "`dataset.train_size=512`" in report.markdown  # the overrides all runs share
     assert "Not included" not in report.markdown
 
@@ -122,7 +168,8 @@ def test_missing_failed_diverged_and_unfinished_jobs_are_listed_not_averaged(dam
         (only,) = summaries(damaged, g.label)
         assert g.stats["test_acc"].mean == only["final_test_acc"]
         assert g.stats["test_acc"].std is None
-        assert row_of(report.markdown, g.label)[4].endswith("± –")  # n = 1: no spread
+        assert row_of(report.markdown, g.label)[2].endswith("± –")  # n = 1: no spread, no CI
+        assert row_of(report.markdown, g.label)[3] in ("best", "–")  # n = 1: no test
 
     listed = report.markdown.split("## Not included (4)")[1]
     expected = {
@@ -133,7 +180,8 @@ def test_missing_failed_diverged_and_unfinished_jobs_are_listed_not_averaged(dam
     }
     assert {r.path: (r.status, r.reason) for r in report.excluded} == expected
     for path, (status, reason) in expected.items():
-        assert f"| {path} | {status} |" in listed and reason in listed
+        assert f"| {display_path(path, tmp_path)} | {status} |" in listed and reason in listed
+    assert str(tmp_path.parent) not in report.markdown  # paths relative to the report's folder
     assert "scheduler=cosine seed=2" in listed  # the never-run job's overrides, from multirun.yaml
 
     with open(report.files["results.csv"], newline="") as f:
@@ -155,7 +203,9 @@ def test_latex_table_has_a_row_per_group_and_balanced_braces(report):
     assert tex == report.latex and "\\begin{table}" not in tex
     lines = tex.splitlines()
     spec = re.fullmatch(r"\\begin\{tabular\}\{(lr*)\}", lines[1])
-    assert spec and lines[2] == r"\toprule" and lines[-1] == r"\end{tabular}"
+    assert spec and lines[2] == r"\toprule" and r"\end{tabular}" in lines
+    assert all(line.startswith("% ") for line in lines[lines.index(r"\end{tabular}") + 1 :])  # the legend
+    assert r"$^\dagger$" in tex and "Holm" in tex
     body = lines[lines.index(r"\midrule") + 1 : lines.index(r"\bottomrule")]
     assert [row.split(" & ")[0] for row in body] == list(SCHEDULES)
     header = lines[lines.index(r"\midrule") - 1]
@@ -181,21 +231,25 @@ def epoch_means(folder: Path, schedule: str, column: str) -> list[float]:
     return [statistics.mean(values) for values in zip(*per_seed, strict=True)]
 
 
-def test_every_plot_is_a_png_with_one_series_per_group(sweep, report):
+def test_every_plot_is_a_png_pdf_and_svg_with_one_series_per_group(sweep, report):
     for name in ("lr", "test_acc", "train_test_acc", "gap", "final_gap"):
         path = report.files[f"{name}.png"]
         assert path.read_bytes()[:8] == PNG_SIGNATURE
         assert mpimg.imread(path).ndim == 3
+        assert report.files[f"{name}.pdf"].read_bytes()[:5] == b"%PDF-"
+        assert b"<svg" in report.files[f"{name}.svg"].read_bytes()[:2000]
 
     n = len(SCHEDULES)
+    panels = list(dict.fromkeys(s.panel for s in report.plots["train_test_acc"]))
+    assert {"train", "test"} <= set(panels) and panels == [p for p in SPLITS if p in panels]
     assert {name: len(series) for name, series in report.plots.items()} == {
         "lr": n,
         "test_acc": n,
-        "train_test_acc": 2 * n,
+        "train_test_acc": len(panels) * n,
         "gap": n,
         "final_gap": n,
     }
-    for name in ("lr", "test_acc", "train_test_acc", "gap"):
+    for name in ("lr", "test_acc", "gap"):
         lines = report.figures[name].axes[0].get_lines()
         assert [line.get_label() for line in lines] == [s.label for s in report.plots[name]]
         for line, s in zip(lines, report.plots[name], strict=True):
@@ -203,12 +257,32 @@ def test_every_plot_is_a_png_with_one_series_per_group(sweep, report):
     for schedule, s in zip(SCHEDULES, report.plots["test_acc"], strict=True):
         np.testing.assert_allclose(s.x, range(1, EPOCHS + 1))
         np.testing.assert_allclose(s.y, epoch_means(sweep, schedule, "test_acc"))
+        assert s.n == len(SEEDS)
     for schedule, s in zip(SCHEDULES, report.plots["gap"], strict=True):
         np.testing.assert_allclose(s.y, epoch_means(sweep, schedule, "gap"))
 
-    lines = report.figures["train_test_acc"].axes[0].get_lines()
-    assert [line.get_linestyle() for line in lines] == ["-", "--"] * n
-    assert [line.get_color() for line in lines[::2]] == [line.get_color() for line in lines[1::2]]
+    # the bands are 95 % CIs of the mean: t(0.975, 2) s / sqrt(3) at each epoch
+    for schedule, s in zip(SCHEDULES, report.plots["test_acc"], strict=True):
+        per_seed = [
+            [
+                100 * json.loads(line)["test_acc"]
+                for line in (job(sweep, schedule, seed) / "metrics.jsonl").read_text().splitlines()
+            ]
+            for seed in SEEDS
+        ]
+        halves = [T_975[2] * statistics.stdev(v) / math.sqrt(3) for v in zip(*per_seed, strict=True)]
+        np.testing.assert_allclose(s.err, halves, rtol=1e-3)
+    assert report.figures["test_acc"].axes[0].get_title() == "Test accuracy\nmean and 95 % CI over 3 seeds"
+
+    # one panel per split, each with a line per group in the group's colour
+    acc = report.figures["train_test_acc"]
+    assert [ax.get_title() for ax in acc.axes] == [SPLITS[p] for p in panels]
+    for ax in acc.axes:
+        assert [line.get_label() for line in ax.get_lines()] == list(SCHEDULES)
+        assert [line.get_color() for line in ax.get_lines()] == ["C0", "C1"]
+    for panel in ("train", "test"):
+        for schedule, s in zip(SCHEDULES, [s for s in report.plots["train_test_acc"] if s.panel == panel], strict=True):
+            np.testing.assert_allclose(s.y, epoch_means(sweep, schedule, f"{panel}_acc"))
 
     for schedule, s in zip(SCHEDULES, report.plots["lr"], strict=True):  # every optimizer step, from steps.csv
         with open(job(sweep, schedule, 0) / "steps.csv", newline="") as f:
@@ -220,19 +294,20 @@ def test_every_plot_is_a_png_with_one_series_per_group(sweep, report):
 
     ax = report.figures["final_gap"].axes[0]
     (bars,) = [c for c in ax.containers if isinstance(c, BarContainer)]
-    heights = [p.get_height() for p in bars.patches]
-    assert heights == pytest.approx([100 * g.stats["gap"].mean for g in report.groups])
+    widths = [p.get_width() for p in bars.patches]
+    assert widths == pytest.approx([100 * g.stats["gap"].mean for g in report.groups])
     segments = bars.errorbar.lines[2][0].get_segments()
-    half_lengths = [(seg[1][1] - seg[0][1]) / 2 for seg in segments]
-    assert half_lengths == pytest.approx([100 * g.stats["gap"].std for g in report.groups])
-    assert [t.get_text() for t in ax.get_xticklabels()] == list(SCHEDULES)
+    half_lengths = [(seg[1][0] - seg[0][0]) / 2 for seg in segments]
+    halves = [100 * T_975[2] * g.stats["gap"].std / math.sqrt(3) for g in report.groups]
+    assert half_lengths == pytest.approx(halves, rel=1e-3)
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(SCHEDULES)
 
 
 def test_command_line_chooses_columns_and_order(sweep, tmp_path, capsys):
     assert main([str(sweep), "--out", str(tmp_path), "--metrics", "test_acc,train_loss", "--sort", "-test_acc"]) == 0
     printed = capsys.readouterr().out
     header = next(line for line in printed.splitlines() if line.startswith("| scheduler"))
-    assert header == "| scheduler | n | test acc (%) | train loss | diverged | failed |"
+    assert header == "| scheduler | n | test acc (%) | p vs best (Holm) | train loss | diverged | failed |"
     order = [line.split(" | ")[0][2:] for line in printed.splitlines() if line.startswith(("| constant", "| cosine"))]
     mean_acc = {s: statistics.mean(x["final_test_acc"] for x in summaries(sweep, s)) for s in SCHEDULES}
     assert order == sorted(SCHEDULES, key=mean_acc.get, reverse=True)
@@ -268,7 +343,11 @@ def test_a_sweep_run_in_two_goes_is_pooled(sweep, tmp_path):
 
 
 def fake(overrides: str, test_acc: float | None, status: str = "completed") -> Run:
-    summary = Summary.from_dict({"final_test_acc": test_acc, "final_gap": 0.01, "status": status}) if test_acc is not None else None
+    summary = (
+        Summary.from_dict({"final_test_acc": test_acc, "final_gap": 0.01, "status": status})
+        if test_acc is not None
+        else None
+    )
     return Run(Path("runs") / overrides.replace(" ", "_"), overrides.split(), status, summary)
 
 
@@ -316,7 +395,17 @@ def test_draw_makes_one_line_per_series_and_a_bar_per_group():
     for g, history in zip(groups, ([0.1, 0.2], [0.3]), strict=True):
         for r in g.runs:
             r.history = [
-                EpochRow(e + 1, train_loss=1.0, train_acc=a, test_loss=1.0, test_acc=a, gap=0.0, lr=0.1, lr_end=0.1, epoch_time=1.0)
+                EpochRow(
+                    e + 1,
+                    train_loss=1.0,
+                    train_acc=a,
+                    test_loss=1.0,
+                    test_acc=a,
+                    gap=0.0,
+                    lr=0.1,
+                    lr_end=0.1,
+                    epoch_time=1.0,
+                )
                 for e, a in enumerate(history)
             ]
     data = plot_data(groups)
@@ -333,9 +422,9 @@ def cut_last_line(path: Path) -> None:
     path.write_text(text[: len(text.rstrip("\n")) - 7])  # the last row loses its end: a run killed mid-write
 
 
-def listed_reason(markdown: str, run_dir: Path) -> str:
+def listed_reason(markdown: str, run_dir: Path, out: Path) -> str:
     section = markdown.split("## Not included")[1].split("## Notes")[0]
-    line = next(line for line in section.splitlines() if line.startswith(f"| {run_dir} |"))
+    line = next(line for line in section.splitlines() if line.startswith(f"| {display_path(run_dir, out)} |"))
     return line
 
 
@@ -373,7 +462,10 @@ def test_damaged_files_are_listed_with_the_reason_and_the_rest_is_tabled(broken,
 
     report = write_report([broken], tmp_path / "again")
     constant, cosine = report.groups
-    assert (constant.counts, cosine.counts) == ({"n": 1, "diverged": 0, "failed": 2}, {"n": 1, "diverged": 0, "failed": 2})
+    assert (constant.counts, cosine.counts) == (
+        {"n": 1, "diverged": 0, "failed": 2},
+        {"n": 1, "diverged": 0, "failed": 2},
+    )
     c0, c1, c2 = (job(broken, "constant", s) for s in SEEDS)
     k0, k1, k2 = (job(broken, "cosine", s) for s in SEEDS)
     assert constant.stats["test_acc"].values == [json.loads((c0 / "summary.json").read_text())["final_test_acc"]]
@@ -381,19 +473,19 @@ def test_damaged_files_are_listed_with_the_reason_and_the_rest_is_tabled(broken,
     assert {r.path: r.status for r in report.excluded} == dict.fromkeys([c1, c2, k0, k1], "damaged")
 
     assert "## Not included (4)" in markdown
-    assert "summary.json: unreadable (JSONDecodeError)" in listed_reason(markdown, c1)
-    assert "summary.json: unreadable (JSONDecodeError)" in listed_reason(markdown, c2)
-    assert 'summary.json: final_test_acc is "abc", not a number' in listed_reason(markdown, k0)
-    reason = listed_reason(markdown, k1)
+    assert "summary.json: unreadable (JSONDecodeError)" in listed_reason(markdown, c1, out)
+    assert "summary.json: unreadable (JSONDecodeError)" in listed_reason(markdown, c2, out)
+    assert 'summary.json: final_test_acc is "abc", not a number' in listed_reason(markdown, k0, out)
+    reason = listed_reason(markdown, k1, out)
     assert "final_test_acc is null, not a number" in reason and 'steps_per_epoch is "many"' in reason
-    assert "scheduler=cosine" in listed_reason(markdown, k1)  # its overrides, from .hydra/overrides.yaml
+    assert "scheduler=cosine" in listed_reason(markdown, k1, out)  # its overrides, from .hydra/overrides.yaml
 
     notes = notes_of(markdown)
-    assert f"{c0}: metrics.jsonl line {EPOCHS} unreadable (JSONDecodeError)" in notes
-    assert f"{c0}: steps.csv" in notes
-    assert f"{k2}: overrides.yaml unreadable (UnicodeDecodeError)" in notes
-    assert f"{k2}: metrics.jsonl line 2 unreadable (TypeError)" in notes
-    assert f"{broken / 'multirun.yaml'}: unreadable" in notes
+    assert f"{display_path(c0, out)}: metrics.jsonl line {EPOCHS} unreadable (JSONDecodeError)" in notes
+    assert f"{display_path(c0, out)}: steps.csv" in notes
+    assert f"{display_path(k2, out)}: overrides.yaml unreadable (UnicodeDecodeError)" in notes
+    assert f"{display_path(k2, out)}: metrics.jsonl line 2 unreadable (TypeError)" in notes
+    assert f"{display_path(broken / 'multirun.yaml', out)}: unreadable" in notes
     assert [len(r.history) for r in (report.runs[0], report.runs[5])] == [EPOCHS - 1, 1]  # read up to the damage
     assert report.runs[5].params["scheduler"] == "cosine"  # overrides from summary.json's copy
 
@@ -501,5 +593,339 @@ def test_argument_errors_are_one_line(sweep, tmp_path, capsys, args, expected):
 
 
 def test_argument_errors_from_the_command_line_are_one_line(sweep, tmp_path):
-    assert "cannot sort by 'speed'" in one_line_error(run_report(str(sweep), "--out", str(tmp_path), "--sort", "-speed"))
+    assert "cannot sort by 'speed'" in one_line_error(
+        run_report(str(sweep), "--out", str(tmp_path), "--sort", "-speed")
+    )
     assert "expected one argument" in one_line_error(run_report(str(sweep), "--group-by"))
+
+
+# --- statistics: oracles computed here with the formulas ----------------------------------------------------
+
+
+def t_two_sided_p(t: float, df: float, steps: int = 20000) -> float:
+    """P(|T| >= |t|) for Student's t with df degrees of freedom: 1 - 2 * the integral of its density from 0 to
+    |t| (Simpson's rule), the density written out with math.gamma."""
+    c = math.gamma((df + 1) / 2) / (math.sqrt(df * math.pi) * math.gamma(df / 2))
+
+    def density(x: float) -> float:
+        return c * (1 + x * x / df) ** (-(df + 1) / 2)
+
+    h = abs(t) / steps
+    total = density(0) + density(abs(t)) + sum((4 if i % 2 else 2) * density(i * h) for i in range(1, steps))
+    return 1 - 2 * total * h / 3
+
+
+def test_the_confidence_interval_is_the_student_t_interval():
+    values = [1.0, 2.0, 4.0]
+    mean = 7 / 3
+    s = math.sqrt(((1 - mean) ** 2 + (2 - mean) ** 2 + (4 - mean) ** 2) / 2)
+    half = 4.302652729749464 * s / math.sqrt(3)  # t(0.975, 2), tabled as 4.303
+    stat = report_module.Stat(values)
+    assert (stat.n, stat.mean, stat.std) == (3, pytest.approx(mean), pytest.approx(s))
+    assert stat.ci == pytest.approx((mean - half, mean + half), rel=1e-12)
+    assert report_module.t_quantile(3) == pytest.approx(T_975[2], abs=5e-4)
+    assert report_module.Stat([0.5]).ci is None and report_module.Stat([]).ci is None
+
+
+def test_welch_test_equals_the_formulas():
+    a, b = [1.0, 2.0, 3.0, 4.0], [2.0, 4.0, 6.0, 8.0, 10.0]
+    va, vb = 5 / 3, 40 / 4  # sample variances: sums of squared deviations 5 and 40
+    se2 = va / 4 + vb / 5
+    t = (2.5 - 6.0) / math.sqrt(se2)
+    df = se2**2 / ((va / 4) ** 2 / 3 + (vb / 5) ** 2 / 4)  # Welch-Satterthwaite
+    result = welch_test(a, b)
+    assert result.kind == "Welch"
+    assert (result.t, result.df) == (pytest.approx(t, rel=1e-12), pytest.approx(df, rel=1e-12))
+    assert result.p == pytest.approx(t_two_sided_p(t, df), rel=1e-7)
+    assert welch_test([0.5, 0.5], [0.5, 0.5]).p == 1.0 and welch_test([0.5, 0.5], [0.7, 0.7]).p == 0.0
+
+
+def test_paired_test_equals_the_formulas():
+    a, b = [1.0, 2.0, 4.0, 7.0], [1.5, 2.0, 5.0, 8.5]
+    d = [-0.5, 0.0, -1.0, -1.5]
+    mean = -0.75
+    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / 3)
+    t = mean / (sd / 2)
+    result = paired_test(a, b)
+    assert (result.kind, result.df) == ("paired", 3)
+    assert result.t == pytest.approx(t, rel=1e-12)
+    assert result.p == pytest.approx(t_two_sided_p(t, 3), rel=1e-7)
+    assert paired_test([1.0, 2.0], [1.0, 2.0]).p == 1.0 and paired_test([1.0, 2.0], [2.0, 3.0]).p == 0.0
+
+
+def test_holm_adjusts_step_down():
+    # sorted: 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06, 0.04 x 1 = 0.04 -> kept non-decreasing: 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])  # capped at 1, then monotone
+    assert holm([0.02]) == [0.02] and holm([]) == []
+
+
+# --- run folders written here: fake histories -----------------------------------------------------------------
+
+ROW = {"train_loss": 1.0, "train_acc": 0.5, "test_loss": 1.0, "test_acc": 0.5, "gap": 0.0, "lr": 0.1, "lr_end": 0.1}
+
+
+def make_run(
+    folder: Path, overrides: list[str], seed: int, rows: list[dict], status: str = "completed", **fields
+) -> Path:
+    """A finished run folder as the trainer writes it: metrics.jsonl from `rows` (over ROW, epoch_time 1 s
+    unless given), summary.json from that history."""
+    history = [EpochRow(epoch=i + 1, **{**ROW, "epoch_time": 1.0, **r}) for i, r in enumerate(rows)]
+    run = RunFolder(folder)
+    run.write_history(history, [])
+    wall = sum(r.epoch_time for r in history)
+    summary = Summary(
+        status=status, seed=seed, overrides=[*overrides, f"seed={seed}"], epochs=len(rows), wall_time_s=wall, **fields
+    )
+    summary.record_history(history)
+    run.write_summary(summary)
+    return folder
+
+
+def make_sweep(folder: Path, finals: dict[str, dict[int, float]]) -> Path:
+    """One run per (scheduler, seed), two epochs, the last test accuracy given; wall times differ."""
+    i = 0
+    for scheduler, by_seed in finals.items():
+        for seed, acc in by_seed.items():
+            rows = [{"test_acc": acc - 0.1}, {"test_acc": acc, "epoch_time": 1.0 + i}]
+            make_run(folder / str(i), [f"scheduler={scheduler}"], seed, rows)
+            i += 1
+    return folder
+
+
+TIED_AND_WORSE = {
+    "best": {0: 0.90, 1: 0.92, 2: 0.91},
+    "tied": {0: 0.90, 1: 0.915, 2: 0.905},
+    "worse": {0: 0.50, 1: 0.53, 2: 0.51},
+    "other_seeds": {10: 0.60, 11: 0.65, 12: 0.62},
+    "single": {0: 0.95},
+}
+
+
+def test_groups_not_significantly_different_from_the_best_are_marked(tmp_path, capsys):
+    folder = make_sweep(tmp_path / "sweep", TIED_AND_WORSE)
+    report = write_report([folder], tmp_path / "out", metrics=["test_acc", "wall_time"])
+    md = report.markdown
+    best, tied, worse, other, single = (cells_of(md, label) for label in TIED_AND_WORSE)
+    p = "p vs best (Holm)"
+    # "single" has the highest mean but n = 1: it is the best mean, untested; the reference is the best mean
+    assert (
+        report.comparison.reference.label == "single" and single[p] == "best" and single["test acc (%)"].endswith("†")
+    )
+    assert all(g[p] == "–" and not g["test acc (%)"].endswith("†") for g in (best, tied, worse, other))
+
+    report = write_report([folder], tmp_path / "out", metrics=["test_acc", "wall_time"], baseline="best")
+    md = report.markdown
+    best, tied, worse, other, single = (cells_of(md, label) for label in TIED_AND_WORSE)
+    p = "p vs baseline (Holm)"
+    raw = {
+        "tied": paired_test(list(TIED_AND_WORSE["tied"].values()), list(TIED_AND_WORSE["best"].values())).p,
+        "worse": paired_test(list(TIED_AND_WORSE["worse"].values()), list(TIED_AND_WORSE["best"].values())).p,
+        "other_seeds": welch_test(
+            list(TIED_AND_WORSE["other_seeds"].values()), list(TIED_AND_WORSE["best"].values())
+        ).p,
+    }
+    # by hand: the paired differences of "worse" are -0.40, -0.39, -0.40
+    d = [-0.40, -0.39, -0.40]
+    t = statistics.mean(d) / (statistics.stdev(d) / math.sqrt(3))
+    assert raw["worse"] == pytest.approx(t_two_sided_p(t, 2), rel=1e-6)
+    ordered = sorted(raw, key=raw.get)
+    adjusted, running = {}, 0.0
+    for rank, label in enumerate(ordered):
+        running = max(running, min(1.0, (3 - rank) * raw[label]))
+        adjusted[label] = running
+    assert adjusted["tied"] > 0.05 > adjusted["worse"]
+
+    assert best[p] == "baseline" and best["test acc (%)"].endswith("†")
+    assert tied["test acc (%)"].endswith("†") and tied[p] == f"{adjusted['tied']:.3f} (P)"
+    assert not worse["test acc (%)"].endswith("†") and worse[p].endswith("(P)")
+    assert other[p].endswith("(W)") and single[p] == "–" and not single["test acc (%)"].endswith("†")
+    assert "**" not in "".join(g["wall time (s)"] for g in (best, tied, worse, other, single))  # timings: no best
+    assert "† on test acc: the baseline (best)" in md and "α = 0.05" in md and "Holm" in md
+    assert "paired t-test by seed (P)" in md and "Welch's t-test (W)" in md
+    assert r"$^\dagger$" in report.latex and "(P)" in report.latex
+
+    with open(report.files["groups.csv"], newline="") as f:
+        rows = {r["group"]: r for r in csv.DictReader(f)}
+    for label, p_raw in raw.items():
+        assert float(rows[label]["compare_p"]) == pytest.approx(p_raw, rel=1e-12)
+        assert float(rows[label]["compare_p_holm"]) == pytest.approx(adjusted[label], rel=1e-12)
+    assert rows["tied"]["compare_test"] == "paired" and rows["other_seeds"]["compare_test"] == "Welch"
+    assert [rows[k]["compare_marked"] for k in TIED_AND_WORSE] == ["1", "1", "0", "0", "0"]
+    assert rows["single"]["compare_p"] == "" and {r["compare_reference"] for r in rows.values()} == {"best"}
+
+    # --compare on a figure without a direction needs a baseline; an unknown baseline lists the labels
+    assert main([str(folder), "--out", str(tmp_path / "o2"), "--compare", "wall_time"]) == 2
+    assert "no better direction" in capsys.readouterr().err
+    assert main([str(folder), "--out", str(tmp_path / "o3"), "--baseline", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no group 'nope'" in err and "'tied'" in err and "'single'" in err
+    assert not (tmp_path / "o3").exists()
+
+
+def test_time_to_target_counts_the_runs_that_reached_it(tmp_path, capsys):
+    folder = tmp_path / "sweep"
+    histories = {
+        "fast": [
+            ([0.5, 0.8, 0.9], [1.0, 2.0, 3.0]),  # 0.85 first reached at epoch 3, after 6 s
+            ([0.6, 0.85, 0.95], [1.0, 2.0, 3.0]),  # at epoch 2 (>=), after 3 s
+            ([0.4, 0.7, 0.8], [1.0, 1.0, 1.0]),  # never
+        ],
+        "slow": [([0.1, 0.2, 0.3], [1.0, 1.0, 1.0])] * 2,
+    }
+    i = 0
+    for scheduler, runs in histories.items():
+        for seed, (accs, times) in enumerate(runs):
+            rows = [{"test_acc": a, "epoch_time": t, "train_loss": 1.0 - a} for a, t in zip(accs, times, strict=True)]
+            make_run(folder / str(i), [f"scheduler={scheduler}"], seed, rows)
+            i += 1
+    out = tmp_path / "out"
+    assert (
+        main([str(folder), "--out", str(out), "--target", "test_acc=0.85", "--target", "train_loss=0.3,test_acc=0.95"])
+        == 0
+    )
+    md = (out / "table.md").read_text()
+    fast, slow = cells_of(md, "fast"), cells_of(md, "slow")
+    assert fast["epoch to test acc ≥ 85%"] == f"2.5 ± {statistics.stdev([3, 2]):.1f} (2/3)"
+    assert fast["time (s) to test acc ≥ 85%"] == f"4.5 ± {statistics.stdev([6.0, 3.0]):.1f} (2/3)"
+    # train loss 1 - acc <= 0.3: epochs 2, 2 and 3 (1 - 0.7 is 0.30000000000000004), after 3 s each
+    assert fast["epoch to train loss ≤ 0.3"] == f"2.3 ± {statistics.stdev([2, 2, 3]):.1f} (3/3)"
+    assert fast["time (s) to train loss ≤ 0.3"] == "3.0 ± 0.0 (3/3)"
+    assert fast["epoch to test acc ≥ 95%"] == "3.0 ± – (1/3)" and fast["time (s) to test acc ≥ 95%"] == "6.0 ± – (1/3)"
+    assert slow["epoch to test acc ≥ 85%"] == "not reached (0/2)"
+    assert "Time to target (test acc ≥ 85%; train loss ≤ 0.3; test acc ≥ 95%)" in md
+
+    with open(out / "results.csv", newline="") as f:
+        runs = list(csv.DictReader(f))
+    assert [(r["to_test_acc=0.85_epoch"], r["to_test_acc=0.85_time_s"]) for r in runs] == [
+        ("3", "6.0"),
+        ("2", "3.0"),
+        ("", ""),
+        ("", ""),
+        ("", ""),
+    ]
+    with open(out / "groups.csv", newline="") as f:
+        groups = {r["group"]: r for r in csv.DictReader(f)}
+    assert (groups["fast"]["to_test_acc=0.85_reached"], groups["fast"]["to_test_acc=0.85_runs"]) == ("2", "3")
+    assert float(groups["fast"]["to_test_acc=0.85_time_s_mean"]) == 4.5
+
+    capsys.readouterr()
+    for bad, expected in (
+        ("speed=1", "unknown --target figure 'speed'"),
+        ("test_acc", "bad --target 'test_acc': use FIGURE=VALUE"),
+        ("test_acc=high", "bad --target 'test_acc=high'"),
+        ("test_acc=88", "test_acc is a fraction"),
+        ("gap=0.1", "unknown --target figure 'gap'"),  # no better direction: no target
+    ):
+        assert main([str(folder), "--out", str(tmp_path / "bad"), "--target", bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("report: error: ") and err.count("\n") == 1 and expected in err, err
+    assert not (tmp_path / "bad").exists()
+
+
+OPTUNA_LRS = [0.058463261216434144, 0.1123456789, 0.0031415926535, 0.2718281828, 0.0005772156649]
+
+
+@pytest.fixture(scope="module")
+def optuna_like(tmp_path_factory) -> Path:
+    """Ten groups, as an Optuna study leaves them: float-valued overrides with every digit, 1 to 3 seeds, eight
+    epochs whose first has a gap far below the others."""
+    folder = tmp_path_factory.mktemp("optuna") / "study"
+    i = 0
+    for g in range(10):
+        lr, wd = OPTUNA_LRS[g % 5], 10 ** -(2 + g / 7)
+        for seed in range(1 + g % 3):
+            rows = [
+                {
+                    "test_acc": 0.3 + 0.05 * e + 0.01 * g + 0.005 * seed,
+                    "train_acc": 0.3 + 0.06 * e + 0.01 * g if e else 0.05,
+                    "gap": (0.01 * e + 0.002 * seed) if e else -0.35,
+                }
+                for e in range(8)
+            ]
+            make_run(
+                folder / str(i), [f"optimizer.lr={lr}", f"optimizer.weight_decay={wd}", "scheduler=cosine"], seed, rows
+            )
+            i += 1
+    return folder
+
+
+def test_plots_of_many_groups_draw_without_warnings_legends_outside_and_labels_apart(optuna_like, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a collapsed constrained layout, a legend that cannot be placed, ...
+        report = write_report([optuna_like], tmp_path / "out")
+        for fig in report.figures.values():
+            for fmt in ("png", "pdf", "svg"):
+                fig.savefig(io.BytesIO(), format=fmt)
+    for name in report_module.PLOTS:
+        for fmt in ("png", "pdf", "svg"):
+            assert report.files[f"{name}.{fmt}"].stat().st_size > 0
+
+    labels = [g.label for g in report.groups]
+    assert "optimizer.lr=0.0585" in labels[0] and "0.058463261216434144" not in "".join(labels)
+    assert len(set(labels)) == 10
+    with open(report.files["groups.csv"], newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows[0]["optimizer.lr"] == "0.058463261216434144" and "0.058463261216434144" in rows[0]["group"]
+
+    for name in ("lr", "test_acc", "train_test_acc", "gap"):
+        fig = report.figures[name]
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        fig.draw(renderer)
+        (legend,) = fig.legends
+        box = legend.get_window_extent(renderer)
+        for ax in fig.axes:
+            assert not box.overlaps(ax.get_window_extent(renderer)), name  # below the axes, never on the data
+            ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+            assert all(float(t).is_integer() for t in ticks), (name, ticks)
+    titles = {
+        name: (fig.texts[0].get_text() if fig.texts else fig.axes[0].get_title())
+        for name, fig in report.figures.items()
+    }
+    assert all("mean over 1–3 seeds per group, 95 % CI where n ≥ 2" in t for t in titles.values()), titles
+
+    gap = report.figures["gap"].axes[0]
+    low, high = gap.get_ylim()
+    assert low > -10 and high < 10  # epoch 1 (-35 %) is left off the range of the later epochs
+    assert "epoch 1 outside the y-range" in gap.get_xlabel()
+
+    bars = report.figures["final_gap"]
+    renderer = FigureCanvasAgg(bars).get_renderer()
+    bars.draw(renderer)
+    boxes = [t.get_window_extent(renderer) for t in bars.axes[0].get_yticklabels()]
+    assert len(boxes) == 10
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+
+
+def test_figures_say_n_equals_1_when_every_group_has_one_run(tmp_path):
+    folder = make_sweep(tmp_path / "sweep", {"a": {0: 0.5}, "b": {0: 0.6}})
+    report = write_report([folder], tmp_path / "out")
+    assert report.figures["test_acc"].axes[0].get_title() == "Test accuracy\nn = 1"
+    assert "seeds" not in report.figures["final_gap"].axes[0].get_title()
+    assert all(not np.any(s.err) for s in report.plots["test_acc"])
+
+
+def test_float_labels_are_shortened_but_kept_apart():
+    shown = short_values(["0.058463261216434144", "0.1", "0.05846999", "cosine", "128", "1e-05"])
+    assert shown["0.1"] == "0.1" and shown["cosine"] == "cosine" and shown["128"] == "128" and shown["1e-05"] == "1e-05"
+    assert (shown["0.058463261216434144"], shown["0.05846999"]) == ("0.05846", "0.05847")
+    assert short_values(["0.058463261216434144"]) == {"0.058463261216434144": "0.0585"}
+
+
+def test_default_columns_skip_figures_the_runs_or_the_records_lack(tmp_path, monkeypatch):
+    folder = make_sweep(tmp_path / "sweep", {"a": {0: 0.5, 1: 0.6}})
+    monkeypatch.setattr(report_module, "DEFAULT_METRICS", ("no_such_figure", "val_acc", "test_acc", "wall_time"))
+    report = write_report([folder], tmp_path / "out")
+    assert [m.name for m in report.metrics] == ["test_acc", "wall_time"]  # no validation split in these runs
+    with pytest.raises(ValueError, match="unknown metric 'no_such_figure'"):
+        write_report([folder], tmp_path / "out", metrics=["no_such_figure"])
+
+
+def test_table_md_shows_no_absolute_paths(tmp_path):
+    folder = make_sweep(tmp_path / "sweep", {"a": {0: 0.5, 1: 0.6}})
+    data = Path.home() / "data" / "cifar"
+    make_run(folder / "9", ["scheduler=a"], 9, [{}], status="failed", error=f"FileNotFoundError: {data}/train.bin")
+    report = write_report([folder], tmp_path / "out")
+    listed = report.markdown.split("## Not included")[1]
+    assert "| ../sweep/9 | failed |" in listed and "FileNotFoundError: ~/data/cifar/train.bin" in listed
+    assert str(tmp_path) not in report.markdown and str(Path.home()) + "/" not in report.markdown
