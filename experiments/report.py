@@ -1426,7 +1426,7 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _Parser(
         prog="python -m experiments.report",
-        description="Tables (md, tex, csv) and plots from multirun or run folders: mean ± std and 95 %% CI over "
+        description="Tables (md, tex, csv) and plots from multirun or run folders: mean ± std and 95 % CI over "
         "seeds, every group tested against the best, time to target.",
     )
     parser.add_argument(
