@@ -171,10 +171,11 @@ class Cosine(Schedule):
 
 @dataclass
 class Plateau(Schedule):
-    """torch ReduceLROnPlateau on the validation loss, once per epoch in both intervals; warmup epochs do
-    not count."""
+    """torch ReduceLROnPlateau on a validation figure (the loss by default), once per epoch in both
+    intervals; warmup epochs do not count."""
 
-    mode: str = "min"  # min: lower is better; max: higher is better
+    monitor: str = "val_loss"  # the validation figure it watches: val_loss or val_acc
+    mode: str = "min"  # min: lower is better (a loss); max: higher is better (an accuracy)
     factor: float = 0.5  # torch's 0.1 and patience 10 rarely fire in a 20-30 epoch run
     patience: int = 3  # epochs without improvement before a reduction
     threshold: float = 1.0e-4
@@ -184,11 +185,13 @@ class Plateau(Schedule):
     eps: float = 1.0e-8  # reductions smaller than this are skipped
     floors: ClassVar = ("min_lr",)
     non_negative: ClassVar = ("patience", "cooldown", "threshold", "eps")
-    choices: ClassVar = {"mode": ("min", "max"), "threshold_mode": ("rel", "abs")}
+    choices: ClassVar = {"monitor": ("val_loss", "val_acc"), "mode": ("min", "max"), "threshold_mode": ("rel", "abs")}
 
     def check(self, epochs: int, base_lr: float | None = None) -> None:
         super().check(epochs, base_lr)
         _require(0 < self.factor < 1, "factor", "in (0, 1)", self.factor)
+        direction = "max" if self.monitor.endswith("_acc") else "min"
+        _require(self.mode == direction, "mode", f"{direction!r} for scheduler.monitor={self.monitor!r}", self.mode)
 
 
 @dataclass

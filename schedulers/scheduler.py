@@ -91,12 +91,17 @@ class CurveScheduler(Scheduler):
             self.steps += 1
             self._apply()
 
-    def step_epoch(self, val_loss: float | None = None) -> None:
+    @property
+    def monitor(self) -> str | None:
+        """The validation figure step_epoch needs (plateau's scheduler.monitor), None when it needs none."""
+        return self.plateau.c.monitor if self.plateau is not None else None
+
+    def step_epoch(self, metric: float | None = None) -> None:
         # warmup epochs do not count toward the plateau's patience
         if self.plateau is not None and self.epochs >= self.warmup_epochs:
-            if val_loss is None:
+            if metric is None:
                 raise ConfigError(NO_METRIC.format("plateau"))
-            self.plateau.step(float(val_loss), self.base_lrs[0])
+            self.plateau.step(float(metric), self.base_lrs[0])
         self.epochs += 1
         self._apply()
 
@@ -145,7 +150,7 @@ def _is_plateau_class(cls: type) -> bool:
     return issubclass(cls, torch.optim.lr_scheduler.ReduceLROnPlateau)
 
 
-def validate_torch(cfg: DictConfig, has_val_metric: bool = True) -> None:
+def validate_torch(cfg: DictConfig, has_val_metric: bool = True, why_no_metric: str | None = None) -> None:
     if "warmup" in cfg:
         raise ConfigError(
             "scheduler.warmup is not available with _target_: chain a warmup with torch.optim.lr_scheduler.SequentialLR"
@@ -160,7 +165,13 @@ def validate_torch(cfg: DictConfig, has_val_metric: bool = True) -> None:
     except TypeError as e:
         raise ConfigError(f"scheduler: {cls.__name__} {e}") from None
     if _is_plateau_class(cls) and not has_val_metric:
-        raise ConfigError(NO_METRIC.format(cls.__name__))
+        raise ConfigError(_no_metric(cls.__name__, "val_loss", why_no_metric))
+
+
+def _no_metric(name: str, monitor: str, why: str | None) -> str:
+    if why is None:
+        return NO_METRIC.format(name)
+    return f"scheduler {name} steps on the validation figure {monitor}, but {why}"
 
 
 class TorchScheduler(Scheduler):
@@ -180,15 +191,19 @@ class TorchScheduler(Scheduler):
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
+    @property
+    def monitor(self) -> str | None:
+        return "val_loss" if self.on_metric else None
+
     def step_batch(self) -> None:
         if self.interval == "step" and not self.on_metric:
             self.scheduler.step()
 
-    def step_epoch(self, val_loss: float | None = None) -> None:
+    def step_epoch(self, metric: float | None = None) -> None:
         if self.on_metric:
-            if val_loss is None:
+            if metric is None:
                 raise ConfigError(NO_METRIC.format(type(self.scheduler).__name__))
-            self.scheduler.step(float(val_loss))
+            self.scheduler.step(float(metric))
         elif self.interval == "epoch":
             self.scheduler.step()
 
@@ -201,18 +216,26 @@ class TorchScheduler(Scheduler):
             _set(group, "lr", lr)
 
 
-def validate_schedule(cfg: Any, epochs: int, *, base_lr: float | None = None, has_val_metric: bool = True) -> None:
+def validate_schedule(
+    cfg: Any,
+    epochs: int,
+    *,
+    base_lr: float | None = None,
+    has_val_metric: bool = True,
+    why_no_metric: str | None = None,
+) -> None:
     """Raise ConfigError, one line naming the key, for a schedule that cannot work. Needs no data and no
     optimizer; give `base_lr` (the optimizer's lr) to also check floors against it now, and
-    `has_val_metric=False` when the run evaluates nothing per epoch."""
+    `has_val_metric=False` when the run has no validation figure each epoch (`why_no_metric`: the reason,
+    naming the key to change)."""
     cfg = config.as_node(cfg)
     if "_target_" in cfg:
-        validate_torch(cfg, has_val_metric)
+        validate_torch(cfg, has_val_metric, why_no_metric)
         return
     c = config.parse(cfg)
     c.check(epochs, base_lr)
     if isinstance(c, config.Plateau) and not has_val_metric:
-        raise ConfigError(NO_METRIC.format("plateau"))
+        raise ConfigError(_no_metric(c.name, c.monitor, why_no_metric))
 
 
 def build_schedule(cfg: Any, optimizer: torch.optim.Optimizer, steps_per_epoch: int, epochs: int) -> Scheduler:

@@ -14,7 +14,9 @@ from trainer.config import register_configs
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
-FAST = ["dataset=synthetic", "logger=none", "trainer.batch_size=128", "trainer.progress=false"]
+# the synthetic set at an eighth of its default size, so that every test run takes seconds
+FAST = ["dataset=synthetic", "dataset.train_size=2048", "dataset.test_size=512", "logger=none", "trainer.batch_size=128",
+        "trainer.progress=false"]
 
 register_configs()
 
@@ -41,3 +43,20 @@ def run_cli(args: list[str], env: dict | None = None, timeout: float = 600, cwd:
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def stop_in_epoch(monkeypatch, run_dir: Path, epoch: int, error: type[BaseException] = KeyboardInterrupt):
+    """Make fit() raise `error` at epoch `epoch`'s first evaluation (the epochs before it are committed);
+    returns the real evaluate, to put back with monkeypatch.setattr(trainer.fit, "evaluate", real)."""
+    import trainer.fit
+    from trainer.records import read_metrics
+
+    real = trainer.fit.evaluate
+
+    def evaluate(*args, **kwargs):
+        if len(read_metrics(run_dir)) == epoch - 1:
+            raise error(f"stopped in epoch {epoch}")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer.fit, "evaluate", evaluate)
+    return real

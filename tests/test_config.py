@@ -46,7 +46,7 @@ def bad_input(capsys, *overrides: str) -> str:
         ("trainer.batch_size=0", "trainer.batch_size=0 is not allowed"),
         ("optimizer.lr=-0.1", "optimizer.lr=-0.1 is not allowed: must be > 0"),
         ("optimizer.lr=0", "optimizer.lr=0.0 is not allowed: must be > 0"),
-        ("trainer.batch_size=70000", "must be at most the training set size (60000 for dataset=fashion_mnist)"),
+        ("trainer.batch_size=70000", "must be at most the training set size (55000 for dataset=fashion_mnist)"),  # 5000 held out
         ("trainer.precision=fp8", "trainer.precision='fp8' is not allowed: use one of auto, fp32, bf16, fp16"),
         ("trainer.device=tpu", "trainer.device='tpu' is not allowed"),
         ("task=dance", "task='dance' is not allowed: use one of train, lr_find, schedule"),
@@ -67,7 +67,7 @@ def test_every_job_of_a_sweep_is_checked_before_any_runs(capsys):
 
 
 def test_synthetic_batch_limit_follows_its_size(capsys):
-    assert "(100 for dataset=synthetic)" in bad_input(capsys, "dataset=synthetic", "dataset.train_size=100", "trainer.batch_size=128")
+    assert "(92 for dataset=synthetic)" in bad_input(capsys, "dataset=synthetic", "dataset.train_size=100", "trainer.batch_size=128")  # 8 held out
 
 
 def test_output_folder_that_cannot_be_created(capsys, tmp_path: Path):

@@ -113,7 +113,7 @@ def test_synthetic_is_deterministic_and_depends_on_its_seed():
 
 
 def test_device_batches_are_normalized_and_cover_every_example_once():
-    train, _ = data.load(synthetic_cfg(), torch.device("cpu"))
+    train, _val, _test = data.load(synthetic_cfg(), torch.device("cpu"))
     xs, ys = zip(*train.batches(100, torch.Generator().manual_seed(0)), strict=False)
     assert [len(y) for y in ys] == [100, 100, 56]  # the last batch is kept, as a DataLoader does
     x = torch.cat(xs)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import FAST, ROOT, compose_config, run_cli
+from conftest import FAST, ROOT, compose_config, run_cli, stop_in_epoch
 from test_config import bad_input
 from wandb_records import find_run_files, read_run
 
@@ -150,7 +150,7 @@ def test_one_raising_job_does_not_sink_the_sweep(tmp_path):
     write_mnist(tmp_path / "bad", truncate=True)
     sweep = tmp_path / "sweep"
     result = run_cli(["-m", "dataset=mnist", "dataset.download=false", "logger=none", "trainer.epochs=1",
-                      "trainer.batch_size=64", f"dataset.root={tmp_path / 'bad'},{tmp_path / 'good'}",
+                      "trainer.batch_size=64", "dataset.val_size=0.125", f"dataset.root={tmp_path / 'bad'},{tmp_path / 'good'}",
                       f"hydra.sweep.dir={sweep}"])
     assert result.returncode != 0  # the sweep reports that a job failed...
     failed = json.loads((sweep / "0" / "summary.json").read_text())
@@ -211,18 +211,11 @@ def test_resuming_an_lr_find_run_keeps_the_found_lr(tmp_path, monkeypatch):
 
     import trainer.fit as loop
 
-    real_evaluate, calls = loop.evaluate, []
-
-    def stop_in_epoch_two(*args, **kwargs):  # the process dies before epoch 2 is evaluated
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_evaluate(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "evaluate", stop_in_epoch_two)
+    real_evaluate = stop_in_epoch(monkeypatch, tmp_path / "cut", 2)  # the process dies before epoch 2 is evaluated
     with pytest.raises(KeyboardInterrupt):
         fit(compose_config(overrides), tmp_path / "cut", {})
     assert json.loads((tmp_path / "cut" / "summary.json").read_text())["status"] == "interrupted"
+    assert len(read_metrics(tmp_path / "cut")) == 1
     monkeypatch.setattr(loop, "evaluate", real_evaluate)
     fit(compose_config(overrides), tmp_path / "cut", {})
     assert numbers(tmp_path / "cut") == numbers(tmp_path / "whole")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST, ROOT, compose_config, run_cli
+from conftest import FAST, ROOT, compose_config, run_cli, stop_in_epoch
 
 import trainer.records
 from trainer.errors import ConfigError
@@ -196,15 +196,7 @@ def test_resuming_with_another_thread_count_says_so(tmp_path, monkeypatch):
     import trainer.setup
 
     run = tmp_path / "run"
-    real_evaluate, calls = loop.evaluate, []
-
-    def stop_in_epoch_two(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_evaluate(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "evaluate", stop_in_epoch_two)
+    real_evaluate = stop_in_epoch(monkeypatch, run, 2)
     monkeypatch.setattr(trainer.setup, "DEFAULT_THREADS", 1)
     with pytest.raises(KeyboardInterrupt):
         fit(compose_config(RUN), run, {})

@@ -199,7 +199,9 @@ def test_plateau_equals_torch_on_a_scripted_loss(case, interval):
     sign = -1 if params["mode"] == "max" else 1
     losses = [sign * loss for loss in LOSSES]
     optimizer = sgd()
-    scheduler = build_schedule({"name": "plateau", "interval": interval, **params}, optimizer, SPE, len(LOSSES))
+    monitor = "val_acc" if params["mode"] == "max" else "val_loss"  # an accuracy: higher is better
+    cfg = {"name": "plateau", "interval": interval, "monitor": monitor, **params}
+    scheduler = build_schedule(cfg, optimizer, SPE, len(LOSSES))
     ours = trace(optimizer, scheduler.step_batch, lambda e: scheduler.step_epoch(losses[e]), len(LOSSES))
     theirs = run_torch(lambda o, u: tl.ReduceLROnPlateau(o, **params), interval, len(LOSSES), losses)
     assert lrs(ours) == pytest.approx(lrs(theirs), rel=1e-9)
@@ -536,6 +538,7 @@ YAML_VALUES = {
         "name": "plateau",
         "interval": "epoch",
         "warmup": WARMUP_OFF,
+        "monitor": "val_loss",  # added with the validation split: what it steps on
         "mode": "min",
         "factor": 0.5,
         "patience": 3,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAST, compose_config
+from conftest import FAST, compose_config, stop_in_epoch
 from omegaconf import open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -98,7 +98,7 @@ def test_tensorboard_events_equal_the_run_folder(tmp_path):
     [(step, text)] = texts(acc, "summary")
     assert step == 2
     assert "| status | completed |" in text
-    for key in ("final_test_acc", "best_test_acc", "final_train_loss", "best_epoch"):
+    for key in ("final_test_acc", "best_val_acc", "final_train_loss", "best_epoch"):
         assert f"| {key} | {written[key]} |" in text
         assert scalars(acc, f"summary/{key}")[-1][1] == pytest.approx(written[key], rel=1e-6)
     # the config as text, at step 0
@@ -125,18 +125,11 @@ def test_lr_find_curve_in_tensorboard_equals_lr_find_json(tmp_path):
 def test_resumed_run_keeps_one_event_folder_with_every_epoch(tmp_path, monkeypatch):
     overrides = [*TB, "trainer.epochs=3", "trainer.max_steps_per_epoch=4"]
     run = tmp_path / "run"
-    real_evaluate, calls = trainer.fit.evaluate, []
 
     class Killed(RuntimeError):
         pass
 
-    def dies_in_epoch_two(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise Killed("the process died in epoch 2")
-        return real_evaluate(*args, **kwargs)
-
-    monkeypatch.setattr(trainer.fit, "evaluate", dies_in_epoch_two)
+    real_evaluate = stop_in_epoch(monkeypatch, run, 2, Killed)  # the process dies in epoch 2
     with pytest.raises(Killed):
         fit(compose_config(overrides), run, {})
     assert [r["epoch"] for r in metrics_rows(run)] == [1]

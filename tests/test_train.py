@@ -22,7 +22,8 @@ def train(tmp_path, *overrides, name="run"):
 
 
 def test_two_epochs_on_synthetic_data_learn(tmp_path):
-    summary, metrics = train(tmp_path, "trainer.epochs=2", "optimizer=momentum", "optimizer.lr=0.05", "trainer.batch_size=64")
+    summary, metrics = train(tmp_path, "trainer.epochs=2", "optimizer=momentum", "optimizer.lr=0.05", "trainer.batch_size=64",
+                             "dataset.train_size=4096", "dataset.val_size=0")
     assert summary["status"] == "completed" and summary["epochs_completed"] == 2
     steps = [line.split(",") for line in (tmp_path / "run" / "steps.csv").read_text().splitlines()[1:]]
     first_losses = [float(s[3]) for s in steps[:5]]
@@ -32,7 +33,7 @@ def test_two_epochs_on_synthetic_data_learn(tmp_path):
     for r in metrics:
         assert r["gap"] == pytest.approx(r["train_acc"] - r["test_acc"])
         assert r["lr"] == 0.05
-    assert len(steps) == 2 * 32  # 2048 examples / 64 per batch
+    assert len(steps) == 2 * 64  # 4096 examples / 64 per batch
 
 
 def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):

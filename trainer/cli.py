@@ -283,14 +283,14 @@ def run_task(cfg) -> float | None:
         if not sweeper_samples():
             raise
         print(f"schedlab: job {job['num']} failed: {message}", file=sys.stderr, flush=True)
-        return objective(Summary(status="failed"), cfg.objective)
+        return None if cfg.objective is None else objective(Summary(status="failed"), cfg.objective)
     try:
         if cfg.task == "train":
             from trainer.fit import fit
 
             summary = fit(cfg, run_dir, job)
             print(outcome(summary, run_dir), flush=True)
-            return objective(summary, cfg.objective)
+            return None if cfg.objective is None else objective(summary, cfg.objective)
         if cfg.task == "lr_find":
             from trainer.lr_find import run_lr_find
 
@@ -340,10 +340,12 @@ def outcome(summary: Summary, run_dir: Path) -> str:
     if not summary.epochs_completed:
         return f"{summary.status}; results in {run_dir}"
     f = summary.figures
-    return (
-        f"{summary.status}: test acc {f['final_test_acc']:.2%} (best {f['best_test_acc']:.2%} at epoch "
-        f"{f['best_epoch']}), gap {100 * f['final_gap']:.2f} points, {summary.wall_time_s:.0f} s; results in {run_dir}"
-    )
+    line = f"{summary.status}: test acc {f['final_test_acc']:.2%}"
+    if "best_val_acc" in f:
+        line += f", val acc {f['final_val_acc']:.2%} (best {f['best_val_acc']:.2%} at epoch {f['best_epoch']}, test acc there {f['best_epoch_test_acc']:.2%})"
+    elif "best_epoch" in f:  # select_on_test without a validation set
+        line += f" (best {f['best_epoch_test_acc']:.2%} at epoch {f['best_epoch']}, chosen on the test set)"
+    return f"{line}, gap {100 * f['final_gap']:.2f} points, {summary.wall_time_s:.0f} s; results in {run_dir}"
 
 
 def objective(summary: Summary | dict, name: str) -> float:

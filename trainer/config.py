@@ -21,7 +21,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from trainer.errors import ConfigError
-from trainer.records import OBJECTIVES  # every figure of summary.json a sweep may optimize
+from trainer.records import OBJECTIVES, missing_for  # every figure of summary.json a sweep may optimize
 
 TASKS = ("train", "lr_find", "schedule")
 DEVICES = "auto, cpu, cuda or cuda:N"
@@ -86,19 +86,29 @@ class ImageDatasetConfig:
     root: str | None = None  # None: $SCHEDLAB_DATA, else ~/.cache/schedlab/data
     download: bool = True
     normalize: bool = True
+    # held out of the training split, stratified by class: a count (>= 1) or a fraction (< 1); 0: none.
+    # 5,000 of Fashion-MNIST's / MNIST's 60,000 and CIFAR-10's 50,000 (Lightning's MNIST convention)
+    val_size: float = 5000
+    split_seed: int = 0  # which examples are held out: the same for every seed and arm of a sweep
 
     def check(self) -> None:
         _finite(self, "dataset")
         _at_least("dataset.channels", self.channels, 1)
         _at_least("dataset.image_size", self.image_size, 1)
         _at_least("dataset.num_classes", self.num_classes, 1)
+        _require(self.val_size >= 0, "dataset.val_size", self.val_size, "must be >= 0: a count, a fraction (< 1) or 0")
+        _require(self.val_size < 1 or self.val_size == int(self.val_size), "dataset.val_size", self.val_size,
+                 "must be a whole count of examples, or a fraction below 1")
+        _require(0 <= self.split_seed < SEED_LIMIT, "dataset.split_seed", self.split_seed, "must be in [0, 2**32)")
 
 
 @dataclass
 class SyntheticDatasetConfig(ImageDatasetConfig):
     name: str = "synthetic"
-    train_size: int = 2048
-    test_size: int = 512
+    # 64 batches of 256 an epoch: enough steps for the d2l LeNet at SGD 0.3 to learn it in two epochs
+    train_size: int = 16384
+    test_size: int = 2048
+    val_size: float = 0.0833  # 1/12: Fashion-MNIST's share (5,000 of 60,000)
     noise: float = 0.35
     generator_seed: int = 1234
 
@@ -327,7 +337,11 @@ class SchedlabConfig:
     task: str = "train"
     seed: int = 0
     resume: str | None = None
-    objective: str = "best_test_acc"
+    # the summary.json figure a sweep returns (Optuna optimizes it); null: none
+    objective: str | None = None
+    # allow choices on the test set where there is no validation set (plateau on the test loss, the best
+    # epoch by test accuracy, best_test_acc): for reproducing protocols that did so, never for new results
+    select_on_test: bool = False
     lr_find: LRFindConfig = field(default_factory=LRFindConfig)
     schedule_plot: SchedulePlotConfig = field(default_factory=SchedulePlotConfig)
 
@@ -409,20 +423,27 @@ def validate(cfg: Any, sampled: Iterable[str] = ()) -> None:
 
 def _validate(cfg: Any) -> None:
     from schedulers import validate_schedule
-    from trainer.data import train_size
+    from trainer.data import file_train_size, train_size, val_count
 
     check_keys(cfg)
     _one_of("task", cfg.task, TASKS)
     _require(cfg.seed >= 0, "seed", cfg.seed, "must be an integer >= 0")
     _require(cfg.seed < SEED_LIMIT, "seed", cfg.seed, "must be an integer in [0, 2**32)")
-    _one_of("objective", cfg.objective, OBJECTIVES)
     trainer = _typed(cfg, "trainer", TrainerConfig)
     trainer.check()
     _typed(cfg, "dataset", ImageDatasetConfig).check()
     if not _sampled("trainer.batch_size", "dataset"):
+        n_file = file_train_size(cfg.dataset)
+        _require(val_count(cfg.dataset, n_file) < n_file, "dataset.val_size", cfg.dataset.val_size,
+                 f"must leave examples to train on (the training split of dataset={cfg.dataset.name} has {n_file})")
         n_train = train_size(cfg.dataset)
         _require(trainer.batch_size <= n_train, "trainer.batch_size", trainer.batch_size,
                  f"must be at most the training set size ({n_train} for dataset={cfg.dataset.name})")
+    has_validation = _sampled("dataset") or bool(cfg.dataset.get("val_size"))
+    if cfg.objective is not None:
+        _one_of("objective", cfg.objective, OBJECTIVES)
+        why = missing_for(cfg.objective, has_validation, bool(cfg.select_on_test))
+        _require(why is None, "objective", cfg.objective, f"{why}, and {_no_validation(cfg)}", needs=("dataset",))
     _typed(cfg, "model", ModelConfig).check()
     _typed(cfg, "logger", LoggerConfig).check()
     optimizer = _typed(cfg, "optimizer", OptimizerConfig)
@@ -430,4 +451,12 @@ def _validate(cfg: Any) -> None:
     _typed(cfg, "lr_find", LRFindConfig).check()
     if not _sampled("scheduler", "trainer.epochs"):
         base_lr = None if _sampled("optimizer.lr") else float(optimizer.lr)
-        validate_schedule(cfg.scheduler, trainer.epochs, base_lr=base_lr)
+        metric = None if has_validation or cfg.select_on_test else _no_validation(cfg)
+        validate_schedule(cfg.scheduler, trainer.epochs, base_lr=base_lr, has_val_metric=metric is None, why_no_metric=metric)
+
+
+def _no_validation(cfg: Any) -> str:
+    return (
+        f"dataset.val_size={cfg.dataset.val_size:g} holds out no validation set: set dataset.val_size (e.g. 5000 or "
+        "0.1), or select_on_test=true to choose on the test set"
+    )

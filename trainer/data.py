@@ -49,13 +49,50 @@ def data_root(cfg) -> Path:
     return cache / "schedlab" / "data"
 
 
-def train_size(cfg) -> int:
-    """Size of the training set, known without loading it (for checks before any work starts)."""
+def file_train_size(cfg) -> int:
+    """Size of the dataset's training split (before a validation set is held out of it), known without
+    loading it."""
     if cfg.name == "synthetic":
         return int(cfg.train_size)
     if cfg.name not in TRAIN_SIZES:
         raise ConfigError(f"dataset.name={cfg.name!r} is not allowed: use one of synthetic, {', '.join(TRAIN_SIZES)}")
     return TRAIN_SIZES[cfg.name]
+
+
+def val_count(cfg, n: int) -> int:
+    """dataset.val_size as a number of examples out of n: a count (>= 1) or a fraction (< 1) of them."""
+    size = float(cfg.get("val_size") or 0)
+    return int(round(size * n)) if size < 1 else int(size)
+
+
+def train_size(cfg) -> int:
+    """Size of the set a run trains on: the training split less the validation set (for checks before any
+    work starts)."""
+    n = file_train_size(cfg)
+    return n - val_count(cfg, n)
+
+
+def split_validation(split: Split, count: int, seed: int) -> tuple[Split, Split]:
+    """Hold `count` examples out of `split`, stratified by class (each class gives its share, the remainder
+    to the classes with the largest fractional shares), chosen by `seed` alone: the same examples for every
+    seed and every arm of a sweep. Returns (train, validation), each in the split's original order."""
+    labels = split.labels
+    classes, counts = torch.unique(labels, return_counts=True)
+    quota = counts.double() * count / len(labels)
+    take = quota.floor().long()
+    short = count - int(take.sum())
+    if short:
+        take[torch.argsort(quota - take, descending=True, stable=True)[:short]] += 1
+    g = torch.Generator().manual_seed(int(seed))
+    held = torch.zeros(len(labels), dtype=torch.bool)
+    for c, k in zip(classes.tolist(), take.tolist(), strict=True):
+        members = torch.nonzero(labels == c).squeeze(1)
+        held[members[torch.randperm(len(members), generator=g)[:k]]] = True
+
+    def part(mask: torch.Tensor) -> Split:
+        return Split(split.images[mask], labels[mask], split.label_files, split.image_files)
+
+    return part(~held), part(held)
 
 
 # --- file formats -------------------------------------------------------------------------------
@@ -194,8 +231,13 @@ def synthetic(cfg) -> tuple[Split, Split]:
         labels = torch.randint(0, k, (n,), generator=g)
         images = patterns[labels] + float(cfg.noise) * torch.randn(n, c, s, s, generator=g)
         shifts = torch.randint(-2, 3, (n, 2), generator=g)
-        for i, (dy, dx) in enumerate(shifts.tolist()):
-            images[i] = torch.roll(images[i], shifts=(dy, dx), dims=(1, 2))
+        # each image rolled by its own (dy, dx), as torch.roll does, in one gather
+        grid = torch.arange(s)
+        rows = (grid[None, :] - shifts[:, :1]) % s  # n x s
+        cols = (grid[None, :] - shifts[:, 1:]) % s
+        images = images[
+            torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]
+        ]
         return Split((images.clamp(0, 1) * 255).round().to(torch.uint8), labels)
 
     return draw(int(cfg.train_size)), draw(int(cfg.test_size))
@@ -207,7 +249,7 @@ def load_splits(cfg) -> tuple[Split, Split]:
     if cfg.name == "synthetic":
         splits = synthetic(cfg)
     else:
-        train_size(cfg)  # rejects unknown names
+        file_train_size(cfg)  # rejects unknown names
         root = data_root(cfg)
         if cfg.name == "cifar10":
             folder = _cifar_folder(cfg, root)
@@ -325,14 +367,24 @@ def pixel_mean_std(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(means).float(), torch.stack(stds).float().clamp_min(1e-6)
 
 
-def load(cfg, device: torch.device, channels_last: bool = False) -> tuple[DeviceDataset, DeviceDataset]:
-    """Load the dataset once onto the device; mean and std come from the training images."""
+def load(
+    cfg, device: torch.device, channels_last: bool = False
+) -> tuple[DeviceDataset, DeviceDataset | None, DeviceDataset]:
+    """Load the dataset once onto the device as (train, validation, test); the validation set (None when
+    dataset.val_size is 0) is held out of the training split by dataset.split_seed. Mean and std come from
+    the images a run trains on."""
     train, test = load_splits(cfg)
+    val = None
+    if count := val_count(cfg, len(train.labels)):
+        if count >= len(train.labels):
+            raise ConfigError(
+                f"dataset.val_size={cfg.val_size:g} leaves nothing to train on: the training files hold "
+                f"{len(train.labels)} examples; hold out fewer (a fraction such as 0.1 works for any size)"
+            )
+        train, val = split_validation(train, count, int(cfg.get("split_seed") or 0))
     if cfg.normalize:
         mean, std = pixel_mean_std(train.images)
     else:
         mean, std = torch.zeros(train.images.shape[1]), torch.ones(train.images.shape[1])
-    return (
-        DeviceDataset(train, mean, std, device, channels_last),
-        DeviceDataset(test, mean, std, device, channels_last),
-    )
+    on_device = [None if s is None else DeviceDataset(s, mean, std, device, channels_last) for s in (train, val, test)]
+    return on_device[0], on_device[1], on_device[2]

@@ -48,6 +48,17 @@ class Progress:
         return cls(**{**d, "history": history, "steps": [StepRow(*s) for s in d["steps"]]})
 
 
+def monitored(name: str | None, val_loss, val_acc, test_loss, test_acc, select_on_test: bool) -> float | None:
+    """The figure a schedule steps on (plateau's monitor): a validation one; its test twin only where the run
+    has no validation set and select_on_test allows it."""
+    if name is None:
+        return None
+    figures = {"val_loss": val_loss, "val_acc": val_acc}
+    if select_on_test and val_loss is None:
+        figures = {"val_loss": test_loss, "val_acc": test_acc}
+    return figures[name]
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
@@ -146,12 +157,15 @@ def train(cfg, folder: RunFolder, job: Job) -> Summary:
                 folder.append_steps(result.steps)  # how it blew up stays visible; the partial epoch gets no row
                 tracker.log_steps(result.steps)
                 break
+            val_loss, val_acc = evaluate(forward, run.val_set, t.eval_batch_size, run.amp) if run.val_set else (None, None)
             test_loss, test_acc = evaluate(forward, run.test_set, t.eval_batch_size, run.amp)
-            schedule.step_epoch(test_loss)
+            schedule.step_epoch(monitored(schedule.monitor, val_loss, val_acc, test_loss, test_acc, cfg.select_on_test))
             row = EpochRow(
                 epoch=epoch,
                 train_loss=result.train_loss,
                 train_acc=result.train_acc,
+                val_loss=val_loss,
+                val_acc=val_acc,
                 test_loss=test_loss,
                 test_acc=test_acc,
                 gap=result.train_acc - test_acc,
@@ -177,7 +191,7 @@ def train(cfg, folder: RunFolder, job: Job) -> Summary:
         summary.error = f"{type(e).__name__}: {e}"
         raise
     finally:
-        summary.record_history(progress.history)
+        summary.record_history(progress.history, bool(cfg.select_on_test))
         summary.wall_time_s = time.perf_counter() - started
         summary.finished_at = now()
         summary.lr_find = progress.lr_find

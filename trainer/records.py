@@ -21,7 +21,7 @@ import math
 import os
 from collections.abc import Iterable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -81,15 +81,22 @@ def metric(
     better: str | None = None,
     summary: str | None = "final",
     key: str | None = None,
+    requires: str | None = None,
     **kwargs,
 ):
     """A per-epoch figure of EpochRow and how it is shown: `title` its table header, `scale` 100 for a
     fraction shown in percent, `better` "max"/"min" when the best mean of a column is worth bolding,
     `summary` how summary.json condenses it: "final" (its last value) or "mean" (over the epochs), under
-    `key` (default final_<name> / mean_<name>), or None (not summarized: the LR, memory)."""
+    `key` (default final_<name> / mean_<name>), or None (not summarized: the LR, memory); `requires`
+    "validation" for a figure only a run with a validation set has."""
     key = key or (f"{summary}_{{}}" if summary else None)
     meta = {"title": title, "scale": scale, "decimals": decimals, "better": better, "summary": summary, "key": key}
-    return field(metadata=meta, **kwargs)
+    return field(metadata={**meta, "requires": requires}, **kwargs)
+
+
+# what a figure needs (Metric.requires): a validation set; a best epoch (validation, or select_on_test=true);
+# select_on_test=true itself
+VALIDATION, SELECTION, TEST_SELECTION = "validation", "selection", "test selection"
 
 
 def _memory(title: str):
@@ -98,11 +105,15 @@ def _memory(title: str):
 
 @dataclass
 class EpochRow:
-    """One line of metrics.jsonl: the figures of one finished epoch."""
+    """One line of metrics.jsonl: the figures of one finished epoch. Training selects on validation figures
+    only (the best epoch, plateau, objectives); test figures are reported."""
 
     epoch: int
+    _: KW_ONLY
     train_loss: float = metric("train loss", better="min")
     train_acc: float = metric("train acc (%)", scale=100, decimals=2, better="max")
+    val_loss: float | None = metric("val loss", better="min", requires=VALIDATION, default=None)
+    val_acc: float | None = metric("val acc (%)", scale=100, decimals=2, better="max", requires=VALIDATION, default=None)
     test_loss: float = metric("test loss", better="min")
     test_acc: float = metric("test acc (%)", scale=100, decimals=2, better="max")
     # small is not better when both accuracies are low
@@ -160,6 +171,9 @@ class Metric:
     decimals: int
     better: str | None = None  # "max" or "min": the best mean of the column is set in bold
     objective: bool = True  # a sweep may optimize it (timings and the best epoch's number are no objective)
+    # what a run needs to have the figure: VALIDATION (a validation set), SELECTION (a best epoch: a
+    # validation set, or select_on_test=true), TEST_SELECTION (select_on_test=true), or None
+    requires: str | None = None
 
 
 def _summary_metrics() -> list[Metric]:
@@ -169,36 +183,67 @@ def _summary_metrics() -> list[Metric]:
         if m["summary"] is None:
             continue
         key = m["key"].format(f.name)
-        out.append(Metric(f.name, key, m["title"], m["scale"], m["decimals"], m["better"], m["summary"] == "final"))
-        if f.name == "test_acc":  # the best epoch's figure sits beside the final one
-            out.append(Metric("best_test_acc", "best_test_acc", "best test acc (%)", m["scale"], m["decimals"], "max"))
-    out.append(Metric("best_epoch", "best_epoch", "best epoch", 1, 1, objective=False))
+        final = m["summary"] == "final"
+        out.append(Metric(f.name, key, m["title"], m["scale"], m["decimals"], m["better"], final, m["requires"]))
+        scale, decimals = m["scale"], m["decimals"]
+        if f.name == "val_acc":  # the best epoch: the one with the best validation accuracy
+            out.append(Metric("best_val_acc", "best_val_acc", "best val acc (%)", scale, decimals, "max", True, VALIDATION))
+        if f.name == "test_acc":  # the test accuracy at the best epoch, beside the final one
+            title = "test acc at best epoch (%)"
+            out.append(Metric("best_epoch_test_acc", "best_epoch_test_acc", title, scale, decimals, "max", True, SELECTION))
+            out.append(Metric("best_test_acc", "best_test_acc", "best test acc (%)", scale, decimals, "max", True, TEST_SELECTION))
+    out.append(Metric("best_epoch", "best_epoch", "best epoch", 1, 1, objective=False, requires=SELECTION))
     out.append(Metric("wall_time", "wall_time_s", "wall time (s)", 1, 1, "min", objective=False))
     return out
 
 
-# Every figure summary.json holds, in report order: the final value of each summarized EpochRow field, the
-# mean epoch time, the best epoch's test accuracy and the epoch itself, the wall time.
+# Every figure summary.json can hold, in report order: the final value of each summarized EpochRow field,
+# the mean epoch time, the best epoch's figures and the epoch itself, the wall time.
 METRICS: dict[str, Metric] = {m.name: m for m in _summary_metrics()}
 # What a sweep may optimize: any figure of the run's results (not its timing).
 OBJECTIVES = tuple(m.key for m in METRICS.values() if m.objective)
 
 
-def results_summary(history: list[EpochRow]) -> dict:
-    """The figures of summary.json from the completed epochs: final and best values, mean epoch time."""
+def missing_for(key: str, has_validation: bool, select_on_test: bool) -> str | None:
+    """Why a run without a validation set (or without select_on_test) has no figure `key`; None if it has it."""
+    metric = next((m for m in METRICS.values() if m.key == key), None)
+    requires = metric.requires if metric else None
+    if requires == VALIDATION and not has_validation:
+        return "it is a validation figure"
+    if requires == SELECTION and not (has_validation or select_on_test):
+        return "it needs a best epoch, chosen on the validation set"
+    if requires == TEST_SELECTION and not select_on_test:
+        return "it selects on the test set"
+    return None
+
+
+def results_summary(history: list[EpochRow], select_on_test: bool = False) -> dict:
+    """The figures of summary.json from the completed epochs: final values, mean epoch time, and the best
+    epoch: the one with the best validation accuracy (with its test accuracy beside it); without a
+    validation set, the one with the best test accuracy only when select_on_test asks for it (it then also
+    gives best_test_acc, a figure chosen on the test set)."""
     if not history:
         return {"epochs_completed": 0}
     last = history[-1]
     out: dict[str, Any] = {"epochs_completed": last.epoch}
     for f in epoch_metrics():
         kind, key = f.metadata["summary"], f.metadata["key"]
-        if kind == "final":
+        if kind == "final" and getattr(last, f.name) is not None:
             out[key.format(f.name)] = getattr(last, f.name)
         elif kind == "mean":
             values = [v for r in history if (v := getattr(r, f.name)) is not None]
             out[key.format(f.name)] = sum(values) / len(values) if values else None
-    best = max(history, key=lambda r: r.test_acc)
-    out["best_test_acc"], out["best_epoch"] = best.test_acc, best.epoch
+    validated = [r for r in history if r.val_acc is not None]
+    if validated:
+        best = max(validated, key=lambda r: r.val_acc)  # the first of equals: the earliest epoch
+        out["best_val_acc"] = best.val_acc
+    elif select_on_test:
+        best = max(history, key=lambda r: r.test_acc)
+    else:
+        return out
+    out["best_epoch"], out["best_epoch_test_acc"] = best.epoch, best.test_acc
+    if select_on_test:
+        out["best_test_acc"] = max(r.test_acc for r in history)
     return out
 
 
@@ -268,8 +313,8 @@ class Summary:
             return self.figures[key]
         return getattr(self, key, default) if key != "figures" else default
 
-    def record_history(self, history: list[EpochRow]) -> None:
-        results = results_summary(history)
+    def record_history(self, history: list[EpochRow], select_on_test: bool = False) -> None:
+        results = results_summary(history, select_on_test)
         self.epochs_completed = results.pop("epochs_completed")
         self.figures = results
 
@@ -383,7 +428,7 @@ class RunFolder:
         rows = []
         with open(self.steps, newline="", errors="replace") as f:
             try:
-                for i, r in enumerate(csv.DictReader(f), start=2):
+                for r in csv.DictReader(f):
                     rows.append(StepRow(int(r["step"]), int(r["epoch"]), float(r["lr"]), float(r["loss"])))
             except (KeyError, TypeError, ValueError, csv.Error) as e:
                 self._damaged(self.steps, f"line {len(rows) + 2} unreadable ({type(e).__name__})")

@@ -73,6 +73,7 @@ class Setup:
     precision: str
     amp: Any  # the autocast context (a nullcontext in fp32)
     train_set: data.DeviceDataset
+    val_set: data.DeviceDataset | None  # None: dataset.val_size is 0
     test_set: data.DeviceDataset
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -86,11 +87,11 @@ def build(cfg, job: Job) -> Setup:
     torch.set_num_threads(int(t.num_threads or DEFAULT_THREADS))  # jobs of one process must not inherit it
     device = resolve_device(t.device, job.num)
     precision = resolve_precision(t.precision, device)
-    train_set, test_set = data.load(cfg.dataset, device, bool(t.channels_last))
+    train_set, val_set, test_set = data.load(cfg.dataset, device, bool(t.channels_last))
     memory_format = torch.channels_last if t.channels_last else torch.preserve_format
     model = instantiate(cfg.model).to(device, memory_format=memory_format)
     optimizer = instantiate(cfg.optimizer)(model.parameters())
-    return Setup(device, precision, autocast(device, precision), train_set, test_set, model, optimizer)
+    return Setup(device, precision, autocast(device, precision), train_set, val_set, test_set, model, optimizer)
 
 
 # --------------------------------------------------------------------------------- the machine
