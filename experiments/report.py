@@ -965,8 +965,15 @@ def markdown_report(
         if r.included
         for d in r.damaged
     ]
-    if notes or partial:
-        lines += ["## Notes", "", *(f"- {_md_escape(scrub_paths(n, base))}" for n in [*notes, *partial]), ""]
+    collapsed = [
+        f"{r.path}: collapsed to chance at epoch {c['epoch']} after {100 * c['peak_train_acc']:.2f} % train accuracy "
+        f"at epoch {c['peak_epoch']} (completed, and in the means)"
+        for r in runs
+        if r.summary is not None and isinstance(c := r.summary.collapsed_at, dict)
+        and {"epoch", "peak_train_acc", "peak_epoch"} <= set(c)
+    ]
+    if notes or partial or collapsed:
+        lines += ["## Notes", "", *(f"- {_md_escape(scrub_paths(n, base))}" for n in [*notes, *partial, *collapsed]), ""]
     return "\n".join(lines)
 
 

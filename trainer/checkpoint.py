@@ -69,9 +69,12 @@ def atomic_torch_save(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def save(folder: RunFolder, cfg, *, model, optimizer, schedule, scaler, shuffle, progress: dict, tracker_id) -> None:
+def save(
+    folder: RunFolder, cfg, *, model, optimizer, schedule, scaler, shuffle, progress: dict, tracker_id, path: Path | None = None
+) -> None:
+    """Everything a resume needs, to checkpoint.pt (or `path`: best.pt, the best epoch's state)."""
     atomic_torch_save(
-        folder.checkpoint,
+        path or folder.checkpoint,
         {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),

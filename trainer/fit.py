@@ -4,6 +4,7 @@ evaluate, step the schedule, record (trainer/records.py, trainer/tracking.py) an
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -19,9 +20,12 @@ from tqdm.auto import tqdm
 from schedulers import build_schedule
 from trainer import checkpoint
 from trainer.loop import evaluate, train_epoch
+from trainer.lr_find import find_and_set_lr
 from trainer.records import EpochRow, Job, RunFolder, StepRow, Summary
 from trainer.setup import build, device_name, memory_use, provenance
 from trainer.tracking import make_tracker
+
+log = logging.getLogger("schedlab")
 
 
 @dataclass
@@ -57,6 +61,24 @@ def monitored(name: str | None, val_loss, val_acc, test_loss, test_acc, select_o
     if select_on_test and val_loss is None:
         figures = {"val_loss": test_loss, "val_acc": test_acc}
     return figures[name]
+
+
+def is_best(history: list[EpochRow], select_on_test: bool) -> bool:
+    """Whether the last epoch is the run's best so far: the highest validation accuracy (the first of equals),
+    or the highest test accuracy where select_on_test stands in for a missing validation set."""
+    key = "val_acc" if history[-1].val_acc is not None else "test_acc" if select_on_test else None
+    if key is None:
+        return False
+    return all(getattr(r, key) < getattr(history[-1], key) for r in history[:-1])
+
+
+def epoch_line(row: EpochRow, epochs: int) -> str:
+    """One line per epoch for logs: what a progress bar shows in a terminal."""
+    val = "" if row.val_acc is None else f", val loss {row.val_loss:.4f} acc {row.val_acc:.2%}"
+    return (
+        f"epoch {row.epoch}/{epochs}: train loss {row.train_loss:.4f} acc {row.train_acc:.2%}{val}, "
+        f"test loss {row.test_loss:.4f} acc {row.test_acc:.2%}, lr {row.lr:.4g}, {row.epoch_time:.1f} s"
+    )
 
 
 def now() -> str:
@@ -111,9 +133,9 @@ def train(cfg, folder: RunFolder, job: Job) -> Summary:
         steps_per_epoch = run.train_set.num_batches(t.batch_size, t.max_steps_per_epoch)
         summary.device, summary.device_name, summary.precision = str(device), device_name(device), run.precision
         summary.epochs, summary.steps_per_epoch = int(t.epochs), steps_per_epoch
+        if saved is not None:
+            log.info(f"resuming {folder.dir} from epoch {progress.epoch}")
         if t.lr_find and saved is None:
-            from trainer.lr_find import find_and_set_lr
-
             progress.lr_find = find_and_set_lr(cfg, model, optimizer, run.train_set, folder.dir, run.amp, tracker)
         elif progress.lr_find and progress.lr_find["lr"] is not None:  # resuming: the schedule's base is the found LR
             for group in optimizer.param_groups:
@@ -181,8 +203,12 @@ def train(cfg, folder: RunFolder, job: Job) -> Summary:
             folder.append_epoch(row, result.steps)
             tracker.log_epoch(row, result.steps)
             bar.set_postfix(loss=f"{row.train_loss:.3f}", test_acc=f"{test_acc:.3f}", lr=f"{row.lr_end:.3g}")
+            log.info(epoch_line(row, int(t.epochs)))  # run.log, and the console where there is no progress bar
             if t.checkpoint:  # the commit point: a resume rewrites the result files from it
-                checkpoint.save(folder, cfg, **parts, progress=progress.to_dict(), tracker_id=tracker.id)
+                state = dict(progress=progress.to_dict(), tracker_id=tracker.id)
+                checkpoint.save(folder, cfg, **parts, **state)
+                if is_best(progress.history, bool(cfg.select_on_test)):  # best.pt: the epoch chosen on validation
+                    checkpoint.save(folder, cfg, **parts, **state, path=folder.best)
         summary.status = "diverged" if summary.diverged_at else "completed"
         exit_code = 0
         bar.close()
@@ -191,7 +217,7 @@ def train(cfg, folder: RunFolder, job: Job) -> Summary:
         summary.error = f"{type(e).__name__}: {e}"
         raise
     finally:
-        summary.record_history(progress.history, bool(cfg.select_on_test))
+        summary.record_history(progress.history, bool(cfg.select_on_test), int(cfg.dataset.num_classes))
         summary.wall_time_s = time.perf_counter() - started
         summary.finished_at = now()
         summary.lr_find = progress.lr_find

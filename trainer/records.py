@@ -247,6 +247,26 @@ def results_summary(history: list[EpochRow], select_on_test: bool = False) -> di
     return out
 
 
+def collapse(history: list[EpochRow], num_classes: int) -> dict | None:
+    """A run that learned and then fell back to chance with its loss stuck: a finding, not a crash. Its
+    training accuracy reached at least twice chance, and its last epochs (at least one) sit at chance
+    (below 1.5 x 1/num_classes) with a training loss within 5 % of ln(num_classes), a uniform guess. Returns
+    the first epoch of that final stretch, the peak it fell from and its epoch; None for any other run."""
+    if num_classes < 2 or not history:
+        return None
+    chance, uniform = 1 / num_classes, math.log(num_classes)
+    peak = max(history, key=lambda r: r.train_acc)
+    stuck = 0
+    for r in reversed(history):
+        if r.train_acc < 1.5 * chance and abs(r.train_loss - uniform) < 0.05 * uniform:
+            stuck += 1
+        else:
+            break
+    if not stuck or peak.train_acc < 2 * chance or peak.epoch > history[-stuck].epoch:
+        return None
+    return {"epoch": history[-stuck].epoch, "peak_train_acc": peak.train_acc, "peak_epoch": peak.epoch}
+
+
 @dataclass
 class Job:
     """Which job this is: its overrides, its number in a sweep, the sweep, its Hydra output folder."""
@@ -286,6 +306,7 @@ class Summary:
     steps_per_epoch: int | None = None
     epochs_completed: int = 0
     diverged_at: dict | None = None  # epoch, step, lr, loss of the first blown-up step
+    collapsed_at: dict | None = None  # a run that learned and fell back to chance: see collapse()
     error: str | None = None
     lr_find: dict | None = None  # rule, lr, suggestions, stop_reason when trainer.lr_find ran
     figures: dict[str, float] = field(default_factory=dict)  # METRICS keys: final_*, best_*, mean_*
@@ -313,10 +334,11 @@ class Summary:
             return self.figures[key]
         return getattr(self, key, default) if key != "figures" else default
 
-    def record_history(self, history: list[EpochRow], select_on_test: bool = False) -> None:
+    def record_history(self, history: list[EpochRow], select_on_test: bool = False, num_classes: int | None = None) -> None:
         results = results_summary(history, select_on_test)
         self.epochs_completed = results.pop("epochs_completed")
         self.figures = results
+        self.collapsed_at = collapse(history, num_classes) if num_classes else None
 
 
 # ------------------------------------------------------------------------------------------ the folder
@@ -342,6 +364,7 @@ class RunFolder:
         self.summary = self.dir / "summary.json"
         self.provenance = self.dir / "provenance.json"
         self.checkpoint = self.dir / "checkpoint.pt"
+        self.best = self.dir / "best.pt"  # the state at the best epoch (validation accuracy)
         self.overrides = self.dir / ".hydra" / "overrides.yaml"
         self.hydra_config = self.dir / ".hydra" / "config.yaml"
         self.damaged: list[Damaged] = []  # what the readers found unreadable, for the report to list
