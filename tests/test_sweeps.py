@@ -47,14 +47,18 @@ def test_every_combination_runs_in_its_own_folder(wandb_sweep):
 
 
 def test_each_job_logged_its_metrics_to_its_own_offline_wandb_run(wandb_sweep):
-    ids = set()
+    ids, groups = set(), {}
     for job in range(4):
         run_dir = wandb_sweep / str(job)
         files = find_run_files(run_dir)
         assert len(files) == 1
         logged = read_run(files[0])
         ids.add(logged.run.run_id)
-        assert logged.run.run_group == "/".join(wandb_sweep.parts[-2:])  # grouped by sweep
+        # grouped by arm (the overrides but the seed), the sweep a tag: W&B's grouped view averages seeds only
+        schedule = next(o for o in json.loads((run_dir / "summary.json").read_text())["overrides"] if o.startswith("scheduler="))
+        groups.setdefault(schedule, set()).add(logged.run.run_group)
+        assert schedule in logged.run.run_group and "seed=" not in logged.run.run_group
+        assert f"sweep:{'/'.join(wandb_sweep.parts[-2:])}" in logged.run.tags
         assert logged.run.job_type == "train"
         assert "scheduler=" in logged.run.display_name and "seed=" in logged.run.display_name
         epochs = [h for h in logged.history if "epoch" in h]
@@ -71,6 +75,8 @@ def test_each_job_logged_its_metrics_to_its_own_offline_wandb_run(wandb_sweep):
         assert logged.summary["best_val_acc"] == summary["best_val_acc"]
         assert logged.exit_code == 0
     assert len(ids) == 4
+    assert len(groups) == 2 and all(len(g) == 1 for g in groups.values())  # two arms, two seeds each
+    assert groups["scheduler=constant"] != groups["scheduler=cosine"]
 
 
 def test_failed_job_is_recorded_and_its_wandb_run_marked_failed(tmp_path):

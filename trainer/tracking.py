@@ -13,6 +13,7 @@ overrides what it stores, and gets a conf/logger/<name>.yaml with its `_target_`
 
 from __future__ import annotations
 
+import hashlib
 import netrc
 import os
 import threading
@@ -97,10 +98,28 @@ def resolve_mode(mode: str) -> str:
     return mode
 
 
+def _shown(overrides: list[str], hidden: tuple[str, ...] = ()) -> list[str]:
+    keep = []
+    for o in overrides:
+        key = o.lstrip("+~").partition("=")[0]
+        if not any(key == k or key.startswith(k + ".") for k in ("hydra", *NEUTRAL_KEYS, *hidden)):
+            keep.append(o.lstrip("+~"))
+    return keep
+
+
 def run_name(overrides: list[str]) -> str | None:
     """A readable name from the job's overrides, e.g. 'scheduler=cosine seed=1'."""
-    shown = [o.lstrip("+~") for o in overrides if not o.lstrip("+~").startswith(("hydra", *NEUTRAL_KEYS))]
-    return " ".join(shown) or None
+    return " ".join(_shown(overrides)) or None
+
+
+def arm_name(overrides: list[str]) -> str:
+    """The run's arm: its overrides but the seed (and the keys that change no number), so that W&B's grouped
+    view is mean ± std over the seeds of one configuration, as in the report; 'defaults' when none is left.
+    W&B caps a group name at 128 characters: a longer one keeps its start and a hash of the whole."""
+    name = " ".join(_shown(overrides, hidden=("seed",))) or "defaults"
+    if len(name) > 128:
+        name = f"{name[:110]}… {hashlib.sha1(name.encode()).hexdigest()[:12]}"
+    return name
 
 
 UNREACHABLE = ".wandb_unreachable"  # in a sweep folder: a job found the W&B server unreachable
@@ -146,10 +165,10 @@ class WandbTracker(Tracker):
         settings: dict[str, Any] = dict(
             project=project,
             entity=entity,
-            group=job.sweep,
+            group=arm_name(job.overrides),
             job_type=config.task,
             name=run_name(job.overrides),
-            tags=list(tags),
+            tags=[*tags, *([f"sweep:{job.sweep}"] if job.sweep else [])],
             config=OmegaConf.to_container(config, resolve=True),
             dir=str(run_dir),
             id=resume_id,
