@@ -1,0 +1,60 @@
+"""The README's quick start, as a new user types it: in a fresh shell, after its set-up line's activation,
+`python run.py` and the headline sweep work (on the synthetic set, for a few steps), and the report runs on
+the sweep. The set-up line's own installs are what CI's test command does."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+SHORT = "dataset=synthetic dataset.train_size=2048 dataset.test_size=512 trainer.epochs=1 trainer.max_steps_per_epoch=3 logger=none"
+
+
+def code_blocks(section: str) -> list[str]:
+    """The bash code blocks of a README section (## heading), each as its lines."""
+    text = README.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return [line for block in re.findall(r"```bash\n(.*?)```", text, re.S) for line in block.strip().splitlines()]
+
+
+def fresh_shell(command: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """bash -c COMMAND with the environment of a new login: no virtual environment on the PATH."""
+    venv = str(Path(sys.prefix) / "bin")
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv)
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")}
+    env.update(PATH=path, WANDB_MODE="disabled")
+    return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def activation(setup_line: str) -> str:
+    """The set-up line without what installs: the activation it leaves the shell with."""
+    steps = [s.strip() for s in setup_line.split("&&")]
+    kept = [s for s in steps if s.startswith((". ", "source "))]
+    assert kept, f"the set-up line does not activate the environment: {setup_line}"
+    return " && ".join(kept)
+
+
+@pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "activate").exists(), reason="no .venv: the README's set-up has not run")
+def test_the_quick_start_works_as_typed_in_a_fresh_shell(tmp_path):
+    setup = code_blocks("Two commands")[0]
+    assert setup.endswith("python run.py"), setup
+    activate = activation(setup)
+    single = fresh_shell(f"{activate} && python run.py {SHORT} hydra.run.dir={tmp_path / 'run'}")
+    assert single.returncode == 0, single.stderr
+    assert (tmp_path / "run" / "summary.json").exists()
+
+    sweep_line = next(line for line in code_blocks("Sweeps") if line.startswith("python run.py -m "))
+    assert sweep_line == "python run.py -m scheduler=cosine,multistep seed=0,1,2"
+    sweep = fresh_shell(f"{activate} && {sweep_line} {SHORT} hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert sweep.returncode == 0, sweep.stderr
+    assert len(list((tmp_path / "sweep").glob("*/summary.json"))) == 6
+
+    report = fresh_shell(f"{activate} && python -m experiments.report {tmp_path / 'sweep'}")
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / "sweep" / "report" / "table.md").exists()
