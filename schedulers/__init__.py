@@ -1,8 +1,8 @@
 """Learning-rate schedules as pure functions of the position in epochs, driven per epoch or per step.
 
-The error type and the schemas load without torch, so that `trainer.errors` (which re-exports
-`ConfigError`) and the config checks that run before any work starts stay light; the schedules, which
-drive a torch optimizer, load on first use.
+The error type, the schemas and the run-length warnings (`schedule_warnings`) load without torch, so that
+`trainer.errors` (which re-exports `ConfigError`) and the config checks that run before any work starts stay
+light; the schedules, which drive a torch optimizer, load on first use.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from schedulers.config import register_configs
 from schedulers.errors import ConfigError
+from schedulers.run_length import schedule_warnings, warn_schedule
 
 if TYPE_CHECKING:
     from schedulers.plot import key_epochs, lr_curve, plot_schedules
@@ -34,7 +35,9 @@ __all__ = [
     "lr_curve",
     "plot_schedules",
     "register_configs",
+    "schedule_warnings",
     "validate_schedule",
+    "warn_schedule",
 ]
 
 

@@ -9,6 +9,7 @@ completed from the same schema (`parse`), so both give a schedule the same value
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass, field
@@ -51,6 +52,11 @@ class Schedule:
     non_negative: ClassVar[tuple[str, ...]] = ()
     below_one: ClassVar[tuple[str, ...]] = ()  # in [0, 1): momenta
     choices: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    def resolve(self, epochs: int) -> Schedule:
+        """This schedule with the keys left null to follow the run's length filled in for a run of
+        `epochs` epochs (step_size, milestones); horizons are filled in by `end`."""
+        return self
 
     def end(self, epochs: int) -> float | None:
         """Where the schedule ends, in epochs from the start of the run; None where it has no end."""
@@ -100,26 +106,43 @@ class Factor(Schedule):
 
 @dataclass
 class Step(Schedule):
-    """lr * gamma^floor(t / step_size): torch StepLR, step_size in epochs."""
+    """lr * gamma^floor(t / step_size): torch StepLR, step_size in epochs after warmup."""
 
-    step_size: float = 10.0  # epochs
+    step_size: float | None = None  # epochs after warmup; None: a third of them (two steps, as 30 of ImageNet's 90)
     gamma: float = 0.1
     positive: ClassVar = ("step_size", "gamma")
+
+    def resolve(self, epochs: int) -> Step:
+        if self.step_size is not None:
+            return self
+        return dataclasses.replace(self, step_size=(epochs - self.warmup.epochs) / 3)
 
 
 @dataclass
 class MultiStep(Schedule):
-    """lr * gamma^(milestones passed): torch MultiStepLR; d2l's milestones and gamma."""
+    """lr * gamma^(milestones passed): torch MultiStepLR. Milestones in epochs after warmup, or (milestones
+    null) as fractions of the epochs after warmup."""
 
-    milestones: list[float] = field(default_factory=lambda: [15.0, 30.0])  # epochs after warmup, strictly increasing
+    milestones: list[float] | None = None  # epochs after warmup, strictly increasing; None: milestone_fractions
+    milestone_fractions: list[float] = field(default_factory=lambda: [0.5, 0.75])  # of the epochs after warmup
     gamma: float = 0.5
     positive: ClassVar = ("gamma",)
 
     def check(self, epochs: int, base_lr: float | None = None) -> None:
-        m = list(self.milestones)
-        _require(all(a < b for a, b in zip(m, m[1:], strict=False)), "milestones", "strictly increasing", m)
-        _require(all(x > 0 for x in m), "milestones", "> 0 (epochs after warmup)", m)
+        if self.milestones is not None:
+            m = list(self.milestones)
+            _require(all(a < b for a, b in zip(m, m[1:], strict=False)), "milestones", "strictly increasing", m)
+            _require(all(x > 0 for x in m), "milestones", "> 0 (epochs after warmup)", m)
+        f = list(self.milestone_fractions)
+        _require(all(a < b for a, b in zip(f, f[1:], strict=False)), "milestone_fractions", "strictly increasing", f)
+        _require(all(0 < x < 1 for x in f), "milestone_fractions", "in (0, 1) (fractions of the epochs after warmup)", f)
         super().check(epochs, base_lr)
+
+    def resolve(self, epochs: int) -> MultiStep:
+        if self.milestones is not None:
+            return self
+        span = epochs - self.warmup.epochs
+        return dataclasses.replace(self, milestones=[f * span for f in self.milestone_fractions])
 
 
 @dataclass
@@ -165,7 +188,7 @@ class Cosine(Schedule):
     CosineAnnealingLR. With warmup the cosine spans horizon - warmup.epochs."""
 
     final_lr: float = 0.01
-    horizon: float | None = 20.0  # epochs from the start of the run; None: the run's epochs
+    horizon: float | None = None  # epochs from the start of the run; None: the run's epochs
     floors: ClassVar = ("final_lr",)
 
 
@@ -283,6 +306,8 @@ class WSD(Schedule):
 
 # Each option's schema, as a dataclass instance: its defaults are the class's, except where two options
 # share a class (cosine_warmup is cosine with d2l's warmup; constant and sqrt have only the common keys).
+# Horizons, step sizes and milestones default to the run's length (trainer.epochs); the d2l chapter's
+# absolute values are spelt out in conf/arm/d2l_*.yaml.
 SCHEMAS: dict[str, Schedule] = {
     "constant": Schedule(),
     "factor": Factor(),
@@ -294,7 +319,7 @@ SCHEMAS: dict[str, Schedule] = {
     "polynomial": Polynomial(),
     "linear": Linear(),
     "cosine": Cosine(),
-    "cosine_warmup": Cosine(warmup=Warmup(epochs=5.0)),  # d2l: 5 warmup epochs from 0, then the cosine
+    "cosine_warmup": Cosine(warmup=Warmup(epochs=5.0)),  # d2l's 5 warmup epochs from 0, then the cosine to the run's end
     "plateau": Plateau(),
     "onecycle": OneCycle(),
     "cyclic": Cyclic(),

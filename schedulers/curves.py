@@ -259,6 +259,7 @@ FACTORIES: dict[str, Callable[..., Curve]] = {
 
 def make_curve(c: config.Schedule, epochs: int, quantum: float) -> Curve:
     """The whole schedule of a parsed config: warmup (if any) in front of the main schedule."""
+    c = c.resolve(epochs)
     end = c.end(epochs)
     span = None if end is None else end - c.warmup.epochs
     curve = FACTORIES[c.name](c, span, quantum)

@@ -43,7 +43,7 @@ def key_epochs(cfg: Any, epochs: int) -> list[int]:
     points = {0, epochs // 4, epochs // 2, 3 * epochs // 4, epochs - 1}
     cfg = config.as_node(cfg)
     if "_target_" not in cfg:
-        c = config.parse(cfg)
+        c = config.parse(cfg).resolve(epochs)
         warmup = c.warmup.epochs
         points.add(math.ceil(warmup))
         end = c.end(epochs)

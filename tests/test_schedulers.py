@@ -17,7 +17,16 @@ from omegaconf import OmegaConf
 from torch.optim import lr_scheduler as tl
 
 import trainer.errors
-from schedulers import build_schedule, key_epochs, lr_curve, plot_schedules, register_configs, validate_schedule
+from schedulers import (
+    build_schedule,
+    key_epochs,
+    lr_curve,
+    plot_schedules,
+    register_configs,
+    schedule_warnings,
+    validate_schedule,
+    warn_schedule,
+)
 from schedulers.config import SCHEMAS, parse
 from schedulers.errors import ConfigError
 
@@ -162,6 +171,18 @@ ORACLES = {
         {"name": "cosine_restarts", "T_0": 2, "T_mult": 2, "eta_min": 0.01},
         lambda o, u: tl.CosineAnnealingWarmRestarts(o, T_0=2 * u, T_mult=2, eta_min=0.01),
     ),
+    "step_default_a_third_of_the_run": (
+        {"name": "step", "gamma": 0.5},
+        lambda o, u: tl.StepLR(o, EPOCHS // 3 * u, gamma=0.5),
+    ),
+    "multistep_default_half_and_three_quarters": (
+        {"name": "multistep", "gamma": 0.3},
+        lambda o, u: tl.MultiStepLR(o, [EPOCHS // 2 * u, EPOCHS * 3 // 4 * u], gamma=0.3),
+    ),
+    "multistep_fractions": (
+        {"name": "multistep", "milestone_fractions": [0.25, 0.5, 0.75], "gamma": 0.5},
+        lambda o, u: tl.MultiStepLR(o, [3 * u, 6 * u, 9 * u], gamma=0.5),
+    ),
     "cosine_restarts_constant_period": (
         {"name": "cosine_restarts", "T_0": 5, "T_mult": 1, "eta_min": 0.0},
         lambda o, u: tl.CosineAnnealingWarmRestarts(o, T_0=5 * u),
@@ -280,7 +301,7 @@ def test_d2l_cosine_with_warmup_per_epoch():
     cosine = [0.3, 0.296831, 0.287464, 0.272307, 0.252024, 0.2275, 0.199807, 0.170157, 0.139843, 0.110193, 0.0825]
     tail = [0.057976, 0.037693, 0.022536, 0.013169, 0.01, 0.01]
     d2l = warmup + cosine + tail
-    _, curve = lr_curve({"name": "cosine_warmup"}, 0.3, 22, 1)
+    _, curve = lr_curve({"name": "cosine_warmup", "horizon": 20}, 0.3, 22, 1)
     assert curve == pytest.approx(d2l, abs=1e-6)
 
 
@@ -383,6 +404,9 @@ def test_torch_target_plateau_is_stepped_on_the_validation_loss():
 
 BAD = [
     ({"name": "multistep", "milestones": [30, 15]}, "scheduler.milestones must be strictly increasing"),
+    ({"name": "multistep", "milestone_fractions": [0.75, 0.5]}, "scheduler.milestone_fractions must be strictly increasing"),
+    ({"name": "multistep", "milestone_fractions": [0.5, 1.0]}, "scheduler.milestone_fractions must be in (0, 1)"),
+    ({"name": "step", "step_size": 0}, "scheduler.step_size must be > 0"),
     ({"name": "step", "gamma": 0}, "scheduler.gamma must be > 0"),
     ({"name": "exponential", "gamma": -0.5}, "scheduler.gamma must be > 0"),
     ({"name": "factor", "factor": 0}, "scheduler.factor must be > 0"),
@@ -442,7 +466,9 @@ def test_every_config_composes_and_builds(compose_scheduler):
         assert cfg.name == name
         validate_schedule(cfg, 30, base_lr=0.1)
         assert build_schedule(cfg, sgd(0.1), SPE, 30).lr > 0 or cfg.warmup.epochs > 0
-    assert composed["cosine_warmup"].warmup.epochs == 5 and composed["multistep"].milestones == [15, 30]
+    assert composed["cosine_warmup"].warmup.epochs == 5 and composed["cosine"].horizon is None
+    assert composed["multistep"].milestones is None and composed["multistep"].milestone_fractions == [0.5, 0.75]
+    assert composed["step"].step_size is None
 
 
 def test_a_misspelt_key_or_wrong_type_fails_at_composition_with_its_name(compose_scheduler):
@@ -469,17 +495,20 @@ def test_schedule_drawing_writes_a_valid_png_with_several_curves(tmp_path: Path)
 
 
 def test_key_epochs_name_warmup_milestones_and_horizon():
-    cfg = {"name": "multistep", "warmup": {"epochs": 2, "start_lr": 0.0}}
+    cfg = {"name": "multistep", "milestones": [15, 30], "warmup": {"epochs": 2, "start_lr": 0.0}}
     assert key_epochs(cfg, 40) == [0, 2, 10, 17, 20, 30, 32, 39]
+    # the default milestones: half and three quarters of the 38 epochs after warmup
+    assert key_epochs({**cfg, "milestones": None}, 40) == [0, 2, 10, 20, 21, 30, 31, 39]
     assert key_epochs({"name": "cosine", "horizon": 6}, 8) == [0, 2, 4, 6, 7]
 
 
-# What `python run.py scheduler=<name>` composed for each option when every value was written in its yaml
-# (conf/scheduler/<name>.yaml before the defaults moved into the schemas): the oracle for the schemas.
+# What `python run.py scheduler=<name>` composes for each option: the values its yaml spelt out before the
+# defaults moved into the schemas, except the horizons, step sizes and milestones that now follow the run's
+# length (cosine's horizon was 20, step's step_size 10, multistep's milestones [15, 30]: now in the d2l arms).
 WARMUP_OFF = {"epochs": 0.0, "start_lr": 0.0}
 YAML_VALUES = {
     "constant": {"name": "constant", "interval": "epoch", "warmup": WARMUP_OFF},
-    "cosine": {"name": "cosine", "interval": "epoch", "warmup": WARMUP_OFF, "final_lr": 0.01, "horizon": 20.0},
+    "cosine": {"name": "cosine", "interval": "epoch", "warmup": WARMUP_OFF, "final_lr": 0.01, "horizon": None},
     "cosine_restarts": {
         "name": "cosine_restarts",
         "interval": "epoch",
@@ -493,7 +522,7 @@ YAML_VALUES = {
         "interval": "epoch",
         "warmup": {"epochs": 5.0, "start_lr": 0.0},
         "final_lr": 0.01,
-        "horizon": 20.0,
+        "horizon": None,
     },
     "cyclic": {
         "name": "cyclic",
@@ -519,7 +548,14 @@ YAML_VALUES = {
         "end_factor": 0.0,
         "horizon": None,
     },
-    "multistep": {"name": "multistep", "interval": "epoch", "warmup": WARMUP_OFF, "milestones": [15.0, 30.0], "gamma": 0.5},
+    "multistep": {
+        "name": "multistep",
+        "interval": "epoch",
+        "warmup": WARMUP_OFF,
+        "milestones": None,
+        "milestone_fractions": [0.5, 0.75],
+        "gamma": 0.5,
+    },
     "onecycle": {
         "name": "onecycle",
         "interval": "epoch",
@@ -550,7 +586,7 @@ YAML_VALUES = {
     },
     "polynomial": {"name": "polynomial", "interval": "epoch", "warmup": WARMUP_OFF, "power": 2.0, "end_lr": 0.0, "horizon": None},
     "sqrt": {"name": "sqrt", "interval": "epoch", "warmup": WARMUP_OFF},
-    "step": {"name": "step", "interval": "epoch", "warmup": WARMUP_OFF, "step_size": 10.0, "gamma": 0.1},
+    "step": {"name": "step", "interval": "epoch", "warmup": WARMUP_OFF, "step_size": None, "gamma": 0.1},
     "wsd": {
         "name": "wsd",
         "interval": "epoch",
@@ -685,3 +721,179 @@ def test_factor_is_the_lr_d2l_trains_with_in_epoch_t():
 
     plotted = D2LFactorScheduler(factor=0.9, stop_factor_lr=1e-2, base_lr=base)
     assert [plotted(t) for t in range(epochs - 1)] == pytest.approx(ours[1:], rel=1e-12)
+
+
+# --- short runs: horizons follow the run, and a schedule planned for a longer run says so -----------------
+
+
+def test_defaults_follow_the_runs_length():
+    """cosine, step and multistep at their defaults fit any trainer.epochs: a 2-epoch cosine reaches
+    final_lr at the end of the run, step steps twice, multistep drops at half and three quarters."""
+    cfg = compose_config(["scheduler=cosine", "trainer.epochs=2", "optimizer.lr=0.3"])
+    t, lr = lr_curve(cfg.scheduler, 0.3, 2, 1)
+    assert lr == pytest.approx([0.3, 0.155])  # halfway down the 0.3 -> 0.01 cosine in the last epoch
+    _, smooth = lr_curve({**cfg.scheduler, "interval": "step"}, 0.3, 2, 1000)
+    assert smooth[-1] == pytest.approx(0.01, abs=1e-6)  # final_lr at the run's end
+    assert schedule_warnings(cfg.scheduler, 2, 0.3) == []
+    _, stairs = lr_curve({"name": "step"}, 0.3, 6, 1)
+    assert stairs == pytest.approx([0.3, 0.3, 0.03, 0.03, 0.003, 0.003])
+    _, drops = lr_curve({"name": "multistep", "warmup": {"epochs": 2}}, 0.3, 10, 1)
+    assert drops[2:] == pytest.approx([0.3] * 4 + [0.15] * 2 + [0.075] * 2)  # milestones 4 and 6 after warmup
+    _, warmed = lr_curve({"name": "cosine_warmup"}, 0.3, 10, 1)
+    assert warmed[5] == 0.3 and warmed[-1] == pytest.approx(0.01 + 0.29 * (1 + math.cos(math.pi * 4 / 5)) / 2)
+
+
+# Per-epoch LRs of the five arms of `python run.py -m experiment=d2l_schedulers` (30 epochs, the d2l chapter's
+# values; they are what the arms gave when cosine's horizon 20 and multistep's [15, 30] were the defaults).
+D2L_COSINE = [0.3, 0.298215, 0.292903, 0.284196, 0.272307, 0.25753, 0.240229, 0.220829, 0.199807, 0.177683, 0.155,
+              0.132317, 0.110193, 0.089171, 0.069771, 0.05247, 0.037693, 0.025804, 0.017097, 0.011785] + [0.01] * 10
+D2L_COSINE_WARMUP = [0.0, 0.06, 0.12, 0.18, 0.24, 0.3, 0.296831, 0.287464, 0.272307, 0.252024, 0.2275, 0.199807,
+                     0.170157, 0.139843, 0.110193, 0.0825, 0.057976, 0.037693, 0.022536, 0.013169] + [0.01] * 10
+D2L_SQRT = [0.1, 0.070711, 0.057735, 0.05, 0.044721, 0.040825, 0.037796, 0.035355, 0.033333, 0.031623, 0.030151,
+            0.028868, 0.027735, 0.026726, 0.02582, 0.025, 0.024254, 0.02357, 0.022942, 0.022361, 0.021822, 0.02132,
+            0.020851, 0.020412, 0.02, 0.019612, 0.019245, 0.018898, 0.01857, 0.018257]
+D2L_ARMS = {
+    "d2l_constant": [0.3] * 30,
+    "d2l_sqrt": D2L_SQRT,
+    "d2l_multistep": [0.5] * 15 + [0.25] * 15,  # the milestone at 30 is the run's end
+    "d2l_cosine": D2L_COSINE,
+    "d2l_cosine_warmup": D2L_COSINE_WARMUP,
+}
+
+
+@pytest.mark.parametrize("arm", D2L_ARMS)
+def test_d2l_arms_spell_out_the_chapters_schedules(arm):
+    cfg = compose_config(["experiment=d2l_schedulers", f"arm={arm}"])
+    epochs, base = int(cfg.trainer.epochs), float(cfg.optimizer.lr)
+    assert epochs == 30 and cfg.scheduler.interval == "epoch"
+    _, lr = lr_curve(cfg.scheduler, base, epochs, 3)
+    assert lr[::3] == pytest.approx(D2L_ARMS[arm], abs=1e-6)
+    assert lr == [x for x in lr[::3] for _ in range(3)]  # the d2l staircase
+    assert schedule_warnings(cfg.scheduler, epochs, base) == []  # every arm fits the chapter's 30 epochs
+    # the arm's own values, not the schedule's defaults, which now follow trainer.epochs
+    short = compose_config(["experiment=d2l_schedulers", f"arm={arm}", "trainer.epochs=10"])
+    assert lr_curve(short.scheduler, base, 10, 1)[1] == pytest.approx(D2L_ARMS[arm][:10], abs=1e-6)
+
+
+WARNINGS = [
+    (
+        {"name": "cosine", "horizon": 20},
+        2,
+        "scheduler.horizon=20 is past the run's 2 epochs: cosine reaches 0.298 of its 0.3→0.01 decay by the last epoch",
+    ),
+    (
+        {"name": "cosine_warmup", "horizon": 20, "final_lr": 0.0, "interval": "step"},
+        10,
+        "scheduler.horizon=20 is past the run's 10 epochs: cosine_warmup reaches 0.25 of its 0.3→0 decay by the "
+        "last epoch",
+    ),
+    (
+        {"name": "polynomial", "horizon": 20},
+        2,
+        "scheduler.horizon=20 is past the run's 2 epochs: polynomial reaches 0.271 of its 0.3→0 decay by the last epoch",
+    ),
+    (
+        {"name": "linear", "horizon": 8, "start_factor": 0.1, "end_factor": 1.0},
+        4,
+        "scheduler.horizon=8 is past the run's 4 epochs: linear reaches 0.131 of its 0.03→0.3 rise by the last epoch",
+    ),
+    (
+        {"name": "onecycle", "horizon": 40},
+        10,
+        "scheduler.horizon=40 is past the run's 10 epochs: onecycle reaches 0.277 of its 0.012→0.3→1.2e-06 cycle by "
+        "the last epoch",
+    ),
+    (
+        {"name": "wsd", "horizon": 20},
+        10,
+        "scheduler.horizon=20 is past the run's 10 epochs: wsd reaches 0.3 of its 0.3→0 decay by the last epoch",
+    ),
+    ({"name": "step", "step_size": 10}, 2, "scheduler.step_size=10: the run's 2 epochs never reach the first step"),
+    ({"name": "step", "step_size": 10}, 10, "scheduler.step_size=10: the run's 10 epochs never reach the first step"),
+    (
+        {"name": "step", "step_size": 8, "warmup": {"epochs": 3}},
+        10,
+        "scheduler.step_size=8: the run's 10 epochs never reach the first step (they count from the end of the 3 "
+        "warmup epochs)",
+    ),
+    ({"name": "multistep", "milestones": [15, 30]}, 20, "scheduler.milestones=[15, 30]: 30 is past the run's 20 epochs"),
+    (
+        {"name": "multistep", "milestones": [15, 30]},
+        2,
+        "scheduler.milestones=[15, 30]: 15 and 30 are past the run's 2 epochs",
+    ),
+    (
+        {"name": "multistep", "milestones": [5, 12.5], "warmup": {"epochs": 2}},
+        12,
+        "scheduler.milestones=[5, 12.5]: 12.5 is past the run's 12 epochs (they count from the end of the 2 warmup "
+        "epochs)",
+    ),
+    (
+        {"name": "cosine_restarts"},
+        20,
+        "scheduler.T_0=10 with T_mult=2: the last cycle (epochs 10–30) is cut at epoch 20",
+    ),
+    (
+        {"name": "cosine_restarts"},
+        2,
+        "scheduler.T_0=10 with T_mult=2: the first cycle (epochs 0–10) is cut at epoch 2",
+    ),
+    (
+        {"name": "cosine_restarts", "T_0": 4, "T_mult": 1, "warmup": {"epochs": 1}},
+        11,
+        "scheduler.T_0=4 with T_mult=1: the last cycle (epochs 9–13) is cut at epoch 11",
+    ),
+    ({"name": "cyclic", "max_lr": 1.0}, 3, "scheduler.step_size_up=2: the first cycle (epochs 0–4) is cut at epoch 3"),
+]
+
+
+@pytest.mark.parametrize(("cfg", "epochs", "message"), WARNINGS, ids=[f"{c['name']}-{e}" for c, e, _ in WARNINGS])
+def test_a_schedule_planned_for_a_longer_run_gets_one_warning_line(cfg, epochs, message):
+    validate_schedule(cfg, epochs, base_lr=0.3)  # a warning, not an error: the run goes on
+    assert schedule_warnings(cfg, epochs, 0.3, steps_per_epoch=SPE) == [message]
+
+
+FITS = [
+    ({"name": "cosine", "horizon": 20}, 20),
+    ({"name": "cosine", "horizon": 20}, 30),  # held at final_lr after the horizon: d2l's cosine
+    ({"name": "cosine_warmup"}, 6),
+    ({"name": "polynomial"}, 2),
+    ({"name": "linear", "horizon": 8}, 8),
+    ({"name": "onecycle"}, 3),
+    ({"name": "wsd", "horizon": 10}, 12),
+    ({"name": "step", "step_size": 10}, 11),
+    ({"name": "step"}, 2),
+    ({"name": "multistep", "milestones": [15, 30]}, 30),  # d2l: the last milestone at the run's end
+    ({"name": "multistep"}, 2),
+    ({"name": "cosine_restarts"}, 30),
+    ({"name": "cosine_restarts"}, 10),
+    ({"name": "cosine_restarts", "T_0": 4, "T_mult": 1, "warmup": {"epochs": 1}}, 13),
+    ({"name": "cyclic", "max_lr": 1.0}, 5),  # later cycles may be cut: only a first cycle cut warns
+    ({"name": "constant"}, 1),
+    ({"name": "factor"}, 1),
+    ({"name": "plateau"}, 2),
+    (TORCH_EXAMPLE, 1),
+]
+
+
+@pytest.mark.parametrize(("cfg", "epochs"), FITS, ids=[f"{c['name']}-{e}" for c, e in FITS])
+def test_no_warning_when_the_schedule_fits_the_run(cfg, epochs):
+    assert schedule_warnings(cfg, epochs, 0.3) == []
+
+
+def test_every_option_fits_the_default_run_and_any_run_when_left_to_follow_it():
+    for name in SCHEMAS:
+        for epochs in (6, 30):  # 6: past cosine_warmup's 5 warmup epochs
+            cfg = compose_config([f"scheduler={name}", f"trainer.epochs={epochs}"])
+            if name in ("cosine_restarts", "cyclic") and epochs == 6:
+                continue  # their cycles are absolute: T_0 10, step_size_up 2
+            assert schedule_warnings(cfg.scheduler, epochs, 0.3) == [], (name, epochs)
+
+
+def test_warn_schedule_prints_one_line_on_stderr(capsys):
+    cfg = compose_config(["scheduler=cosine", "scheduler.horizon=20", "trainer.epochs=2"])
+    lines = warn_schedule(cfg.scheduler, 2, 0.3)
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"schedlab: warning: {lines[0]}\n"
+    assert lines == [WARNINGS[0][2]]
+    assert warn_schedule({"name": "cosine"}, 2, 0.3) == [] and capsys.readouterr() == ("", "")

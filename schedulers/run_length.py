@@ -1,0 +1,155 @@
+"""What a run of `epochs` epochs sees of its schedule: one warning line when the schedule was planned for a
+longer run, so that a short run does not silently compare schedules that never started.
+
+A horizon, a milestone or a cycle past the end of the run (position `epochs`) is cut; a `step` schedule
+warns when the run ends before its first step. A value left null to follow the run never warns.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any, TextIO
+
+from schedulers import config, curves
+
+SLACK = curves.SLACK
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+def _lr(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def _listed(values: list[float]) -> str:
+    """[15, 30] as written in an override."""
+    return "[" + ", ".join(_num(v) for v in values) + "]"
+
+
+def _and(values: list[float]) -> str:
+    words = [_num(v) for v in values]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _after_warmup(c: config.Schedule) -> str:
+    w = c.warmup.epochs
+    return f" (they count from the end of the {_num(w)} warmup epochs)" if w > 0 else ""
+
+
+def _path(c: config.Schedule, base: float) -> tuple[str, str]:
+    """The LRs a horizon schedule moves through, and what to call that movement."""
+    if isinstance(c, config.OneCycle):
+        start, low = base / c.div_factor, base / c.div_factor / c.final_div_factor
+        points = [start, base, start, low] if c.three_phase else [start, base, low]
+        return "→".join(_lr(p) for p in points), "cycle"
+    if isinstance(c, config.Linear):
+        start, end = base * c.start_factor, base * c.end_factor
+    else:
+        end = {config.Cosine: "final_lr", config.Polynomial: "end_lr", config.WSD: "min_lr"}[type(c)]
+        start, end = base, getattr(c, end)
+    return f"{_lr(start)}→{_lr(end)}", "rise" if end > start else "decay"
+
+
+def _horizon(c: Any, epochs: int, base: float, quantum: float) -> str | None:
+    if c.horizon is None or c.horizon <= epochs + SLACK:
+        return None
+    last = curves.make_curve(c, epochs, quantum)(epochs - 1, base)
+    path, kind = _path(c, base)
+    return (
+        f"scheduler.horizon={_num(c.horizon)} is past the run's {epochs} epochs: {c.name} reaches {_lr(last)} "
+        f"of its {path} {kind} by the last epoch"
+    )
+
+
+def _step(c: config.Step, epochs: int, base: float, quantum: float) -> str | None:
+    if c.step_size is None:
+        return None
+    first = c.warmup.epochs + c.step_size
+    last = epochs - 1 if c.interval == "epoch" else epochs - quantum  # the last position the run trains at
+    if first <= last + SLACK:
+        return None
+    return f"scheduler.step_size={_num(c.step_size)}: the run's {epochs} epochs never reach the first step" + _after_warmup(c)
+
+
+def _multistep(c: config.MultiStep, epochs: int, base: float, quantum: float) -> str | None:
+    if c.milestones is None:
+        return None
+    past = [m for m in c.milestones if c.warmup.epochs + m > epochs + SLACK]
+    if not past:
+        return None
+    verb = "is" if len(past) == 1 else "are"
+    return (
+        f"scheduler.milestones={_listed(c.milestones)}: {_and(past)} {verb} past the run's {epochs} epochs"
+        + _after_warmup(c)
+    )
+
+
+def _restarts(c: config.CosineRestarts, epochs: int, base: float, quantum: float) -> str | None:
+    w, t = c.warmup.epochs, epochs - c.warmup.epochs  # cycles start at the end of warmup
+    if c.T_mult == 1:
+        k = math.floor(t / c.T_0 + SLACK)
+        start, length = k * c.T_0, c.T_0
+    else:
+        k, start, length = 0, 0.0, c.T_0
+        while t + SLACK >= start + length:
+            k, start, length = k + 1, start + length, length * c.T_mult
+    if t <= start + SLACK:  # the run ends where a cycle ends
+        return None
+    which = "the first cycle" if k == 0 else "the last cycle"
+    return (
+        f"scheduler.T_0={_num(c.T_0)} with T_mult={_num(c.T_mult)}: {which} (epochs {_num(w + start)}–"
+        f"{_num(w + start + length)}) is cut at epoch {epochs}"
+    )
+
+
+def _cyclic(c: config.Cyclic, epochs: int, base: float, quantum: float) -> str | None:
+    down = c.step_size_up if c.step_size_down is None else c.step_size_down
+    end = c.warmup.epochs + c.step_size_up + down
+    if end <= epochs + SLACK:
+        return None
+    keys = f"scheduler.step_size_up={_num(c.step_size_up)}"
+    if c.step_size_down is not None:
+        keys += f", step_size_down={_num(c.step_size_down)}"
+    return f"{keys}: the first cycle (epochs {_num(c.warmup.epochs)}–{_num(end)}) is cut at epoch {epochs}"
+
+
+CHECKS = {
+    config.Step: _step,
+    config.MultiStep: _multistep,
+    config.CosineRestarts: _restarts,
+    config.Cyclic: _cyclic,
+    config.Polynomial: _horizon,
+    config.Linear: _horizon,
+    config.Cosine: _horizon,
+    config.OneCycle: _horizon,
+    config.WSD: _horizon,
+}
+
+
+def schedule_warnings(cfg: Any, epochs: int, base_lr: float, steps_per_epoch: int = 1) -> list[str]:
+    """At most one line saying which key of the `scheduler` node reaches past a run of `epochs` epochs and
+    what the run sees of it; [] when the schedule fits (or is a torch `_target_`). `cfg` must pass
+    `validate_schedule`; `base_lr` is the optimizer's lr (param group 0); `steps_per_epoch` only matters
+    with interval=step."""
+    cfg = config.as_node(cfg)
+    if "_target_" in cfg:
+        return []
+    c = config.parse(cfg)
+    check = CHECKS.get(type(c))
+    quantum = 1.0 if c.interval == "epoch" else 1.0 / steps_per_epoch
+    line = check(c, int(epochs), float(base_lr), quantum) if check else None
+    return [line] if line else []
+
+
+def warn_schedule(
+    cfg: Any, epochs: int, base_lr: float, steps_per_epoch: int = 1, file: TextIO | None = None
+) -> list[str]:
+    """Print `schedule_warnings` as `schedlab: warning: ...` lines on stderr (or `file`); returns them.
+    Call once per run, before training (not from the checks that run for every job of a sweep)."""
+    lines = schedule_warnings(cfg, epochs, base_lr, steps_per_epoch)
+    for line in lines:
+        print(f"schedlab: warning: {line}", file=file or sys.stderr, flush=True)
+    return lines
