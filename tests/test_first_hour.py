@@ -103,3 +103,15 @@ def test_best_pt_holds_the_epoch_chosen_on_validation(tmp_path, monkeypatch):
     last = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert best["state"]["epoch"] == 2 and last["state"]["epoch"] == 3
     assert json.loads((tmp_path / "summary.json").read_text())["best_epoch"] == 2
+
+
+def test_a_schedule_planned_for_a_longer_run_says_so_once_at_the_start(tmp_path):
+    result = run_cli([*FAST, "trainer.epochs=2", "trainer.max_steps_per_epoch=2", "scheduler=cosine", "scheduler.horizon=20",
+                      "optimizer.lr=0.3", f"hydra.run.dir={tmp_path}"])
+    assert result.returncode == 0, result.stderr
+    line = "schedlab: warning: scheduler.horizon=20 is past the run's 2 epochs: cosine reaches 0.298 of its 0.3→0.01 decay"
+    assert result.stderr.count(line) == 1
+    # the default horizon is the run: no warning, and the decay completes
+    result = run_cli([*FAST, "trainer.epochs=2", "trainer.max_steps_per_epoch=2", "scheduler=cosine",
+                      f"hydra.run.dir={tmp_path / 'fits'}"])
+    assert result.returncode == 0 and "schedlab: warning" not in result.stderr

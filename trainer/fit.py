@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from schedulers import build_schedule
+from schedulers import build_schedule, warn_schedule
 from trainer import checkpoint
 from trainer.loop import evaluate, train_epoch
 from trainer.lr_find import find_and_set_lr
@@ -141,6 +141,8 @@ def train(cfg, folder: RunFolder, job: Job) -> Summary:
             for group in optimizer.param_groups:
                 group["lr"] = progress.lr_find["lr"]
         schedule = build_schedule(cfg.scheduler, optimizer, steps_per_epoch, int(t.epochs))
+        if saved is None:  # once per run: a schedule planned for a longer run than this one says so
+            warn_schedule(cfg.scheduler, int(t.epochs), float(optimizer.param_groups[0]["initial_lr"]), steps_per_epoch)
         scaler = torch.amp.GradScaler(device.type, enabled=run.precision == "fp16")
         shuffle = torch.Generator(device=device).manual_seed(int(cfg.seed))
         parts = dict(model=model, optimizer=optimizer, schedule=schedule, scaler=scaler, shuffle=shuffle)
