@@ -11,7 +11,7 @@ from trainer.cli import precheck
 from trainer.config import validate
 
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "hydra")
-GLOBAL_GROUPS = ("arm", "experiment", "hparams_search")  # `# @package _global_`: they set keys of other groups
+GLOBAL_GROUPS = ("arm", "experiment", "hparams_search", "debug")  # `# @package _global_`: they set keys of other groups
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 
 
@@ -49,7 +49,8 @@ def bad_input(capsys, *overrides: str) -> str:
         ("trainer.batch_size=70000", "must be at most the training set size (55000 for dataset=fashion_mnist)"),  # 5000 held out
         ("trainer.precision=fp8", "trainer.precision='fp8' is not allowed: use one of auto, fp32, bf16, fp16"),
         ("trainer.device=tpu", "trainer.device='tpu' is not allowed"),
-        ("task=dance", "task='dance' is not allowed: use one of train, lr_find, schedule"),
+        ("task=dance", "task='dance' is not allowed: use one of train, lr_find, schedule, eval"),
+        ("eval.checkpoint=worst", "eval.checkpoint='worst' is not allowed: use one of last, best"),
         ("trainer.epoch=3", "trainer.epoch: no such key in trainer"),
         ("trainer.epochs=abc", "trainer.epochs: Value 'abc' of type 'str' could not be converted to Integer"),
         ("optimizer=sgdd", "optimizer='sgdd' is not an option: use one of adam, adamw, momentum, nesterov, sgd"),

@@ -9,13 +9,14 @@ import math
 import os
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
-from hydra.errors import HydraException, MissingConfigException
+from hydra.errors import CompactHydraException, HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
@@ -29,6 +30,9 @@ CONF_DIR = ROOT / "conf"
 # folders of the project a run must never write into (nor into a folder that holds them)
 PROJECT_FOLDERS = ("conf", "trainer", "schedulers", "experiments", "tests", "benchmarks")
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+HELP_WIDTH = 110  # --help and the config tree wrap their lines here
 
 
 def fail(message: str, error: BaseException | None = None) -> None:
@@ -202,11 +206,17 @@ def hydra_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def precheck(argv: list[str]) -> None:
-    """Compose and validate every job of the command line before Hydra starts any of them."""
+def precheck(argv: list[str]) -> list[str]:
+    """Compose and validate every job of the command line before Hydra starts any of them; `--help` prints
+    schedlab's help and exits. Returns the overrides to add to the command line for Hydra: task=eval keeps
+    Hydra's .hydra/ records out of the run folder it evaluates (they are the training run's)."""
     args, _ = hydra_args_parser().parse_known_args(argv)
-    if args.help or args.hydra_help or args.version or args.info or args.cfg or args.shell_completion:
-        return  # Hydra's own commands
+    if args.help:
+        print(help_text())
+        sys.exit(0)
+    if args.hydra_help or args.version or args.info or args.cfg or args.shell_completion:
+        return []  # Hydra's own commands
+    extra: list[str] = []
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         composer = JobComposer(args.config_name or "config")
@@ -232,6 +242,9 @@ def precheck(argv: list[str]) -> None:
         for overrides in dict.fromkeys(map(tuple, jobs)):  # every distinct job, in order
             try:
                 cfg = composer(list(overrides))
+                check_choices(cfg.hydra.runtime.choices, composer)
+                if cfg.task == "eval" and not extra and not any(o.startswith("hydra.output_subdir=") for o in argv):
+                    extra.append("hydra.output_subdir=null")
                 folders = [("resume", cfg.resume)] if cfg.resume is not None else []
                 folders.append(("hydra.sweep.dir", cfg.hydra.sweep.dir) if args.multirun else ("hydra.run.dir", cfg.hydra.run.dir))
                 with open_dict(cfg):
@@ -246,6 +259,89 @@ def precheck(argv: list[str]) -> None:
                     check_output_folder(key, path)
                     checked_folders.add((key, path))
     GlobalHydra.instance().clear()
+    return extra
+
+
+def check_choices(choices, composer: JobComposer) -> None:
+    """A schema (`*_schema`, what each option's yaml builds on) is not an option of its group."""
+    for group, option in choices.items():
+        if isinstance(option, str) and option.endswith("_schema"):
+            options = sorted(o for o in composer.loader.get_group_options(group) if not o.endswith("_schema"))
+            raise ConfigError(f"{group}={option!r} is not an option: use one of {', '.join(options)}")
+
+
+# groups of Hydra's own that --help lists (the rest: --hydra-help)
+HYDRA_GROUPS_SHOWN = ("hydra/launcher",)
+
+
+def config_groups() -> list[tuple[str, list[str], str | None]]:
+    """(group, its options without the schemas, the default option) for every group of schedlab's config."""
+    from trainer.config import register_configs
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        defaults = compose("config", return_hydra_config=True).hydra.runtime.choices
+
+        def walk(parent: str) -> list[str]:
+            out = []
+            for name in sorted(loader.list_groups(parent)):
+                group = f"{parent}/{name}" if parent else name
+                if group == "hydra":
+                    out += [g for g in HYDRA_GROUPS_SHOWN if loader.get_group_options(g)]
+                    continue
+                out += [group, *walk(group)]
+            return out
+
+        groups = []
+        for group in walk(""):
+            options = sorted(o for o in loader.get_group_options(group) if not o.endswith("_schema"))
+            if options:
+                groups.append((group, options, defaults.get(group)))
+    GlobalHydra.instance().clear()
+    return groups
+
+
+def help_text() -> str:
+    """What `python run.py --help` prints: schedlab's groups and options (no schemas), tasks and keys."""
+    from trainer.config import TASKS
+
+    groups = config_groups()
+    width = max(len(g) for g, _, _ in groups) + 2
+    lines = [
+        "schedlab: train small vision models under any learning-rate schedule and optimizer, and compare them.",
+        "",
+        "usage: python run.py [group=option ...] [key=value ...]        one run",
+        "       python run.py -m group=a,b key=1,2 ...                  a sweep: every combination, a job each",
+        "",
+        "config groups (group=option; * the default):",
+    ]
+    for group, options, default in groups:
+        listed = " ".join(f"{o}*" if o == default else o for o in options)
+        lines += textwrap.wrap(listed, HELP_WIDTH, initial_indent=f"  {group:<{width}}", subsequent_indent=" " * (width + 2))
+    lines += [
+        "",
+        f"tasks (task=...): {', '.join(TASKS)}; {TASKS[0]} is the default",
+        "  train     train one run into its folder (metrics.jsonl, summary.json, checkpoint.pt)",
+        "  lr_find   the LR range test (lr_find.*)",
+        "  schedule  draw schedules without training (schedule_plot.*)",
+        "  eval      a run folder's checkpoint on the validation and test sets, into its eval.json:",
+        "            task=eval resume=<run folder> [eval.checkpoint=best]",
+        "",
+        "top-level keys: seed, resume (a run folder to continue or to evaluate), objective, select_on_test,",
+        "  eval.checkpoint (last, best), lr_find.*, schedule_plot.*",
+        "every key of a group and its value: python run.py [group=option ...] --cfg job",
+        "",
+        "examples:",
+        "  python run.py dataset=synthetic trainer.epochs=2",
+        "  python run.py debug=fast scheduler=onecycle optimizer=adamw      # any config in seconds",
+        "  python run.py -m scheduler=cosine,multistep seed=0,1,2",
+        "  python run.py task=eval resume=outputs/runs/<date>/<time>",
+        "",
+        "Hydra's own flags: --cfg job|hydra|all [--resolve], --info, -m/--multirun, --hydra-help",
+    ]
+    return "\n".join(lines)
 
 
 def job_info() -> dict:
@@ -264,12 +360,35 @@ def job_info() -> dict:
     }
 
 
+class JobFailed(CompactHydraException):
+    """A sweep job's failure as Hydra reports it: one line (the job printed its own, with the error, above);
+    the sweep still fails."""
+
+
 def run_task(cfg) -> float | None:
-    """Dispatch on cfg.task; returns the sweep objective for train. Inside a sweep, a job whose config cannot
-    work is recorded as failed in its folder; a sweeper that samples its jobs (Optuna) gets the worst
-    objective for it and goes on with the next trial."""
+    """Dispatch on cfg.task; returns the sweep objective for train. What a person sees: the config once at
+    the start, one line at the end; Ctrl-C (SIGTERM) one line and exit 130 (143); a failing sweep job one line
+    naming the job, the error and its folder, the sweep still failing. HYDRA_FULL_ERROR=1 keeps tracebacks."""
     job = job_info()
     run_dir = Path(cfg.resume) if cfg.resume else Path(job["output_dir"])
+    try:
+        return _run_task(cfg, job, run_dir)
+    except KeyboardInterrupt as e:  # trainer.fit.Terminated (SIGTERM) too: fit has recorded it
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        code = EXIT_TERMINATED if type(e).__name__ == "Terminated" else EXIT_INTERRUPTED
+        print(interrupted_line(cfg, job, run_dir, terminated=code == EXIT_TERMINATED), file=sys.stderr, flush=True)
+        sys.exit(code)
+    except Exception as e:
+        if not job["multirun"] or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"schedlab: job {job['num']} failed: {error_line(e)}; results in {run_dir}", file=sys.stderr, flush=True)
+        raise JobFailed(f"schedlab: the sweep has a failed job: job {job['num']} (its line above says why)") from None
+
+
+def _run_task(cfg, job: dict, run_dir: Path) -> float | None:
+    """Inside a sweep, a job whose config cannot work is recorded as failed in its folder; a sweeper that
+    samples its jobs (Optuna) gets the worst objective for it and goes on with the next trial."""
     try:
         validate(cfg)
     except (ConfigError, HydraException, OmegaConfBaseException) as e:
@@ -288,13 +407,22 @@ def run_task(cfg) -> float | None:
         if cfg.task == "train":
             from trainer.fit import fit
 
+            show_config(cfg, job, run_dir)
             summary = fit(cfg, run_dir, job)
             print(outcome(summary, run_dir), flush=True)
             return None if cfg.objective is None else objective(summary, cfg.objective)
         if cfg.task == "lr_find":
             from trainer.lr_find import run_lr_find
 
+            show_config(cfg, job, run_dir)
             run_lr_find(cfg, run_dir, job)
+            return None
+        if cfg.task == "eval":
+            from trainer.evaluate import eval_config, run_eval
+
+            trained, run_cfg = eval_config(cfg, job["overrides"])
+            show_config(run_cfg, job, run_dir, run_choices(run_dir))
+            run_eval(trained, run_cfg)
             return None
         if cfg.task == "schedule":
             from trainer.schedule_task import run_schedule_task
@@ -314,6 +442,127 @@ def run_task(cfg) -> float | None:
             e,
         )
     return None
+
+
+def error_line(e: BaseException) -> str:
+    """An exception as one line: a config error's own message, else its type and first line."""
+    if isinstance(e, ConfigError):
+        return str(e)
+    if isinstance(e, (HydraException, OmegaConfBaseException)):
+        return one_line(e)
+    if out_of_memory(e):
+        return f"out of memory ({out_of_memory(e)})"
+    first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
+
+
+def _given(prefix: str, job: dict) -> bool:
+    """Whether the command line set this key (resume=..., hydra.run.dir=...)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_overrides = list(HydraConfig.get().overrides.hydra)
+    return any(o.lstrip("+").startswith(prefix) for o in [*job["overrides"], *hydra_overrides])
+
+
+def interrupted_line(cfg, job: dict, run_dir: Path, terminated: bool) -> str:
+    """The one line after Ctrl-C or SIGTERM: where the run stopped, where its results are, how to go on."""
+    what = "terminated (SIGTERM)" if terminated else "interrupted"
+    who = f"job {job['num']} " if job["multirun"] else ""
+    if cfg.task == "eval":
+        return f"schedlab: {what}; no eval.json written in {run_dir}"
+    if cfg.task != "train":
+        return f"schedlab: {who}{what}; results in {run_dir}"
+    folder = RunFolder(run_dir, create=False)
+    summary = folder.read_summary() if folder.summary.exists() else None
+    done = summary.epochs_completed if summary is not None else 0
+    at = f" at epoch {done + 1}" if done < int(cfg.trainer.epochs) else " after its last epoch"
+    if job["multirun"]:
+        from hydra.core.hydra_config import HydraConfig
+
+        sweep = HydraConfig.get().sweep.dir
+        how = ("run the same command to continue the sweep" if _given("hydra.sweep.dir=", job)
+               else f"run the same command with hydra.sweep.dir={sweep} to continue the sweep")
+    elif not folder.checkpoint.exists():
+        how = "no checkpoint yet: run the same command to start it again"
+    elif _given("resume=", job) or _given("hydra.run.dir=", job):
+        how = "run the same command to resume"
+    else:
+        how = f"run the same command with resume={run_dir} to resume"
+    return f"schedlab: {who}{what}{at}; results in {run_dir}; {how}"
+
+
+def run_choices(run_dir: Path) -> dict:
+    """The group options a run folder's run was composed with (its .hydra/hydra.yaml), for the config tree."""
+    import yaml
+
+    try:
+        hydra_cfg = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())
+        return dict(hydra_cfg["hydra"]["runtime"]["choices"])
+    except Exception:  # no record (a folder of fit() alone) or a damaged one: the tree goes without
+        return {}
+
+
+def show_config(cfg, job: dict, run_dir: Path, choices: dict | None = None) -> None:
+    """Print the config at the start: as a tree for a single run; for a sweep job one line, its folder. Hydra's
+    launcher prints each job's overrides (all that sets a job apart from the sweep's shared config) as it
+    starts it, and each job's full config is its folder's config.yaml: a tree per job would bury the output."""
+    if job["multirun"]:
+        print(f"schedlab: job {job['num']}: results in {run_dir}", flush=True)
+        return
+    if choices is None:
+        from hydra.core.hydra_config import HydraConfig
+
+        choices = dict(HydraConfig.get().runtime.choices)
+    print(config_tree(cfg, choices, f"schedlab: config of the run in {run_dir}"), flush=True)
+
+
+def _value(v) -> str:
+    """A value as an override writes it."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ",".join(f"{k}:{_value(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, str) and (not v or re.search(r"[\s,=\[\]{}'\"]", v)):
+        return repr(v)
+    return str(v)
+
+
+def config_tree(cfg, choices: dict | None = None, title: str = "config") -> str:
+    """The resolved config as a compact plain-text tree: one line of key=value per node (wrapped), its
+    children indented below it, each group with the option it came from. The keys a task does not use are
+    left out (lr_find.* unless the LR range test runs, schedule_plot.*, eval.* unless task=eval)."""
+    data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    choices = choices or {}
+    task = data.get("task")
+    unused = {"schedule_plot"}
+    if task != "eval":
+        unused.add("eval")
+    if task != "lr_find" and not (data.get("trainer") or {}).get("lr_find"):
+        unused.add("lr_find")
+    lines = [title]
+
+    def node(name: str, d: dict, depth: int, path: str) -> None:
+        indent = "  " * depth
+        choice = choices.get(path)
+        head = f"{indent}{name}{f' ({choice})' if isinstance(choice, str) else ''}:" if name else ""
+        tokens = [f"{k}={_value(v)}" for k, v in d.items() if not (isinstance(v, dict) and v)]
+        text = " ".join(tokens)
+        if head:
+            lines.extend(textwrap.wrap(text, HELP_WIDTH, initial_indent=head + " ", subsequent_indent=indent + "    ",
+                                       break_long_words=False, break_on_hyphens=False) or [head])
+        elif text:  # the top-level keys, under the title
+            lines.extend(textwrap.wrap(text, HELP_WIDTH, initial_indent="  ", subsequent_indent="  ",
+                                       break_long_words=False, break_on_hyphens=False))
+        for k, v in d.items():
+            if isinstance(v, dict) and v and not (depth == 0 and not name and k in unused):
+                node(str(k), v, depth + 1, f"{path}/{k}" if path else str(k))
+
+    node("", data, 0, "")
+    return "\n".join(lines)
 
 
 def out_of_memory(e: BaseException) -> str | None:

@@ -23,14 +23,15 @@ from omegaconf import DictConfig, OmegaConf
 from trainer.errors import ConfigError
 from trainer.records import OBJECTIVES, missing_for  # every figure of summary.json a sweep may optimize
 
-TASKS = ("train", "lr_find", "schedule")
+TASKS = ("train", "lr_find", "schedule", "eval")
+EVAL_CHECKPOINTS = ("last", "best")  # checkpoint.pt (the last epoch) or best.pt (the epoch chosen on validation)
 DEVICES = "auto, cpu, cuda or cuda:N"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LOGGER_MODES = ("auto", "online", "offline", "disabled")
 LR_FIND_RULES = ("steepest", "min_div10", "valley")
 # keys that cannot change a run's numbers: they may differ between an interruption and its resume
 NEUTRAL_KEYS = ("resume", "logger", "trainer.progress", "trainer.checkpoint")
-GLOBAL_GROUPS = ("arm", "experiment", "hparams_search")  # `# @package _global_`: they may set any key
+GLOBAL_GROUPS = ("arm", "experiment", "hparams_search", "debug")  # `# @package _global_`: they may set any key
 LENET_MIN_IMAGE_SIZE = 12  # conv k5 pad2, pool 2, conv k5, pool 2: ((12 // 2) - 4) // 2 = 1 pixel left
 SEED_LIMIT = 2**32  # numpy's seed range
 
@@ -327,6 +328,16 @@ class SchedulePlotConfig:
 
 
 @dataclass
+class EvalConfig:
+    """task=eval resume=<run folder>: which of the folder's checkpoints to evaluate."""
+
+    checkpoint: str = "last"  # last: checkpoint.pt; best: best.pt (checkpoint.pt where the run saved none)
+
+    def check(self) -> None:
+        _one_of("eval.checkpoint", self.checkpoint, EVAL_CHECKPOINTS)
+
+
+@dataclass
 class SchedlabConfig:
     dataset: Any = None
     model: Any = None
@@ -344,6 +355,24 @@ class SchedlabConfig:
     select_on_test: bool = False
     lr_find: LRFindConfig = field(default_factory=LRFindConfig)
     schedule_plot: SchedulePlotConfig = field(default_factory=SchedulePlotConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def epochs_for_schedule(scheduler: Any, at_least: int) -> int:
+    """The fewest epochs from `at_least` on that the schedule can run in (debug=fast: 2, or more where a warmup
+    needs them); `at_least` when the schedule cannot run for another reason (validation then says which)."""
+    from schedulers import validate_schedule
+
+    for epochs in range(int(at_least), int(at_least) + 1000):
+        try:
+            validate_schedule(scheduler, epochs)
+            return epochs
+        except ConfigError as e:
+            if "epochs" not in str(e):  # not a matter of the run's length
+                return int(at_least)
+        except Exception:  # an interpolation that cannot resolve yet: composition reports it
+            return int(at_least)
+    return int(at_least)
 
 
 def register_configs() -> None:
@@ -352,6 +381,8 @@ def register_configs() -> None:
 
     # ${if_null:${resume},default}: a resumed run writes into the folder it resumes
     OmegaConf.register_new_resolver("if_null", lambda value, default: default if value is None else value, replace=True)
+    # ${epochs_for_schedule:${scheduler},2}: conf/debug/fast.yaml's trainer.epochs
+    OmegaConf.register_new_resolver("epochs_for_schedule", epochs_for_schedule, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="schedlab_schema", node=SchedlabConfig)
     for group, name, node in [
@@ -427,6 +458,10 @@ def _validate(cfg: Any) -> None:
 
     check_keys(cfg)
     _one_of("task", cfg.task, TASKS)
+    if cfg.task == "eval":
+        _require(cfg.resume is not None, "task", cfg.task, "needs resume=<run folder>: the run whose checkpoint to evaluate",
+                 needs=("resume",))
+    _typed(cfg, "eval", EvalConfig).check()
     _require(cfg.seed >= 0, "seed", cfg.seed, "must be an integer >= 0")
     _require(cfg.seed < SEED_LIMIT, "seed", cfg.seed, "must be an integer in [0, 2**32)")
     trainer = _typed(cfg, "trainer", TrainerConfig)
