@@ -81,7 +81,7 @@ def test_real_fashion_mnist_run_through_run_py(cli, tmp_path):
     assert (tmp_path / "data" / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").exists()
     assert (run / ".hydra" / "overrides.yaml").exists()
     assert result.stdout.strip().endswith(f"results in {run}")
-    assert result.stdout.startswith(f"completed: test acc {summary['final_test_acc']:.2%}")
+    assert result.stdout.splitlines()[-1].startswith(f"completed: test acc {summary['final_test_acc']:.2%}")
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
