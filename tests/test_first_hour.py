@@ -115,3 +115,33 @@ def test_a_schedule_planned_for_a_longer_run_says_so_once_at_the_start(tmp_path)
     result = run_cli([*FAST, "trainer.epochs=2", "trainer.max_steps_per_epoch=2", "scheduler=cosine",
                       f"hydra.run.dir={tmp_path / 'fits'}"])
     assert result.returncode == 0 and "schedlab: warning" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "values,mode,delta,expected",
+    [([0.5, 0.6, 0.6, 0.59], "max", 0.0, 2), ([0.5, 0.6, 0.605, 0.61], "max", 0.01, 2), ([3.0, 2.0, 2.5, 1.0], "min", 0.0, 0),
+     ([1.0], "min", 0.0, 0)],
+)
+def test_epochs_without_improvement(values, mode, delta, expected):
+    from trainer.loop import epochs_without_improvement
+
+    assert epochs_without_improvement(values, mode, delta) == expected
+
+
+def test_early_stopping_ends_the_run_on_validation_and_says_so(tmp_path, monkeypatch):
+    import trainer.fit as loop
+
+    figures = iter([(1.0, 0.5), (0.5, 0.5), (0.9, 0.6), (0.5, 0.9), (0.9, 0.55), (0.5, 0.5), (0.9, 0.6), (0.5, 0.5)])
+    monkeypatch.setattr(loop, "evaluate", lambda *args, **kwargs: next(figures))  # (loss, acc): val, then test
+    cfg = compose_config([*FAST, "trainer.epochs=10", "trainer.max_steps_per_epoch=2", "trainer.early_stopping.patience=2"])
+    summary = fit(cfg, tmp_path, {})
+    assert summary.status == "completed" and summary.stopped_early_at == 4 and summary.epochs_completed == 4
+    assert [r["val_acc"] for r in read_metrics(tmp_path)] == [0.5, 0.6, 0.55, 0.6]  # epochs 3 and 4 do not beat 0.6
+
+
+def test_early_stopping_needs_validation(capsys):
+    from test_config import bad_input
+
+    message = bad_input(capsys, *FAST, "dataset.val_size=0", "trainer.early_stopping.patience=3")
+    assert message.startswith("schedlab: error: trainer.early_stopping.patience=3 is not allowed: stops on a validation figure")
+    assert "dataset.val_size=0 holds out no validation set" in message

@@ -589,7 +589,13 @@ def outcome(summary: Summary, run_dir: Path) -> str:
     if not summary.epochs_completed:
         return f"{summary.status}; results in {run_dir}"
     f = summary.figures
-    line = f"{summary.status}: test acc {f['final_test_acc']:.2%}"
+    status = summary.status
+    if summary.stopped_early_at:
+        status += f" (stopped early at epoch {summary.stopped_early_at})"
+    if summary.collapsed_at:
+        c = summary.collapsed_at
+        status += f" (collapsed to chance at epoch {c['epoch']} after {c['peak_train_acc']:.2%} train acc at epoch {c['peak_epoch']})"
+    line = f"{status}: test acc {f['final_test_acc']:.2%}"
     if "best_val_acc" in f:
         line += f", val acc {f['final_val_acc']:.2%} (best {f['best_val_acc']:.2%} at epoch {f['best_epoch']}, test acc there {f['best_epoch_test_acc']:.2%})"
     elif "best_epoch" in f:  # select_on_test without a validation set

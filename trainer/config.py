@@ -228,6 +228,20 @@ class DivergenceConfig:
 
 
 @dataclass
+class EarlyStoppingConfig:
+    patience: int | None = None  # epochs without improvement of `monitor` before the run stops; null: never
+    monitor: str = "val_acc"  # a validation figure: val_acc (higher is better) or val_loss (lower is better)
+    min_delta: float = 0.0  # the smallest change that counts as an improvement
+
+    def check(self) -> None:
+        _finite(self, "trainer.early_stopping")
+        if self.patience is not None:
+            _require(self.patience >= 1, "trainer.early_stopping.patience", self.patience, "must be >= 1 or null (never stop early)")
+        _one_of("trainer.early_stopping.monitor", self.monitor, ("val_acc", "val_loss"))
+        _require(self.min_delta >= 0, "trainer.early_stopping.min_delta", self.min_delta, "must be >= 0")
+
+
+@dataclass
 class TrainerConfig:
     epochs: int = 30
     batch_size: int = 256
@@ -243,6 +257,7 @@ class TrainerConfig:
     checkpoint: bool = True
     lr_find: bool = False  # run the LR range test first and train with its suggestion
     divergence: DivergenceConfig = field(default_factory=DivergenceConfig)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
     def check(self) -> None:
         _require(self.epochs >= 1, "trainer.epochs", self.epochs, "must be an integer >= 1")
@@ -256,6 +271,7 @@ class TrainerConfig:
         if self.num_threads is not None:
             _require(self.num_threads >= 1, "trainer.num_threads", self.num_threads, "must be >= 1 or null (one per core)")
         self.divergence.check()
+        self.early_stopping.check()
 
 
 @dataclass
@@ -484,9 +500,11 @@ def _validate(cfg: Any) -> None:
     optimizer = _typed(cfg, "optimizer", OptimizerConfig)
     optimizer.check()
     _typed(cfg, "lr_find", LRFindConfig).check()
+    metric = None if has_validation or cfg.select_on_test else _no_validation(cfg)
+    _require(metric is None or trainer.early_stopping.patience is None, "trainer.early_stopping.patience",
+             trainer.early_stopping.patience, f"stops on a validation figure, and {metric}", needs=("dataset",))
     if not _sampled("scheduler", "trainer.epochs"):
         base_lr = None if _sampled("optimizer.lr") else float(optimizer.lr)
-        metric = None if has_validation or cfg.select_on_test else _no_validation(cfg)
         validate_schedule(cfg.scheduler, trainer.epochs, base_lr=base_lr, has_val_metric=metric is None, why_no_metric=metric)
 
 

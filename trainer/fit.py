@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from schedulers import build_schedule, warn_schedule
 from trainer import checkpoint
-from trainer.loop import evaluate, train_epoch
+from trainer.loop import epochs_without_improvement, evaluate, train_epoch
 from trainer.lr_find import find_and_set_lr
 from trainer.records import EpochRow, Job, RunFolder, StepRow, Summary
 from trainer.setup import build, device_name, memory_use, provenance
@@ -70,6 +70,19 @@ def is_best(history: list[EpochRow], select_on_test: bool) -> bool:
     if key is None:
         return False
     return all(getattr(r, key) < getattr(history[-1], key) for r in history[:-1])
+
+
+def stop_early(history: list[EpochRow], settings, select_on_test: bool) -> bool:
+    """trainer.early_stopping: the monitored validation figure (its test twin where select_on_test stands in
+    for a missing validation set) has not improved for `patience` epochs."""
+    if settings.patience is None:
+        return False
+    name = settings.monitor
+    if history[-1].val_acc is None and select_on_test:
+        name = name.replace("val_", "test_")
+    values = [getattr(r, name) for r in history]
+    mode = "max" if name.endswith("_acc") else "min"
+    return epochs_without_improvement(values, mode, float(settings.min_delta)) >= settings.patience
 
 
 def epoch_line(row: EpochRow, epochs: int) -> str:
@@ -211,6 +224,11 @@ def train(cfg, folder: RunFolder, job: Job) -> Summary:
                 checkpoint.save(folder, cfg, **parts, **state)
                 if is_best(progress.history, bool(cfg.select_on_test)):  # best.pt: the epoch chosen on validation
                     checkpoint.save(folder, cfg, **parts, **state, path=folder.best)
+            if stop_early(progress.history, t.early_stopping, bool(cfg.select_on_test)):
+                summary.stopped_early_at = epoch
+                log.info(f"stopping early at epoch {epoch}: {t.early_stopping.monitor} has not improved for "
+                         f"{t.early_stopping.patience} epochs")
+                break
         summary.status = "diverged" if summary.diverged_at else "completed"
         exit_code = 0
         bar.close()

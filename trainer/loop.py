@@ -88,6 +88,16 @@ def train_epoch(
     return EpochResult(steps, loss_sum.item() / seen, correct.item() / seen, first_loss)
 
 
+def epochs_without_improvement(values: list[float], mode: str, min_delta: float) -> int:
+    """Epochs since the best of `values` (one per epoch; mode "max" or "min"), where a value counts as better
+    only by more than min_delta: what early stopping counts against its patience."""
+    best, since = None, 0
+    for v in values:
+        better = best is None or (v > best + min_delta if mode == "max" else v < best - min_delta)
+        best, since = (v, 0) if better else (best, since + 1)
+    return since
+
+
 @torch.no_grad()
 def evaluate(model, dataset, batch_size: int, amp) -> tuple[float, float]:
     """Mean loss and accuracy of `model` over a device dataset, in eval mode."""

@@ -307,6 +307,7 @@ class Summary:
     epochs_completed: int = 0
     diverged_at: dict | None = None  # epoch, step, lr, loss of the first blown-up step
     collapsed_at: dict | None = None  # a run that learned and fell back to chance: see collapse()
+    stopped_early_at: int | None = None  # the epoch trainer.early_stopping ended the run at
     error: str | None = None
     lr_find: dict | None = None  # rule, lr, suggestions, stop_reason when trainer.lr_find ran
     figures: dict[str, float] = field(default_factory=dict)  # METRICS keys: final_*, best_*, mean_*

@@ -27,7 +27,7 @@ from trainer.config import NEUTRAL_KEYS
 from trainer.records import EpochRow, Job, StepRow, Summary
 
 # the summary.json fields a tracker's run summary gets besides the figures
-SUMMARY_FIELDS = ("status", "epochs_completed", "diverged_at", "collapsed_at")
+SUMMARY_FIELDS = ("status", "epochs_completed", "diverged_at", "collapsed_at", "stopped_early_at")
 
 
 class Tracker:
