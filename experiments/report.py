@@ -1221,6 +1221,9 @@ def _legend(fig: Figure, axes: Sequence, title: str | None, panels: int) -> floa
     return 0.4 + rows * lines_per_row * 0.19 + (0.2 if title else 0.0)
 
 
+ACCURACY_PLOTS = ("test_acc", "train_test_acc")
+
+
 def _gap_range(ax, series: Sequence[Series]) -> None:
     """The y-range of the epochs after the first, when there are at least three and epoch 1 lies outside it.
     Epoch 1's train accuracy is the mean over an epoch of a model still learning while its test accuracy is
@@ -1296,6 +1299,9 @@ def draw(name: str, series: Sequence[Series], legend_title: str | None = None) -
     axes[0].set_ylabel(ylabel)
     if name == "gap":
         _gap_range(axes[0], series)
+    if name in ACCURACY_PLOTS:  # a wide interval (a seed stuck at chance) must not stretch the axis past 0-100 %
+        low, high = axes[0].get_ylim()
+        axes[0].set_ylim(max(low, 0.0), min(high, 100.0))
     heading = f"{title}\n{band_text(series)}" if series else title  # two lines: never wider than the axes
     if len(panels) > 1 or panels[0]:
         fig.suptitle(heading)

@@ -929,3 +929,14 @@ def test_table_md_shows_no_absolute_paths(tmp_path):
     listed = report.markdown.split("## Not included")[1]
     assert "| ../sweep/9 | failed |" in listed and "FileNotFoundError: ~/data/cifar/train.bin" in listed
     assert str(tmp_path) not in report.markdown and str(Path.home()) + "/" not in report.markdown
+
+
+def test_an_accuracy_axis_stays_within_0_and_100_percent_whatever_the_interval():
+    from experiments.report import Series
+
+    x = np.arange(1, 6, dtype=float)
+    wide = Series("stuck seeds", x, np.full(5, 40.0), np.full(5, 120.0), 3, "C0")  # CI far past 0 and 100
+    narrow = Series("fine", x, np.full(5, 88.0), np.full(5, 0.5), 3, "C1")
+    low, high = draw("test_acc", [wide, narrow]).axes[0].get_ylim()
+    assert 0.0 <= low and high <= 100.0
+    assert low <= 40.0 and 88.5 <= high  # the means themselves stay in view
