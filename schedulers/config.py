@@ -71,11 +71,11 @@ class Schedule:
             _require(value in options, key, "one of " + ", ".join(repr(o) for o in options), value)
         warmup = self.warmup.epochs
         _require(warmup >= 0 and math.isfinite(warmup), "warmup.epochs", ">= 0", warmup)
+        _require(warmup < epochs, "warmup.epochs", f"< trainer.epochs ({epochs}): warmup must end before the run", warmup)
         end = self.end(epochs)
         if end is not None:
             got = self.horizon if self.horizon is not None else f"null = the run's {epochs} epochs"
             _require(end > warmup, "horizon", f"> scheduler.warmup.epochs ({warmup})", got)
-        _require(warmup < epochs, "warmup.epochs", f"< trainer.epochs ({epochs}): warmup must end before the run", warmup)
         lr_keys = ("warmup.start_lr", *self.floors)
         rules = [
             (self.positive, lambda v: v > 0 and math.isfinite(v), "> 0"),

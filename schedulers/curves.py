@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from schedulers import config
+import schedulers.config as config
 
 Curve = Callable[[float, float], float]
 

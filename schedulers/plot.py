@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from schedulers import config
+import schedulers.config as config
 from schedulers.scheduler import build_schedule
 
 

@@ -11,7 +11,9 @@ import math
 import sys
 from typing import Any, TextIO
 
-from schedulers import config, curves
+# by module path (as every module of the package): its __init__ imports this one
+import schedulers.config as config
+import schedulers.curves as curves
 
 SLACK = curves.SLACK
 

@@ -14,7 +14,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from schedulers import config, curves
+import schedulers.config as config
+import schedulers.curves as curves
 from schedulers.errors import ConfigError
 
 NO_METRIC = "scheduler {} reduces the LR on the validation loss, but the run gives none each epoch"

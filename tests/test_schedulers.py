@@ -412,7 +412,9 @@ BAD = [
     ({"name": "factor", "factor": 0}, "scheduler.factor must be > 0"),
     ({"name": "plateau", "factor": 1.5}, "scheduler.factor must be in (0, 1)"),
     ({"name": "cosine", "horizon": 5, "warmup": {"epochs": 5}}, "scheduler.horizon must be > scheduler.warmup.epochs"),
-    ({"name": "onecycle", "warmup": {"epochs": 12}}, "scheduler.horizon must be > scheduler.warmup.epochs"),
+    # horizon null is the run: a warmup as long as the run is named as such, before the horizon it leaves empty
+    ({"name": "onecycle", "warmup": {"epochs": 12}}, "scheduler.warmup.epochs must be < trainer.epochs (12)"),
+    ({"name": "onecycle", "horizon": 8, "warmup": {"epochs": 8}}, "scheduler.horizon must be > scheduler.warmup.epochs"),
     ({"name": "cosine", "warmup": {"start_lr": -0.1}}, "scheduler.warmup.start_lr must be >= 0"),
     ({"name": "cosine", "final_lr": -0.01}, "scheduler.final_lr must be >= 0"),
     ({"name": "factor", "min_lr": 1.0}, "scheduler.min_lr must be <= the base LR"),
