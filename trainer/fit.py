@@ -19,10 +19,10 @@ from tqdm.auto import tqdm
 
 from schedulers import build_schedule, warn_schedule
 from trainer import checkpoint
-from trainer.loop import epochs_without_improvement, evaluate, train_epoch
+from trainer.loop import EpochResult, epochs_without_improvement, evaluate, train_epoch
 from trainer.lr_find import find_and_set_lr
 from trainer.records import EpochRow, Job, RunFolder, StepRow, Summary
-from trainer.setup import build, device_name, memory_use, provenance
+from trainer.setup import Setup, build, device_name, memory_use, provenance
 from trainer.tracking import make_tracker
 
 log = logging.getLogger("schedlab")
@@ -129,123 +129,182 @@ def fit(cfg, run_dir: Path, job: Job | dict | None = None) -> Summary:
 
 
 def train(cfg, folder: RunFolder, job: Job) -> Summary:
-    t = cfg.trainer
     saved = checkpoint.load(folder, cfg)  # before any data is loaded, so a mismatch fails fast
-    progress = Progress.from_dict(saved["state"]) if saved else Progress()
-    summary = Summary(task=cfg.task, seed=int(cfg.seed), overrides=job.overrides, started_at=now())
-    folder.write_config(cfg)
-    folder.write_history(progress.history, progress.steps)
-    tracker = None
-    exit_code = 1
-    started = time.perf_counter() - progress.elapsed
+    arm = Arm(cfg, folder, job, saved)
     try:
-        tracker = make_tracker(cfg, folder.dir, job, resume_id=saved.get("wandb_id") if saved else None)
+        arm.open_tracker()
         run = build(cfg, job)
-        model, optimizer, device = run.model, run.optimizer, run.device
-        folder.write_provenance(provenance(cfg, device, job))
-        steps_per_epoch = run.train_set.num_batches(t.batch_size, t.max_steps_per_epoch)
-        summary.device, summary.device_name, summary.precision = str(device), device_name(device), run.precision
-        summary.epochs, summary.steps_per_epoch = int(t.epochs), steps_per_epoch
-        if saved is not None:
-            log.info(f"resuming {folder.dir} from epoch {progress.epoch}")
-        if t.lr_find and saved is None:
-            progress.lr_find = find_and_set_lr(cfg, model, optimizer, run.train_set, folder.dir, run.amp, tracker)
+        arm.begin(run)
+        forward = torch.compile(arm.model) if cfg.trainer.compile else arm.model
+        for epoch in arm.epochs():
+            epoch_start = time.perf_counter()
+            batches = run.train_set.batches(cfg.trainer.batch_size, arm.shuffle, cfg.trainer.max_steps_per_epoch)
+            result = train_epoch(forward, arm.optimizer, arm.schedule, batches, **arm.epoch_settings(epoch))
+            if not arm.record(epoch, result, forward, run, epoch_start):
+                break
+        arm.finish()
+    except BaseException as e:
+        arm.finish(e)
+        raise
+    return arm.summary
+
+
+class Arm:
+    """One run's parts and records: its config and folder, model, optimizer, schedule, grad scaler, data
+    order, tracker and progress. train() above drives one; a stack (trainer/stack.py) drives several side by
+    side. Each arm writes its own folder exactly as a run of its own would."""
+
+    def __init__(self, cfg, folder: RunFolder, job: Job, saved: dict | None):
+        self.cfg, self.folder, self.job, self.saved = cfg, folder, job, saved
+        self.t = cfg.trainer
+        self.progress = Progress.from_dict(saved["state"]) if saved else Progress()
+        self.summary = Summary(task=cfg.task, seed=int(cfg.seed), overrides=job.overrides, started_at=now())
+        self.tracker = None
+        self.bar = None
+        self.finished = False
+        self.started = time.perf_counter() - self.progress.elapsed
+        folder.write_config(cfg)
+        folder.write_history(self.progress.history, self.progress.steps)
+
+    def open_tracker(self) -> None:
+        resume_id = self.saved.get("wandb_id") if self.saved else None
+        self.tracker = make_tracker(self.cfg, self.folder.dir, self.job, resume_id=resume_id)
+
+    def begin(self, run: Setup, restore: bool = True) -> None:
+        """Take the run's model and optimizer; run the LR range test if asked; build the schedule, the grad
+        scaler and the data order; put a checkpoint's state into them (unless the caller restores it)."""
+        cfg, t, progress, summary = self.cfg, self.t, self.progress, self.summary
+        self.model, self.optimizer, self.device, self.amp = run.model, run.optimizer, run.device, run.amp
+        self.folder.write_provenance(provenance(cfg, run.device, self.job))
+        self.steps_per_epoch = run.train_set.num_batches(t.batch_size, t.max_steps_per_epoch)
+        summary.device, summary.device_name, summary.precision = str(run.device), device_name(run.device), run.precision
+        summary.epochs, summary.steps_per_epoch = int(t.epochs), self.steps_per_epoch
+        if self.saved is not None:
+            log.info(f"resuming {self.folder.dir} from epoch {progress.epoch}")
+        if t.lr_find and self.saved is None:
+            progress.lr_find = find_and_set_lr(
+                cfg, run.model, run.optimizer, run.train_set, self.folder.dir, run.amp, self.tracker
+            )
         elif progress.lr_find and progress.lr_find["lr"] is not None:  # resuming: the schedule's base is the found LR
-            for group in optimizer.param_groups:
+            for group in run.optimizer.param_groups:
                 group["lr"] = progress.lr_find["lr"]
-        schedule = build_schedule(cfg.scheduler, optimizer, steps_per_epoch, int(t.epochs))
-        if saved is None:  # once per run: a schedule planned for a longer run than this one says so
-            warn_schedule(cfg.scheduler, int(t.epochs), float(optimizer.param_groups[0]["initial_lr"]), steps_per_epoch)
-        scaler = torch.amp.GradScaler(device.type, enabled=run.precision == "fp16")
-        shuffle = torch.Generator(device=device).manual_seed(int(cfg.seed))
-        parts = dict(model=model, optimizer=optimizer, schedule=schedule, scaler=scaler, shuffle=shuffle)
-        if saved is not None:
-            checkpoint.restore(saved, **parts)
-        forward = torch.compile(model) if t.compile else model
-        bar = tqdm(
-            total=int(t.epochs) * steps_per_epoch,
+        self.schedule = build_schedule(cfg.scheduler, run.optimizer, self.steps_per_epoch, int(t.epochs))
+        if self.saved is None:  # once per run: a schedule planned for a longer run than this one says so
+            initial_lr = float(run.optimizer.param_groups[0]["initial_lr"])
+            warn_schedule(cfg.scheduler, int(t.epochs), initial_lr, self.steps_per_epoch)
+        self.scaler = torch.amp.GradScaler(run.device.type, enabled=run.precision == "fp16")
+        self.shuffle = torch.Generator(device=run.device).manual_seed(int(cfg.seed))
+        if self.saved is not None and restore:
+            checkpoint.restore(self.saved, **self.parts())
+        self.bar = tqdm(
+            total=int(t.epochs) * self.steps_per_epoch,
             initial=progress.step,
             disable=None if t.progress else True,
-            desc=" ".join(job.overrides) or "train",
+            desc=" ".join(self.job.overrides) or "train",
             leave=False,
             dynamic_ncols=True,
         )
-        for epoch in range(progress.epoch + 1, int(t.epochs) + 1):
-            epoch_start = time.perf_counter()
-            result = train_epoch(
-                forward,
-                optimizer,
-                schedule,
-                run.train_set.batches(t.batch_size, shuffle, t.max_steps_per_epoch),
-                epoch=epoch,
-                step=progress.step,
-                max_steps=steps_per_epoch,
-                amp=run.amp,
-                scaler=scaler,
-                first_loss=progress.first_loss,
-                check_every=int(t.divergence.check_every),
-                factor=float(t.divergence.factor),
-                progress=bar,
+
+    def parts(self) -> dict:
+        return dict(
+            model=self.model, optimizer=self.optimizer, schedule=self.schedule, scaler=self.scaler, shuffle=self.shuffle
+        )
+
+    def epochs(self) -> range:
+        return range(self.progress.epoch + 1, int(self.t.epochs) + 1)
+
+    def epoch_settings(self, epoch: int) -> dict:
+        """train_epoch()'s keyword arguments for this arm's epoch `epoch`."""
+        return dict(
+            epoch=epoch,
+            step=self.progress.step,
+            max_steps=self.steps_per_epoch,
+            amp=self.amp,
+            scaler=self.scaler,
+            first_loss=self.progress.first_loss,
+            check_every=int(self.t.divergence.check_every),
+            factor=float(self.t.divergence.factor),
+            progress=self.bar,
+        )
+
+    def record(self, epoch: int, result: EpochResult, forward, run: Setup, epoch_start: float, commit: bool = True) -> bool:
+        """After epoch `epoch` trained: evaluate, step the schedule, write the row and steps, log, checkpoint
+        (`commit`: this arm's own checkpoint.pt; a stack commits all its arms at once). False when the run
+        ends here (diverged, or stopped early)."""
+        cfg, t, progress, folder = self.cfg, self.t, self.progress, self.folder
+        progress.first_loss = result.first_loss
+        progress.step += len(result.steps)
+        if result.diverged:
+            self.summary.diverged_at = result.diverged
+            folder.append_steps(result.steps)  # how it blew up stays visible; the partial epoch gets no row
+            self.tracker.log_steps(result.steps)
+            return False
+        val_loss, val_acc = evaluate(forward, run.val_set, t.eval_batch_size, run.amp) if run.val_set else (None, None)
+        test_loss, test_acc = evaluate(forward, run.test_set, t.eval_batch_size, run.amp)
+        schedule = self.schedule
+        schedule.step_epoch(monitored(schedule.monitor, val_loss, val_acc, test_loss, test_acc, cfg.select_on_test))
+        row = EpochRow(
+            epoch=epoch,
+            train_loss=result.train_loss,
+            train_acc=result.train_acc,
+            val_loss=val_loss,
+            val_acc=val_acc,
+            test_loss=test_loss,
+            test_acc=test_acc,
+            gap=result.train_acc - test_acc,
+            lr=result.steps[0].lr,
+            lr_end=result.steps[-1].lr,
+            epoch_time=time.perf_counter() - epoch_start,
+            **memory_use(run.device),
+        )
+        progress.history.append(row)
+        progress.steps += result.steps
+        progress.epoch = epoch
+        progress.elapsed = time.perf_counter() - self.started
+        folder.append_epoch(row, result.steps)
+        self.tracker.log_epoch(row, result.steps)
+        self.bar.set_postfix(loss=f"{row.train_loss:.3f}", test_acc=f"{test_acc:.3f}", lr=f"{row.lr_end:.3g}")
+        log.info(epoch_line(row, int(t.epochs)))  # run.log, and the console where there is no progress bar
+        if t.checkpoint:  # the commit point: a resume rewrites the result files from it
+            if commit:
+                checkpoint.save(folder, cfg, **self.parts(), **self.state())
+            if is_best(progress.history, bool(cfg.select_on_test)):  # best.pt: the epoch chosen on validation
+                checkpoint.save(folder, cfg, **self.parts(), **self.state(), path=folder.best)
+        if stop_early(progress.history, t.early_stopping, bool(cfg.select_on_test)):
+            self.summary.stopped_early_at = epoch
+            log.info(
+                f"stopping early at epoch {epoch}: {t.early_stopping.monitor} has not improved for "
+                f"{t.early_stopping.patience} epochs"
             )
-            progress.first_loss = result.first_loss
-            progress.step += len(result.steps)
-            if result.diverged:
-                summary.diverged_at = result.diverged
-                folder.append_steps(result.steps)  # how it blew up stays visible; the partial epoch gets no row
-                tracker.log_steps(result.steps)
-                break
-            val_loss, val_acc = evaluate(forward, run.val_set, t.eval_batch_size, run.amp) if run.val_set else (None, None)
-            test_loss, test_acc = evaluate(forward, run.test_set, t.eval_batch_size, run.amp)
-            schedule.step_epoch(monitored(schedule.monitor, val_loss, val_acc, test_loss, test_acc, cfg.select_on_test))
-            row = EpochRow(
-                epoch=epoch,
-                train_loss=result.train_loss,
-                train_acc=result.train_acc,
-                val_loss=val_loss,
-                val_acc=val_acc,
-                test_loss=test_loss,
-                test_acc=test_acc,
-                gap=result.train_acc - test_acc,
-                lr=result.steps[0].lr,
-                lr_end=result.steps[-1].lr,
-                epoch_time=time.perf_counter() - epoch_start,
-                **memory_use(device),
-            )
-            progress.history.append(row)
-            progress.steps += result.steps
-            progress.epoch = epoch
-            progress.elapsed = time.perf_counter() - started
-            folder.append_epoch(row, result.steps)
-            tracker.log_epoch(row, result.steps)
-            bar.set_postfix(loss=f"{row.train_loss:.3f}", test_acc=f"{test_acc:.3f}", lr=f"{row.lr_end:.3g}")
-            log.info(epoch_line(row, int(t.epochs)))  # run.log, and the console where there is no progress bar
-            if t.checkpoint:  # the commit point: a resume rewrites the result files from it
-                state = dict(progress=progress.to_dict(), tracker_id=tracker.id)
-                checkpoint.save(folder, cfg, **parts, **state)
-                if is_best(progress.history, bool(cfg.select_on_test)):  # best.pt: the epoch chosen on validation
-                    checkpoint.save(folder, cfg, **parts, **state, path=folder.best)
-            if stop_early(progress.history, t.early_stopping, bool(cfg.select_on_test)):
-                summary.stopped_early_at = epoch
-                log.info(f"stopping early at epoch {epoch}: {t.early_stopping.monitor} has not improved for "
-                         f"{t.early_stopping.patience} epochs")
-                break
-        summary.status = "diverged" if summary.diverged_at else "completed"
-        exit_code = 0
-        bar.close()
-    except BaseException as e:
-        summary.status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-        summary.error = f"{type(e).__name__}: {e}"
-        raise
-    finally:
-        summary.record_history(progress.history, bool(cfg.select_on_test), int(cfg.dataset.num_classes))
-        summary.wall_time_s = time.perf_counter() - started
+            return False
+        return True
+
+    def state(self) -> dict:
+        """What a checkpoint stores besides the parts."""
+        return dict(progress=self.progress.to_dict(), tracker_id=self.tracker.id if self.tracker else None)
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """The run ends: completed or diverged, or with `error` (interrupted, failed); summary.json and the
+        tracker record how. Called once; later calls do nothing."""
+        if self.finished:
+            return
+        self.finished = True
+        summary, progress = self.summary, self.progress
+        if error is None:
+            summary.status = "diverged" if summary.diverged_at else "completed"
+        else:
+            summary.status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+            summary.error = f"{type(error).__name__}: {error}"
+        if self.bar is not None:
+            self.bar.close()
+        summary.record_history(progress.history, bool(self.cfg.select_on_test), int(self.cfg.dataset.num_classes))
+        summary.wall_time_s = time.perf_counter() - self.started
         summary.finished_at = now()
         summary.lr_find = progress.lr_find
         try:
-            folder.write_summary(summary)
+            self.folder.write_summary(summary)
         except OSError as e:  # a full disk: the error that stopped the run matters more than this one
-            print(f"schedlab: could not write {folder.summary}: {e}", file=sys.stderr, flush=True)
-        if tracker is not None:
-            tracker.summary(summary)
-            tracker.finish(exit_code)
-    return summary
+            print(f"schedlab: could not write {self.folder.summary}: {e}", file=sys.stderr, flush=True)
+        if self.tracker is not None:
+            self.tracker.summary(summary)
+            self.tracker.finish(0 if error is None else 1)
