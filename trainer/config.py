@@ -178,18 +178,28 @@ class OptimizerConfig:
     _partial_: bool = True
     lr: float = 0.1
     weight_decay: float = 0.0
-    # torch's implementation switches (the benchmarks time them); None: torch picks, as it does by default
+    # torch's implementation switch (the benchmarks time it); None: torch picks, as it does by default
     foreach: bool | None = None
-    fused: bool | None = None
 
     def check(self) -> None:
         _finite(self, "optimizer")
         _require(self.lr > 0, "optimizer.lr", self.lr, "must be > 0")
-        _require(self.weight_decay >= 0, "optimizer.weight_decay", self.weight_decay, "must be >= 0")
+        self.non_negative("weight_decay")
+
+    def non_negative(self, *names: str) -> None:
+        for name in names:
+            _require(getattr(self, name) >= 0, f"optimizer.{name}", getattr(self, name), "must be >= 0")
 
 
 @dataclass
-class SGDConfig(OptimizerConfig):
+class FusedOptimizerConfig(OptimizerConfig):
+    """An optimizer torch also has as a fused kernel (SGD, Adam, AdamW, Adagrad; not Adadelta or RMSprop)."""
+
+    fused: bool | None = None
+
+
+@dataclass
+class SGDConfig(FusedOptimizerConfig):
     momentum: float = 0.0
     dampening: float = 0.0
     nesterov: bool = False
@@ -203,7 +213,7 @@ class SGDConfig(OptimizerConfig):
 
 
 @dataclass
-class AdamConfig(OptimizerConfig):
+class AdamConfig(FusedOptimizerConfig):
     _target_: str = "torch.optim.Adam"
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
@@ -213,7 +223,54 @@ class AdamConfig(OptimizerConfig):
         super().check()
         for i, b in enumerate(self.betas):
             _require(0 <= b < 1, f"optimizer.betas[{i}]", b, "must be in [0, 1)")
-        _require(self.eps >= 0, "optimizer.eps", self.eps, "must be >= 0")
+        self.non_negative("eps")
+
+
+# The adaptive optimizers: each coordinate's step is the LR divided by a running size of its own gradients.
+# Defaults are torch's. What `lr` means differs: Adagrad's and RMSprop's is the step size, as for Adam;
+# Adadelta's multiplies an update that already has the parameters' units (its paper has no LR: 1.0).
+
+
+@dataclass
+class AdagradConfig(FusedOptimizerConfig):
+    _target_: str = "torch.optim.Adagrad"
+    lr: float = 0.01
+    lr_decay: float = 0.0  # torch's own decay, lr / (1 + (step - 1) lr_decay), on top of any schedule
+    initial_accumulator_value: float = 0.0
+    eps: float = 1e-10
+
+    def check(self) -> None:
+        super().check()
+        self.non_negative("lr_decay", "initial_accumulator_value", "eps")
+
+
+@dataclass
+class AdadeltaConfig(OptimizerConfig):
+    _target_: str = "torch.optim.Adadelta"
+    lr: float = 1.0  # a multiplier of the update (1.0: the paper's Adadelta); a schedule scales it from here
+    rho: float = 0.9
+    eps: float = 1e-6
+
+    def check(self) -> None:
+        super().check()
+        _require(0 <= self.rho <= 1, "optimizer.rho", self.rho, "must be in [0, 1]")
+        self.non_negative("eps")
+
+
+@dataclass
+class RMSpropConfig(OptimizerConfig):
+    _target_: str = "torch.optim.RMSprop"
+    lr: float = 0.01
+    alpha: float = 0.99  # the smoothing of the squared gradients' running average
+    eps: float = 1e-8
+    momentum: float = 0.0  # onecycle and cyclic cycle it, as torch's schedulers do
+    centered: bool = False
+
+    def check(self) -> None:
+        super().check()
+        _require(0 <= self.alpha <= 1, "optimizer.alpha", self.alpha, "must be in [0, 1]")
+        _require(0 <= self.momentum < 1, "optimizer.momentum", self.momentum, "must be in [0, 1)")
+        self.non_negative("eps")
 
 
 @dataclass
@@ -409,6 +466,9 @@ def register_configs() -> None:
         ("model", "resnet_schema", ResNetConfig),
         ("optimizer", "sgd_schema", SGDConfig),
         ("optimizer", "adam_schema", AdamConfig),
+        ("optimizer", "adagrad_schema", AdagradConfig),
+        ("optimizer", "adadelta_schema", AdadeltaConfig),
+        ("optimizer", "rmsprop_schema", RMSpropConfig),
         ("trainer", "trainer_schema", TrainerConfig),
         ("logger", "logger_schema", LoggerConfig),
         ("logger", "wandb_schema", WandbConfig),
@@ -499,6 +559,7 @@ def _validate(cfg: Any) -> None:
     _typed(cfg, "logger", LoggerConfig).check()
     optimizer = _typed(cfg, "optimizer", OptimizerConfig)
     optimizer.check()
+    _check_momentum_cycle(cfg.scheduler, optimizer)
     _typed(cfg, "lr_find", LRFindConfig).check()
     metric = None if has_validation or cfg.select_on_test else _no_validation(cfg)
     _require(metric is None or trainer.early_stopping.patience is None, "trainer.early_stopping.patience",
@@ -506,6 +567,16 @@ def _validate(cfg: Any) -> None:
     if not _sampled("scheduler", "trainer.epochs"):
         base_lr = None if _sampled("optimizer.lr") else float(optimizer.lr)
         validate_schedule(cfg.scheduler, trainer.epochs, base_lr=base_lr, has_val_metric=metric is None, why_no_metric=metric)
+
+
+def _check_momentum_cycle(scheduler: Any, optimizer: OptimizerConfig) -> None:
+    """onecycle and cyclic cycle the optimizer's momentum, or Adam's beta1, inversely to the LR (torch's rule);
+    an optimizer with neither (Adagrad, Adadelta) is refused, as torch's OneCycleLR and CyclicLR refuse it."""
+    cycles = scheduler.get("cycle_momentum", False) if isinstance(scheduler, DictConfig) else False
+    knobs = {f.name for f in dataclasses.fields(optimizer)} & {"momentum", "betas"}
+    _require(not cycles or bool(knobs), "scheduler.cycle_momentum", cycles,
+             f"{optimizer._target_} has no momentum or beta1 to cycle: set scheduler.cycle_momentum=false",
+             needs=("scheduler", "optimizer"))
 
 
 def _no_validation(cfg: Any) -> str:

@@ -90,8 +90,13 @@ def build(cfg, job: Job) -> Setup:
     train_set, val_set, test_set = data.load(cfg.dataset, device, bool(t.channels_last))
     memory_format = torch.channels_last if t.channels_last else torch.preserve_format
     model = instantiate(cfg.model).to(device, memory_format=memory_format)
-    optimizer = instantiate(cfg.optimizer)(model.parameters())
+    optimizer = build_optimizer(cfg.optimizer, model.parameters())
     return Setup(device, precision, autocast(device, precision), train_set, val_set, test_set, model, optimizer)
+
+
+def build_optimizer(optimizer: Any, params) -> torch.optim.Optimizer:
+    """The configured torch optimizer (conf/optimizer/<option>.yaml: a `_partial_` of its class) over `params`."""
+    return instantiate(optimizer)(params)
 
 
 # --------------------------------------------------------------------------------- the machine
