@@ -28,6 +28,8 @@ Writes to --out (default: <first folder>/report/):
   results.csv     one row per run: every override as a column, the summary figures as fractions
   groups.csv      one row per group: n, mean, std and 95 % CI of every metric as fractions, the test's p-values
   lr, test_acc, train_test_acc (a panel per split), gap, final_gap: each as .png, .pdf and .svg
+  index.html      one page, offline: interactive charts, the table, the runs (experiments/dashboard.py); --watch
+                  and --serve PORT keep it and the tables current while the sweep runs
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -46,7 +49,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import yaml
@@ -55,7 +58,10 @@ from matplotlib.ticker import MaxNLocator
 from scipy import stats as scipy_stats
 
 from trainer.config import NEUTRAL_KEYS
-from trainer.records import METRICS, Damaged, EpochRow, Metric, RunFolder, Summary, epoch_metrics
+from trainer.records import METRICS, Damaged, EpochRow, Metric, RunFolder, StepRow, Summary, epoch_metrics
+
+if TYPE_CHECKING:
+    from experiments.dashboard import Live
 
 # overrides that do not change a run's numbers: runs differing only in these are repeats of one setting
 GROUPING_FREE_KEYS = ("seed", *NEUTRAL_KEYS)  # runs that differ only in these are one group
@@ -117,6 +123,7 @@ class Run:
     summary: Summary | None = None  # None: no readable summary.json
     history: list[EpochRow] = field(default_factory=list)  # the rows of metrics.jsonl
     damaged: list[Damaged] = field(default_factory=list)  # files of the folder that could not be read whole
+    steps: list[StepRow] | None = field(default=None, repr=False)  # steps.csv once read (run_steps)
 
     @property
     def params(self) -> dict[str, str]:
@@ -318,6 +325,7 @@ def collect(folders: Iterable[str | Path], notes: list[str] | None = None) -> li
 # -------------------------------------------------------------------------------------------------- groups
 
 
+@functools.cache  # a curve's CI at every step asks for the same few n
 def t_quantile(n: int) -> float:
     """Student's t quantile of a two-sided 95 % interval of a mean of n values (n - 1 degrees of freedom)."""
     return float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1))
@@ -959,6 +967,14 @@ def markdown_report(
             [display_path(r.path, base), r.status, " ".join(r.overrides), scrub_paths(r.reason, base)] for r in excluded
         ]
         lines += _md_table([[_md_escape(c) for c in row] for row in table], "llll") + [""]
+    if extra := report_notes(runs, notes):
+        lines += ["## Notes", "", *(f"- {_md_escape(scrub_paths(n, base))}" for n in extra), ""]
+    return "\n".join(lines)
+
+
+def report_notes(runs: Sequence[Run], notes: Sequence[str] = ()) -> list[str]:
+    """The report's notes: runs read twice or sweeps unreadable (`notes`), damaged files of runs still in the
+    means, runs that collapsed to chance."""
     partial = [
         f"{r.path}: {d.path.name} {d.reason}; its summary.json is whole and in the means"
         for r in runs
@@ -972,9 +988,7 @@ def markdown_report(
         if r.summary is not None and isinstance(c := r.summary.collapsed_at, dict)
         and {"epoch", "peak_train_acc", "peak_epoch"} <= set(c)
     ]
-    if notes or partial or collapsed:
-        lines += ["## Notes", "", *(f"- {_md_escape(scrub_paths(n, base))}" for n in [*notes, *partial, *collapsed]), ""]
-    return "\n".join(lines)
+    return [*notes, *partial, *collapsed]
 
 
 def latex_table(
@@ -1112,13 +1126,20 @@ FIGURE_FORMATS = ("png", "pdf", "svg")
 LEGEND_INSIDE_MAX = 4  # more entries (or long labels, or several panels): the legend goes below the axes
 
 
+def run_steps(run: Run) -> list[StepRow]:
+    """The rows of a run's steps.csv, read once; what it holds that cannot be read is added to the run's
+    `damaged`."""
+    if run.steps is None:
+        folder = RunFolder(run.path, create=False)
+        run.steps = _guarded(folder, folder.steps, folder.read_steps, [])
+        run.damaged += [d for d in folder.damaged if d not in run.damaged]
+    return run.steps
+
+
 def _lr_points(run: Run) -> dict[float, float]:
     """The LR of every optimizer step at its position in epochs (0 at the first step, the last LR repeated at
-    the end of the run), from steps.csv; the LR at each epoch's first step (metrics.jsonl) without it. What
-    steps.csv holds that cannot be read is added to the run's `damaged`."""
-    folder = RunFolder(run.path, create=False)
-    rows = _guarded(folder, folder.steps, folder.read_steps, [])
-    run.damaged += [d for d in folder.damaged if d not in run.damaged]
+    the end of the run), from steps.csv (run_steps); the LR at each epoch's first step (metrics.jsonl) without it."""
+    rows = run_steps(run)
     per_epoch = (run.summary.steps_per_epoch if run.summary else None) or sum(1 for s in rows if s.epoch == 1)
     if rows and per_epoch:
         points = {(s.step - 1) / per_epoch: s.lr for s in rows}
@@ -1336,6 +1357,8 @@ class Report:
     files: dict[str, Path]  # what was written, by name (table.md, lr.png, lr.pdf, ...)
     comparison: Comparison | None = None  # the groups tested against the best (or the baseline)
     targets: list[Target] = field(default_factory=list)
+    folders: list[Path] = field(default_factory=list)  # the folders the runs were collected from
+    notes: list[str] = field(default_factory=list)  # runs counted once, unreadable sweeps (see report_notes)
 
     @property
     def excluded(self) -> list[Run]:
@@ -1344,6 +1367,10 @@ class Report:
 
 class OutputError(ValueError):
     """The report cannot be written where it was asked to be."""
+
+
+class NoRunsError(ValueError):
+    """The folders hold no training run (yet)."""
 
 
 def output_folder(out: Path) -> None:
@@ -1375,11 +1402,13 @@ def write_report(
     compare: str | None = None,
     baseline: str | None = None,
     targets: Sequence[str] = (),
+    live: Live | None = None,
 ) -> Report:
     """Collect, aggregate, compare and write every table and figure to out_dir (default: <first folder>/report).
     metrics: the columns (default: DEFAULT_METRICS, those the runs have); compare: the metric the groups are
     tested on (default: the first column with a better direction); baseline: the label of the reference group
-    (default: the best on that metric); targets: 'FIGURE=VALUE' strings for time-to-target columns."""
+    (default: the best on that metric); targets: 'FIGURE=VALUE' strings for time-to-target columns; live: while
+    the sweep runs (--watch), the tables and a page that reloads itself, without the figures."""
     folders = [Path(f) for f in folders]
     chosen = resolve_metrics(metrics) if metrics else None
     parsed_targets = parse_targets(targets)
@@ -1388,7 +1417,7 @@ def write_report(
     notes: list[str] = []
     runs = collect(folders, notes)
     if not runs:
-        raise ValueError(f"no training runs under {', '.join(map(str, folders))}")
+        raise NoRunsError(f"no training runs under {', '.join(map(str, folders))}")
     chosen = chosen or _default_metrics(runs)
     groups = aggregate(runs, sort, group_by)
     metric = compared_metric(chosen, compare, baseline)
@@ -1399,7 +1428,7 @@ def write_report(
     if metric is not None and metric.name not in {m.name for m in chosen}:
         chosen.append(metric)  # the marks need the compared metric's column
     comparison = None if metric is None else compare_groups(groups, metric, baseline)
-    plots = plot_data(groups)  # reads steps.csv: its damage goes into table.md's notes
+    plots = {} if live else plot_data(groups)  # reads steps.csv: its damage goes into table.md's notes
 
     sources = ", ".join(f"`{display_path(f, out)}`" for f in folders)
     markdown = markdown_report(runs, groups, chosen, sources, notes, comparison, parsed_targets, out)
@@ -1415,7 +1444,13 @@ def write_report(
     figures = {name: draw(name, series, legend_title) for name, series in plots.items()}
     for name, fig in figures.items():
         files.update(save_figure(fig, out, name))
-    return Report(runs, groups, chosen, markdown, latex, plots, figures, files, comparison, parsed_targets)
+    report = Report(
+        runs, groups, chosen, markdown, latex, plots, figures, files, comparison, parsed_targets, folders, notes
+    )
+    from experiments.dashboard import write_dashboard  # it draws on this module
+
+    files["index.html"] = write_dashboard(report, out, live)
+    return report
 
 
 def _comma_list(text: str | None) -> list[str] | None:
@@ -1475,23 +1510,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"time to target: the epoch and seconds at which each run first reached VALUE (a fraction for "
         f"accuracies); repeatable or comma list; FIGURE one of {', '.join(target_figures())}",
     )
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="keep the tables and index.html current while the sweep runs, from the files its jobs append; "
+        "Ctrl-C stops, then writes the whole report",
+    )
+    parser.add_argument(
+        "--serve",
+        type=int,
+        metavar="PORT",
+        help="--watch, and serve the report on http://127.0.0.1:PORT/ only (0: a free port)",
+    )
+    parser.add_argument(
+        "--interval", type=float, default=2.0, metavar="SECONDS", help="how often --watch looks at the run files (2)"
+    )
     argv = list(sys.argv[1:] if argv is None else argv)
     for i, arg in enumerate(argv[:-1]):
         if arg == "--sort" and argv[i + 1].startswith("-"):  # argparse would take "-test_acc" for an option
             argv[i : i + 2] = [f"--sort={argv[i + 1]}"]
             break
     args = parser.parse_args(argv)
+    if args.serve is not None and not 0 <= args.serve <= 65535:
+        parser.error(f"argument --serve: {args.serve} is not a port (0-65535)")
+    if not (math.isfinite(args.interval) and args.interval > 0):
+        parser.error(f"argument --interval: {args.interval:g} is not a positive number of seconds")
+    options = dict(
+        metrics=_comma_list(args.metrics),
+        sort=args.sort,
+        group_by=_comma_list(args.group_by),
+        compare=args.compare,
+        baseline=args.baseline,
+        targets=args.target,
+    )
+    if args.watch or args.serve is not None:
+        from experiments.dashboard import watch
+
+        return watch(args.folders, args.out, options, args.interval, args.serve)
     try:
-        report = write_report(
-            args.folders,
-            args.out,
-            _comma_list(args.metrics),
-            args.sort,
-            _comma_list(args.group_by),
-            args.compare,
-            args.baseline,
-            args.target,
-        )
+        report = write_report(args.folders, args.out, **options)
     except (ValueError, OSError) as e:  # bad arguments, missing folders, a report folder that cannot be written
         print(f"report: error: {_one_line(e)}", file=sys.stderr)
         return 2
