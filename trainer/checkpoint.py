@@ -20,8 +20,12 @@ from trainer.records import FINISHED, RunFolder, atomic_write_bytes
 
 def comparable_config(cfg) -> dict:
     """The resolved config without the keys that may change between an interruption and a resume."""
-    c = OmegaConf.to_container(cfg, resolve=True)
-    for key in NEUTRAL_KEYS:
+    return without(OmegaConf.to_container(cfg, resolve=True), NEUTRAL_KEYS)
+
+
+def without(c: dict, keys) -> dict:
+    """`c` (a config as a dict) with the dotted `keys` taken out, in place."""
+    for key in keys:
         *parents, last = key.split(".")
         node = c
         for p in parents:
@@ -69,33 +73,37 @@ def atomic_torch_save(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def save(
-    folder: RunFolder, cfg, *, model, optimizer, schedule, scaler, shuffle, progress: dict, tracker_id, path: Path | None = None
-) -> None:
-    """Everything a resume needs, to checkpoint.pt (or `path`: best.pt, the best epoch's state)."""
-    atomic_torch_save(
-        path or folder.checkpoint,
-        {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "schedule": schedule.state_dict(),
-            "scaler": scaler.state_dict(),
-            "rng": rng_state(shuffle),
-            "state": progress,
-            "config": comparable_config(cfg),
-            "wandb_id": tracker_id,
-            "num_threads": torch.get_num_threads(),
-        },
-    )
+def state_dict(cfg, *, model, optimizer, schedule, scaler, shuffle, progress: dict, tracker_id) -> dict:
+    """Everything a resume of one run needs."""
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "schedule": schedule.state_dict(),
+        "scaler": scaler.state_dict(),
+        "rng": rng_state(shuffle),
+        "state": progress,
+        "config": comparable_config(cfg),
+        "wandb_id": tracker_id,
+        "num_threads": torch.get_num_threads(),
+    }
+
+
+def save(folder: RunFolder, cfg, *, path: Path | None = None, **parts) -> None:
+    """state_dict() to checkpoint.pt (or `path`: best.pt, the best epoch's state)."""
+    atomic_torch_save(path or folder.checkpoint, state_dict(cfg, **parts))
+
+
+def check_config(saved: dict, cfg, where: Path) -> None:
+    """A checkpoint resumes only the config it was written for."""
+    diff = config_differences(comparable_config(cfg), saved["config"])
+    if diff:
+        raise ConfigError(f"resume: {where} holds a checkpoint of a different config: {'; '.join(diff[:5])}")
 
 
 def load(folder: RunFolder, cfg) -> dict | None:
     """The run folder's checkpoint, if any. The checkpoint is the commit point of a run: without one, rows
     in metrics.jsonl are those of an interrupted first epoch and the run starts again; a folder that holds a
-    finished run is never written over, and a checkpoint of another config is an error.
-
-    Loaded with weights_only=True: a checkpoint holds tensors and plain values only, so opening someone
-    else's run folder cannot execute code."""
+    finished run is never written over, and a checkpoint of another config is an error."""
     if not folder.checkpoint.exists():
         if cfg.resume:
             raise ConfigError(f"resume={cfg.resume!r} holds no checkpoint.pt: point it at a run folder that has one")
@@ -103,18 +111,24 @@ def load(folder: RunFolder, cfg) -> dict | None:
         if summary is not None and summary.status in FINISHED:
             raise ConfigError(f"{folder.dir} already holds the results of a run: choose a new output folder")
         return None
+    checkpoint = read(folder.checkpoint, "config", "state", what="this folder's run")
+    check_config(checkpoint, cfg, folder.dir)
+    return checkpoint
+
+
+def read(path: Path, *keys: str, what: str) -> dict:
+    """A checkpoint file that must hold `keys`, or one line saying it is damaged and how to start `what`
+    again. weights_only=True: opening someone else's checkpoint cannot execute code."""
     try:
-        checkpoint = torch.load(folder.checkpoint, map_location="cpu", weights_only=True)
-        checkpoint["config"], checkpoint["state"]  # noqa: B018 (a checkpoint without them is not schedlab's)
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        for key in keys:
+            saved[key]  # noqa: B018 (a checkpoint without them is not schedlab's)
     except Exception as e:
         raise ConfigError(
-            f"{folder.checkpoint} cannot be loaded ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}): "
-            "it is damaged or not a schedlab checkpoint; delete it to run this folder's run again from the start"
+            f"{path} cannot be loaded ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}): "
+            f"it is damaged or not a schedlab checkpoint; delete it to run {what} again from the start"
         ) from None
-    diff = config_differences(comparable_config(cfg), checkpoint["config"])
-    if diff:
-        raise ConfigError(f"resume: {folder.dir} holds a checkpoint of a different config: {'; '.join(diff[:5])}")
-    return checkpoint
+    return saved
 
 
 def restore(checkpoint: dict, *, model, optimizer, schedule, scaler, shuffle) -> None:

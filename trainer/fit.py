@@ -162,6 +162,7 @@ class Arm:
         self.tracker = None
         self.bar = None
         self.finished = False
+        self.log = log  # a stack gives each arm its own, writing to the arm's run.log
         self.started = time.perf_counter() - self.progress.elapsed
         folder.write_config(cfg)
         folder.write_history(self.progress.history, self.progress.steps)
@@ -180,7 +181,7 @@ class Arm:
         summary.device, summary.device_name, summary.precision = str(run.device), device_name(run.device), run.precision
         summary.epochs, summary.steps_per_epoch = int(t.epochs), self.steps_per_epoch
         if self.saved is not None:
-            log.info(f"resuming {self.folder.dir} from epoch {progress.epoch}")
+            self.log.info(f"resuming {self.folder.dir} from epoch {progress.epoch}")
         if t.lr_find and self.saved is None:
             progress.lr_find = find_and_set_lr(
                 cfg, run.model, run.optimizer, run.train_set, self.folder.dir, run.amp, self.tracker
@@ -264,7 +265,7 @@ class Arm:
         folder.append_epoch(row, result.steps)
         self.tracker.log_epoch(row, result.steps)
         self.bar.set_postfix(loss=f"{row.train_loss:.3f}", test_acc=f"{test_acc:.3f}", lr=f"{row.lr_end:.3g}")
-        log.info(epoch_line(row, int(t.epochs)))  # run.log, and the console where there is no progress bar
+        self.log.info(epoch_line(row, int(t.epochs)))  # run.log, and the console where there is no progress bar
         if t.checkpoint:  # the commit point: a resume rewrites the result files from it
             if commit:
                 checkpoint.save(folder, cfg, **self.parts(), **self.state())
@@ -272,7 +273,7 @@ class Arm:
                 checkpoint.save(folder, cfg, **self.parts(), **self.state(), path=folder.best)
         if stop_early(progress.history, t.early_stopping, bool(cfg.select_on_test)):
             self.summary.stopped_early_at = epoch
-            log.info(
+            self.log.info(
                 f"stopping early at epoch {epoch}: {t.early_stopping.monitor} has not improved for "
                 f"{t.early_stopping.patience} epochs"
             )

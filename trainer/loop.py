@@ -79,13 +79,20 @@ def train_epoch(
             first_loss = first_loss or value
             if blown_up(value, first_loss, factor):
                 break
-    losses = step_losses[: len(lrs)].tolist()
+    return epoch_result(epoch, step, lrs, step_losses[: len(lrs)].tolist(), loss_sum, correct, seen, first_loss, factor)
+
+
+def epoch_result(
+    epoch: int, step: int, lrs: list[float], losses: list[float], loss_sum, correct, seen: int, first_loss: float, factor: float
+) -> EpochResult:
+    """An epoch's outcome from what it accumulated: its steps (LR and loss), the mean loss and accuracy, or
+    where it diverged: the first step whose loss blew up."""
     steps = [StepRow(step + k + 1, epoch, lr, v) for k, (lr, v) in enumerate(zip(lrs, losses, strict=True))]
     bad = next((k for k, v in enumerate(losses) if blown_up(v, first_loss, factor)), None)
     if bad is not None:
         diverged = {"epoch": epoch, "step": step + bad + 1, "lr": lrs[bad], "loss": losses[bad]}
         return EpochResult(steps, None, None, first_loss, diverged)
-    return EpochResult(steps, loss_sum.item() / seen, correct.item() / seen, first_loss)
+    return EpochResult(steps, float(loss_sum) / seen, int(correct) / seen, first_loss)
 
 
 def epochs_without_improvement(values: list[float], mode: str, min_delta: float) -> int:

@@ -310,13 +310,15 @@ class Summary:
     stopped_early_at: int | None = None  # the epoch trainer.early_stopping ended the run at
     error: str | None = None
     lr_find: dict | None = None  # rule, lr, suggestions, stop_reason when trainer.lr_find ran
+    stack: dict | None = None  # a stacked sweep's: the jobs that trained in one process with this one, how
     figures: dict[str, float] = field(default_factory=dict)  # METRICS keys: final_*, best_*, mean_*
 
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "figures"}
         d.update(self.figures)
-        if d["error"] is None:
-            del d["error"]
+        for key in ("error", "stack"):  # only where there is one
+            if d[key] is None:
+                del d[key]
         return d
 
     @classmethod

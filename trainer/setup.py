@@ -79,15 +79,18 @@ class Setup:
     optimizer: torch.optim.Optimizer
 
 
-def build(cfg, job: Job) -> Setup:
+def build(cfg, job: Job, shared: Setup | None = None) -> Setup:
     """Seed, set the threads, pick the device and precision, load the data onto the device, build the model
-    and its optimizer."""
+    and its optimizer. `shared`: another run's setup whose device and data this one uses (a stack's arms)."""
     t = cfg.trainer
     seed_everything(int(cfg.seed), bool(t.deterministic))
     torch.set_num_threads(int(t.num_threads or DEFAULT_THREADS))  # jobs of one process must not inherit it
-    device = resolve_device(t.device, job.num)
+    device = shared.device if shared else resolve_device(t.device, job.num)
     precision = resolve_precision(t.precision, device)
-    train_set, val_set, test_set = data.load(cfg.dataset, device, bool(t.channels_last))
+    if shared:
+        train_set, val_set, test_set = shared.train_set, shared.val_set, shared.test_set
+    else:
+        train_set, val_set, test_set = data.load(cfg.dataset, device, bool(t.channels_last))
     memory_format = torch.channels_last if t.channels_last else torch.preserve_format
     model = instantiate(cfg.model).to(device, memory_format=memory_format)
     optimizer = build_optimizer(cfg.optimizer, model.parameters())

@@ -173,6 +173,7 @@ class WandbTracker(Tracker):
             dir=str(run_dir),
             id=resume_id,
             resume="allow" if resume_id else None,
+            reinit="create_new",  # the arms of a stack: one W&B run each, all open at once in one process
         )
         # after one job of a sweep found the server unreachable, the others go offline at once
         marker = Path(job.output_dir).parent / UNREACHABLE if job.multirun and job.output_dir else None

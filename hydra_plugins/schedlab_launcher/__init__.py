@@ -1,0 +1,1 @@
+"""schedlab's Hydra launcher: hydra/launcher=stacked."""
