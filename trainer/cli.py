@@ -328,9 +328,10 @@ def help_text() -> str:
         "  schedule  draw schedules without training (schedule_plot.*)",
         "  eval      a run folder's checkpoint on the validation and test sets, into its eval.json:",
         "            task=eval resume=<run folder> [eval.checkpoint=best]",
+        "  toy       optimizers and schedules on a 2-D test function, drawn over its contours (toy.*)",
         "",
         "top-level keys: seed, resume (a run folder to continue or to evaluate), objective, select_on_test,",
-        "  eval.checkpoint (last, best), lr_find.*, schedule_plot.*",
+        "  eval.checkpoint (last, best), lr_find.*, schedule_plot.*, toy.*",
         "every key of a group and its value: python run.py [group=option ...] --cfg job",
         "",
         "examples:",
@@ -428,6 +429,11 @@ def _run_task(cfg, job: dict, run_dir: Path) -> float | None:
             from trainer.schedule_task import run_schedule_task
 
             run_schedule_task(cfg, run_dir)
+            return None
+        if cfg.task == "toy":
+            from trainer.toy import run_toy
+
+            run_toy(cfg, run_dir)
             return None
     except (ConfigError, HydraException, OmegaConfBaseException) as e:
         if job["multirun"]:
@@ -538,7 +544,7 @@ def config_tree(cfg, choices: dict | None = None, title: str = "config") -> str:
     data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     choices = choices or {}
     task = data.get("task")
-    unused = {"schedule_plot"}
+    unused = {"schedule_plot", "toy"}
     if task != "eval":
         unused.add("eval")
     if task != "lr_find" and not (data.get("trainer") or {}).get("lr_find"):

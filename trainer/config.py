@@ -23,7 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 from trainer.errors import ConfigError
 from trainer.records import OBJECTIVES, missing_for  # every figure of summary.json a sweep may optimize
 
-TASKS = ("train", "lr_find", "schedule", "eval")
+TASKS = ("train", "lr_find", "schedule", "eval", "toy")
+TOY_FUNCTIONS = ("quadratic", "rosenbrock", "beale")
+TOY_MAX_STEPS = 100_000  # every point of every trajectory goes into toy.json
 EVAL_CHECKPOINTS = ("last", "best")  # checkpoint.pt (the last epoch) or best.pt (the epoch chosen on validation)
 DEVICES = "auto, cpu, cuda or cuda:N"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -401,6 +403,40 @@ class SchedulePlotConfig:
 
 
 @dataclass
+class ToyConfig:
+    """task=toy: optimizers and schedules on a 2-D test function, drawn over its contours. One toy step is one
+    epoch of the schedule (horizons, milestones and warmups count steps)."""
+
+    function: str = "quadratic"  # quadratic: (mu x^2 + L y^2) / 2; rosenbrock; beale
+    condition: float = 100.0  # quadratic: kappa = L / mu, the ratio of its two curvatures
+    curvature: float = 500.0  # quadratic: L, the larger curvature (gradient descent is stable for lr < 2 / L)
+    start: list[float] | None = None  # [x, y]; null: the function's own starting point
+    steps: int = 200
+    compare: list[str] = field(default_factory=list)  # other optimizer options, or overrides, to overlay
+
+    def check(self) -> None:
+        _finite(self, "toy")
+        _one_of("toy.function", self.function, TOY_FUNCTIONS)
+        _require(self.condition >= 1, "toy.condition", self.condition, "must be >= 1 (the larger curvature over the smaller)")
+        _require(self.curvature > 0, "toy.curvature", self.curvature, "must be > 0")
+        if self.start is not None:
+            _require(len(self.start) == 2, "toy.start", self.start, "must be a point [x, y]")
+        _require(1 <= self.steps <= TOY_MAX_STEPS, "toy.steps", self.steps, f"must be in [1, {TOY_MAX_STEPS}]")
+
+    def check_schedule(self, scheduler: Any, base_lr: float | None) -> None:
+        """The schedule over `steps` epochs of one step each; a plateau steps on the function's value."""
+        from schedulers import validate_schedule
+
+        try:
+            validate_schedule(scheduler, self.steps, base_lr=base_lr)
+        except ConfigError as e:  # the run's length here is toy.steps
+            raise ConfigError(str(e).replace("trainer.epochs", "toy.steps")) from None
+        monitor = scheduler.get("monitor", "val_loss") if isinstance(scheduler, DictConfig) else "val_loss"
+        _require(monitor == "val_loss", "scheduler.monitor", monitor,
+                 "task=toy reduces on the function's value, a loss: use val_loss", needs=("scheduler",))
+
+
+@dataclass
 class EvalConfig:
     """task=eval resume=<run folder>: which of the folder's checkpoints to evaluate."""
 
@@ -429,6 +465,7 @@ class SchedlabConfig:
     lr_find: LRFindConfig = field(default_factory=LRFindConfig)
     schedule_plot: SchedulePlotConfig = field(default_factory=SchedulePlotConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    toy: ToyConfig = field(default_factory=ToyConfig)
 
 
 def epochs_for_schedule(scheduler: Any, at_least: int) -> int:
@@ -561,12 +598,18 @@ def _validate(cfg: Any) -> None:
     optimizer.check()
     _check_momentum_cycle(cfg.scheduler, optimizer)
     _typed(cfg, "lr_find", LRFindConfig).check()
+    toy = _typed(cfg, "toy", ToyConfig)
+    toy.check()
     metric = None if has_validation or cfg.select_on_test else _no_validation(cfg)
     _require(metric is None or trainer.early_stopping.patience is None, "trainer.early_stopping.patience",
              trainer.early_stopping.patience, f"stops on a validation figure, and {metric}", needs=("dataset",))
-    if not _sampled("scheduler", "trainer.epochs"):
+    if not _sampled("scheduler", "trainer.epochs", "toy.steps"):
         base_lr = None if _sampled("optimizer.lr") else float(optimizer.lr)
-        validate_schedule(cfg.scheduler, trainer.epochs, base_lr=base_lr, has_val_metric=metric is None, why_no_metric=metric)
+        if cfg.task == "toy":
+            toy.check_schedule(cfg.scheduler, base_lr)
+        else:
+            validate_schedule(cfg.scheduler, trainer.epochs, base_lr=base_lr, has_val_metric=metric is None,
+                              why_no_metric=metric)
 
 
 def _check_momentum_cycle(scheduler: Any, optimizer: OptimizerConfig) -> None:

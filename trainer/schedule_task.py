@@ -10,6 +10,7 @@ stepped through every step, so it is drawn up to MAX_TORCH_STEPS steps and refus
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -38,12 +39,26 @@ def steps_per_epoch(cfg) -> int:
 def compared_configs(cfg) -> dict:
     """label -> config: the run's own, then each entry of schedule_plot.compare composed with the same
     command-line overrides (so trainer.epochs=50 or optimizer.lr=0.1 apply to every curve)."""
-    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(("scheduler", "schedule_plot"))]
-    configs = {cfg.scheduler.name: cfg}
-    for entry in cfg.schedule_plot.compare:
-        # a scheduler option, or any override such as arm=d2l_sqrt (a study arm with its own LR)
-        override = entry if "=" in entry else f"scheduler={entry}"
-        configs[entry] = compose(config_name="config", overrides=[*overrides, override])
+    return {cfg.scheduler.name: cfg, **compose_entries(cfg.schedule_plot.compare, "scheduler", ("scheduler", "schedule_plot"))}
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def compose_entries(entries: Iterable[str], group: str, replaced: tuple[str, ...]) -> dict:
+    """entry -> config for each entry of a task's compare list: an option of `group`, or overrides (`key=value`,
+    any group option such as arm=d2l_sqrt; several separated by spaces). Each is composed with the command
+    line's overrides, less those whose key starts with one of `replaced` and those of a key or group the entry
+    sets itself."""
+    command_line = list(HydraConfig.get().overrides.task)
+    configs = {}
+    for entry in entries:
+        own = shlex.split(entry) if "=" in entry else [f"{group}={entry}"]
+        keys = tuple(_key(o) for o in own)
+        kept = [o for o in command_line
+                if not _key(o).startswith(replaced) and not any(_key(o) == k or _key(o).startswith(k + ".") for k in keys)]
+        configs[entry] = compose(config_name="config", overrides=[*kept, *own])
     return configs
 
 
