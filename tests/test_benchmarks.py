@@ -56,19 +56,27 @@ def test_memory_growth_beyond_the_tolerance_is_flagged():
     assert not check["steady"] and check["growth_mb"]["peak_rss_mb"] == 100.0
 
 
-def test_sweep_benchmark_runs_the_five_d2l_schedules(tmp_path, capsys):
+def test_sweep_benchmark_runs_the_five_d2l_schedules_with_each_launcher(tmp_path, capsys):
     out = tmp_path / "sweep.json"
     report = sweep.main(
-        ["dataset=synthetic", "trainer.max_steps_per_epoch=1", "trainer.device=cpu", "--json", str(out)]
+        ["--launchers", "basic,stacked", "dataset=synthetic", "dataset.train_size=1024", "dataset.test_size=256",
+         "trainer.max_steps_per_epoch=1", "trainer.device=cpu", "--json", str(out)]
     )
-    assert [j["arm"] for j in report["jobs"]] == [
-        "d2l_constant",
-        "d2l_sqrt",
-        "d2l_multistep",
-        "d2l_cosine",
-        "d2l_cosine_warmup",
-    ]
-    assert all(j["status"] == "completed" and j["epochs"] == sweep.MIN_EPOCHS for j in report["jobs"])
-    assert report["wall_s"] >= report["sum_fit_s"] >= report["sum_epoch_s"] > 0
-    assert json.loads(out.read_text())["overhead_per_job_s"] == report["overhead_per_job_s"]
-    assert "5 jobs" in capsys.readouterr().out
+    runs = report["launchers"]
+    assert [r["settings"]["launcher"] for r in runs.values()] == ["basic", "stacked"]
+    for r in runs.values():
+        assert [j["arm"] for j in r["jobs"]] == [
+            "d2l_constant",
+            "d2l_sqrt",
+            "d2l_multistep",
+            "d2l_cosine",
+            "d2l_cosine_warmup",
+        ]
+        assert all(j["status"] == "completed" and j["epochs"] == sweep.MIN_EPOCHS for j in r["jobs"])
+        assert r["wall_s"] >= r["sum_epoch_s"] > 0  # a CPU stack times each arm's own epochs
+    assert runs["basic"]["wall_s"] >= runs["basic"]["sum_fit_s"] >= runs["basic"]["sum_epoch_s"]
+    # the same jobs, the same numbers: on a CPU the stack runs each arm's epochs as its own run would
+    assert [j["final_test_acc"] for j in runs["basic"]["jobs"]] == [j["final_test_acc"] for j in runs["stacked"]["jobs"]]
+    assert json.loads(out.read_text())["overhead_per_job_s"] == report["overhead_per_job_s"] == runs["basic"]["overhead_per_job_s"]
+    printed = capsys.readouterr().out
+    assert "5 jobs" in printed and "stacked vs basic:" in printed

@@ -251,7 +251,15 @@ def train_batched_epoch(stacked: StackedModel, arms: list[Arm], live: list[int],
     sums, hits = loss_sum.tolist(), correct.tolist()
     return {
         k: epoch_result(
-            epoch, step, lrs[k], losses[k][: len(lrs[k])], sums[k], hits[k], seen, first[k], float(arms[k].t.divergence.factor)
+            epoch,
+            step,
+            lrs[k],
+            losses[k][: len(lrs[k])],
+            sums[k],
+            hits[k],
+            seen,
+            first[k],
+            float(arms[k].t.divergence.factor),
         )
         for k in live
     }
@@ -335,23 +343,29 @@ def _train_stack(
         live = list(range(len(members)))
         epoch = min((arm.progress.epoch for arm in members), default=0) + 1
         while live and epoch <= int(cfgs[0].trainer.epochs):
-            if stacked is not None:
+            if stacked is not None:  # every arm's epoch_time is the stack's epoch
                 start = time.perf_counter()
                 results = train_batched_epoch(stacked, members, live, runs[0], epoch)
-                starts = dict.fromkeys(live, start)
-            else:
-                results, starts = {}, {}
+                ended = [
+                    p
+                    for p in live
+                    if not members[p].record(epoch, results[p], forward[p], runs[p], start, commit=False)
+                ]
+            else:  # each arm's epoch, then its evaluation: its epoch_time is its own
+                ended = []
                 for p in live:
-                    arm = members[p]
-                    starts[p] = time.perf_counter()
+                    arm, start = members[p], time.perf_counter()
                     torch.set_rng_state(rng[p])
                     batches = runs[0].train_set.batches(arm.t.batch_size, arm.shuffle, arm.t.max_steps_per_epoch)
-                    results[p] = _train_epoch()(forward[p], arm.optimizer, arm.schedule, batches, **arm.epoch_settings(epoch))
+                    result = _train_epoch()(
+                        forward[p], arm.optimizer, arm.schedule, batches, **arm.epoch_settings(epoch)
+                    )
                     rng[p] = torch.get_rng_state()
-            for p in list(live):
-                if not members[p].record(epoch, results[p], forward[p], runs[p], starts[p], commit=False):
-                    members[p].finish()
-                    live.remove(p)
+                    if not arm.record(epoch, result, forward[p], runs[p], start, commit=False):
+                        ended.append(p)
+            for p in ended:
+                members[p].finish()
+                live.remove(p)
             if cfgs[0].trainer.checkpoint:
                 _save_state(state_path, folders, members, torch.get_rng_state())
             epoch += 1
