@@ -220,3 +220,21 @@ def test_an_unreachable_wandb_server_is_tried_once_per_sweep(tmp_path):
     assert (sweep / ".wandb_unreachable").exists()
     assert all(s["status"] == "completed" for s in summaries(sweep).values())
     assert all(find_run_files(sweep / str(job)) for job in (0, 1))  # both kept offline for `wandb sync`
+
+
+def test_parallel_jobs_draw_their_progress_bars_on_their_own_lines():
+    """joblib's jobs share one terminal: job N's bar takes line N mod n_jobs (-1: all CPUs, -2: all but one)."""
+    import os
+
+    from omegaconf import OmegaConf
+
+    from trainer.cli import parallel_slot
+
+    joblib = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+    two = OmegaConf.create({"_target_": joblib, "n_jobs": 2})
+    assert [parallel_slot(two, n) for n in range(5)] == [0, 1, 0, 1, 0]
+    cpus = os.cpu_count()
+    assert parallel_slot(OmegaConf.create({"_target_": joblib, "n_jobs": -1}), cpus + 1) == 1
+    assert parallel_slot(OmegaConf.create({"_target_": joblib, "n_jobs": -2}), max(cpus - 1, 1)) == 0
+    basic = OmegaConf.create({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"})
+    assert parallel_slot(basic, 3) is None

@@ -358,7 +358,19 @@ def job_info() -> dict:
         "multirun": multirun,
         "sweep": "/".join(Path(hc.sweep.dir).parts[-2:]) if multirun else None,
         "output_dir": hc.runtime.output_dir,
+        "slot": parallel_slot(hc.launcher, hc.job.num) if multirun else None,
     }
+
+
+def parallel_slot(launcher, num: int) -> int | None:
+    """The terminal line of job `num`'s progress bar where jobs run in parallel processes that share one
+    terminal (joblib): job N takes line N mod the number of parallel jobs, so bars never overwrite each other."""
+    if "joblib" not in str(launcher.get("_target_", "")):
+        return None
+    n_jobs = int(launcher.get("n_jobs") or -1)
+    if n_jobs < 0:  # joblib's convention: -1 all CPUs, -2 all but one, ...
+        n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+    return num % n_jobs
 
 
 class JobFailed(CompactHydraException):

@@ -202,6 +202,7 @@ class Arm:
             initial=progress.step,
             disable=None if t.progress else True,
             desc=" ".join(self.job.overrides) or "train",
+            position=self.job.slot,
             leave=False,
             dynamic_ncols=True,
         )

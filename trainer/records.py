@@ -276,6 +276,7 @@ class Job:
     multirun: bool = False
     sweep: str | None = None
     output_dir: str | None = None
+    slot: int | None = None  # its line in a terminal that parallel jobs share (its progress bar's position)
 
     @classmethod
     def of(cls, job: Job | dict | None) -> Job:
