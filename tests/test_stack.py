@@ -305,3 +305,23 @@ def test_the_cuda_stack_matches_its_runs(tmp_path, extra):
     assert {s.stack["strategy"] for s in summaries} == {"batched"}
     for ref, bat in zip(reference, batched, strict=True):
         assert_close(ref, bat, rel=5e-2 if extra else 1e-2)  # bf16/fp16 autocast: low-precision sums
+
+
+def test_each_arm_of_a_stack_logs_to_its_own_wandb_run(tmp_path):
+    from wandb_records import find_run_files, read_run
+
+    result = run_cli(["-m", *SWEEP, "trainer.epochs=1", "logger=wandb", "scheduler=constant,cosine", "seed=0,1",
+                      "hydra/launcher=stacked", f"hydra.sweep.dir={tmp_path}"], env={"WANDB_MODE": "offline"})
+    assert result.returncode == 0, result.stderr
+    ids, groups = set(), set()
+    for job in "0123":
+        files = find_run_files(tmp_path / job)
+        assert len(files) == 1
+        logged = read_run(files[0])
+        ids.add(logged.run.run_id)
+        groups.add(logged.run.run_group)
+        assert "seed=" not in logged.run.run_group and logged.exit_code == 0
+        epochs = [h for h in logged.history if "epoch" in h]
+        assert [h["epoch/test_acc"] for h in epochs] == [r["test_acc"] for r in read_metrics(tmp_path / job)]
+        assert logged.summary["status"] == "completed"
+    assert len(ids) == 4 and len(groups) == 2  # one run per arm, one group per schedule
