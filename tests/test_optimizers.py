@@ -247,3 +247,29 @@ def test_a_short_run_trains_and_its_lrs_follow_the_schedule(tmp_path, option, lr
     losses = [s["loss"] for s in steps]
     assert sum(losses[-5:]) < 0.7 * sum(losses[:5])
     assert summary["final_test_acc"] > 0.3  # chance is 0.1
+
+
+# ------------------------------------------------------------------------------------------ the study
+
+
+def test_the_adaptive_study_runs_seven_arms_on_the_d2l_setup(capsys):
+    from trainer.cli import precheck
+
+    study = OmegaConf.load(CONF / "experiment" / "adaptive_vs_schedules.yaml").hydra.sweeper.params
+    arms = study.arm.split(",")
+    d2l = compose_config(["experiment=d2l_schedulers"])
+    chosen = {}
+    for arm in arms:
+        cfg = compose_config(["experiment=adaptive_vs_schedules", f"arm={arm}"])
+        validate(cfg)
+        for group in ("dataset", "model", "trainer"):
+            assert cfg[group] == d2l[group], (arm, group)
+        chosen[arm] = (cfg.optimizer._target_, cfg.optimizer.get("momentum", 0), cfg.scheduler.name)
+    assert sorted(chosen.values()) == sorted([
+        ("torch.optim.SGD", 0, "cosine"), ("torch.optim.SGD", 0.9, "step"), ("torch.optim.Adam", 0, "constant"),
+        ("torch.optim.AdamW", 0, "constant"), ("torch.optim.Adagrad", 0, "constant"),
+        ("torch.optim.RMSprop", 0.0, "constant"), ("torch.optim.Adadelta", 0, "constant"),
+    ])
+    assert study.seed == "0,1,2"
+    precheck(["-m", "experiment=adaptive_vs_schedules"])  # every job of the sweep composes and validates
+    assert capsys.readouterr().err == ""
