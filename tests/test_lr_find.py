@@ -8,14 +8,16 @@ import math
 from itertools import pairwise
 
 import matplotlib.image
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from conftest import FAST, compose_config, run_cli
 from torch import nn
 
+from trainer.config import LRFindConfig
 from trainer.fit import fit
-from trainer.lr_find import END_REACHED, NON_FINITE, RULES, lr_at, plot, range_test, smooth
+from trainer.lr_find import END_REACHED, NON_FINITE, RULES, lr_at, plot, range_test, smooth, suggest
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -85,6 +87,51 @@ def test_least_squares_stops_past_two_over_L_and_suggests_below_it(seed):
     assert set(result.suggestions) == set(RULES)
     for rule, lr in result.suggestions.items():
         assert 1e-4 * limit < lr < limit, rule
+    # the default rule, the middle of the descent, is stable and no more than 1.5 decades below the limit
+    # (measured: 0.12 to 0.15 x 2/L; gradient descent needs that many steps at a smaller LR to halve the loss)
+    assert limit / 30 < result.suggestions[LRFindConfig().suggestion] < limit / 2
+
+
+GRID = np.geomspace(1e-5, 10.0, 201)  # 6 decades: the ratio of neighbours is 10 ** 0.03
+
+
+def curve(falling) -> list[float]:
+    """A loss curve on GRID: falling(x) of x = log10(lr) up to lr 1, then a steep rise (the blow-up)."""
+    x = np.log10(GRID)
+    return list(np.where(x <= 0, falling(x), falling(0) + 30 * x**2))
+
+
+def sigmoid(centre: float, width: float, top: float, bottom: float):
+    """A fall from top to bottom centred on the LR `centre`, `width` decades wide."""
+    return lambda x: bottom + (top - bottom) / (1 + np.exp((x - np.log10(centre)) / width))
+
+
+@pytest.mark.parametrize(
+    ("shape", "middle"),
+    [
+        # flat at 2.3 up to 1e-4, straight down to 0.3 at 1e-1 (log10 lr), then flat: the middle is 10 ** -2.5,
+        # and every slope of the descent is the same, so `steepest` picks any point of it
+        (lambda x: np.interp(x, [-4, -1], [2.3, 0.3]), 10**-2.5),
+        # a sigmoid centred on 0.03, a quarter decade wide: middle and steepest point coincide
+        (sigmoid(0.03, 0.25, 2.3, 0.3), 0.03),
+        # a small drop late in the range (plain SGD's plateau): 2.30 to 2.27 around 0.3
+        (sigmoid(0.3, 0.1, 2.3, 2.27), 0.3),
+    ],
+    ids=["straight", "sigmoid", "small-late-drop"],
+)
+def test_the_default_rule_is_the_middle_of_the_descent(shape, middle):
+    """half_drop on curves whose middle is known: within one step of the grid, however deep the drop."""
+    assert LRFindConfig().suggestion == "half_drop"
+    lr = suggest(list(GRID), curve(shape))["half_drop"]
+    assert middle / 10**0.03 <= lr <= middle * 10**0.03 * (1 + 1e-9)
+
+
+def test_half_drop_ignores_noise_on_the_plateau():
+    """Noise before the descent moves the start level a little, not the point half-way down."""
+    rng = np.random.default_rng(0)
+    noisy = np.asarray(curve(sigmoid(0.03, 0.25, 2.3, 0.3))) + rng.normal(0, 0.01, len(GRID))
+    lr = suggest(list(GRID), list(noisy))["half_drop"]
+    assert 0.03 / 10**0.1 <= lr <= 0.03 * 10**0.1
 
 
 def conv_net():
@@ -191,7 +238,7 @@ def test_training_after_the_test_is_training_from_the_suggested_lr(tmp_path):
     assert found["rule"] == "min_div10" and found["lr"] == found["suggestions"]["min_div10"]
     assert set(found["suggestions"]) == set(RULES) and found["stop_reason"]
     saved = json.loads((tmp_path / "a" / "lr_find.json").read_text())
-    assert len(saved["lrs"]) == len(saved["losses"]) == len(saved["smoothed"]) == 20
+    assert len(saved["lrs"]) == len(saved["losses"]) == len(saved["smoothed"]) == saved["num_points"] <= 20
     assert saved["suggestions"] == found["suggestions"] and saved["settings"]["suggestion"] == "min_div10"
     assert (tmp_path / "a" / "lr_find.png").read_bytes()[:8] == PNG_SIGNATURE
 
@@ -202,12 +249,14 @@ def test_task_lr_find_writes_json_and_png(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     saved = json.loads((out / "lr_find.json").read_text())
     assert len(saved["lrs"]) == len(saved["smoothed"]) <= 40
-    assert saved["lrs"][0] == pytest.approx(1e-8)
+    assert saved["lrs"][0] == pytest.approx(LRFindConfig().start_lr)
     assert set(saved["suggestions"]) == set(RULES) and saved["stop_reason"]
+    assert saved["settings"]["suggestion"] == LRFindConfig().suggestion
     assert (out / "lr_find.png").read_bytes()[:8] == PNG_SIGNATURE
     assert (out / "config.yaml").exists()
     for rule in RULES:
         assert rule in proc.stdout
+    assert f"curve: {out / 'lr_find.png'}" in proc.stdout  # where to look
 
 
 def test_training_starts_from_the_suggested_lr(tmp_path):

@@ -30,7 +30,7 @@ EVAL_CHECKPOINTS = ("last", "best")  # checkpoint.pt (the last epoch) or best.pt
 DEVICES = "auto, cpu, cuda or cuda:N"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LOGGER_MODES = ("auto", "online", "offline", "disabled")
-LR_FIND_RULES = ("steepest", "min_div10", "valley")
+LR_FIND_RULES = ("half_drop", "steepest", "min_div10", "valley")
 # keys that cannot change a run's numbers: they may differ between an interruption and its resume
 NEUTRAL_KEYS = ("resume", "logger", "trainer.progress", "trainer.checkpoint")
 GLOBAL_GROUPS = ("arm", "experiment", "hparams_search", "debug")  # `# @package _global_`: they may set any key
@@ -376,13 +376,15 @@ class TensorBoardConfig(LoggerConfig):
 
 @dataclass
 class LRFindConfig:
-    start_lr: float = 1e-8
+    # 1e-5: sgd, momentum and adam leave the d2l LeNet's loss flat below it (benchmarks/lr_find_compare.py); one
+    # epoch then spends ~36 steps a decade where the curve moves
+    start_lr: float = 1e-5
     end_lr: float = 10.0
     num_steps: int | None = None  # None: one epoch
     mode: str = "exp"  # exp | linear
     beta: float = 0.98
     diverge_factor: float = 4.0
-    suggestion: str = "valley"  # fastai's default: steepest sits too close to the blow-up on short tests
+    suggestion: str = "half_drop"  # the middle of the descent: within 2-3x of the best LR for sgd, momentum, adam
 
     def check(self) -> None:
         _finite(self, "lr_find")

@@ -1,5 +1,5 @@
 """The LR range test (Smith 2017; fastai's lr_find): train for a short while as the LR grows from tiny to
-huge, watch the smoothed loss, suggest an LR from where it falls fastest, and put everything back.
+huge, watch the smoothed loss, suggest an LR on its way down, and put everything back.
 
 `range_test` is the core and needs no Hydra: any model, optimizer, batches and loss. The LR takes
 `num_steps` values from `start_lr` to `end_lr` (both included), geometrically (`exp`, ratio
@@ -33,8 +33,8 @@ from trainer.records import Job, RunFolder, atomic_write_bytes, write_json
 from trainer.setup import build, provenance
 from trainer.tracking import Tracker, make_tracker
 
-RULES = LR_FIND_RULES  # steepest, min_div10, valley
-COLORS = {"steepest": "tab:red", "min_div10": "tab:green", "valley": "tab:orange"}
+RULES = LR_FIND_RULES  # half_drop, steepest, min_div10, valley
+COLORS = {"half_drop": "tab:purple", "steepest": "tab:red", "min_div10": "tab:green", "valley": "tab:orange"}
 END_REACHED = "end_lr reached"
 NON_FINITE = "non-finite loss"
 EXHAUSTED = "batches exhausted"  # a one-pass iterator ran out before num_steps
@@ -82,14 +82,20 @@ def smooth(losses: Iterable[float], beta: float = 0.98) -> list[float]:
 
 
 def suggest(lrs: list[float], smoothed: list[float]) -> dict[str, float | None]:
-    """fastai's three rules on the smoothed curve, all at or left of its minimum:
+    """Four rules on the smoothed curve, all at or left of its minimum:
 
+    - half_drop: the first LR at which the smoothed loss has come half-way down from its starting level
+      (the median of the first tenth of the points) to its minimum: the middle of the descent, read off
+      loss levels rather than slopes, so neither a noisy slope nor the curve's lag near the blow-up moves
+      it far;
     - steepest: the LR where d(smoothed)/d(log10 lr) is most negative (np.gradient), the first tenth of
       the points skipped as fastai does (the curve is still flat and noisy there);
     - min_div10: the LR of the minimum / 10;
     - valley: fastai's longest valley (longest strictly decreasing subsequence of the smoothed loss) and
       the point int(len/3) + int(len/6) into it. Searched only up to the minimum, so it cannot land in
       the blow-up.
+
+    The last three are fastai's (its `steep`, `minimum` and `valley`).
     """
     s = np.asarray(smoothed, dtype=float)
     bad = np.flatnonzero(~np.isfinite(s))
@@ -99,15 +105,24 @@ def suggest(lrs: list[float], smoothed: list[float]) -> dict[str, float | None]:
     lr, s = np.asarray(lrs[:n], dtype=float), s[:n]
     m = int(np.argmin(s))
     if m == 0:
-        return {"steepest": float(lr[0]), "min_div10": float(lr[0] / 10), "valley": float(lr[0])}
+        return {**dict.fromkeys(RULES, float(lr[0])), "min_div10": float(lr[0] / 10)}
     skip = n // 10 if n // 10 < m else 0
     slope = np.gradient(s, np.log10(lr))  # central differences inside, so the minimum's own slope is ~0
     steepest = lr[skip + int(np.argmin(slope[skip:m]))]
     return {
+        "half_drop": _half_drop(lr[: m + 1], s[: m + 1], skip),
         "steepest": float(steepest),
         "min_div10": float(lr[m] / 10),
         "valley": _valley(lr[skip : m + 1], s[skip : m + 1]),
     }
+
+
+def _half_drop(lrs: np.ndarray, losses: np.ndarray, skip: int) -> float:
+    """The first LR from `skip` on where the loss is at or below half-way from its start to its last value
+    (the minimum: always reached)."""
+    start = float(np.median(losses[: max(skip, 1)]))
+    half = (start + losses[-1]) / 2
+    return float(lrs[skip + int(np.argmax(losses[skip:] <= half))])
 
 
 def _valley(lrs: np.ndarray, losses: np.ndarray) -> float:
@@ -241,26 +256,31 @@ def plot(result: LRFindResult, path: Path, rule: str | None = None) -> None:
     atomic_write_bytes(Path(path), buffer.getvalue())
 
 
-def write_results(result: LRFindResult, run_dir: Path, settings: dict) -> None:
-    """lr_find.json (every point, the stop reason, the suggestions, the settings) and lr_find.png."""
+def write_results(result: LRFindResult, run_dir: Path, settings: dict) -> Path:
+    """lr_find.json (every point, the stop reason, the suggestions, the settings) and lr_find.png; returns
+    the png's path."""
     run_dir = Path(run_dir)
     write_json(run_dir / "lr_find.json", {**asdict(result), "num_points": len(result.lrs), "settings": settings})
-    plot(result, run_dir / "lr_find.png", settings.get("suggestion"))
+    png = run_dir / "lr_find.png"
+    plot(result, png, settings.get("suggestion"))
+    return png
 
 
-def report(result: LRFindResult, rule: str) -> str:
+def report(result: LRFindResult, rule: str, png: Path) -> str:
+    """What the test printed: its length and stop, every suggestion (the chosen one marked), the plot's path."""
     last = f" at lr {result.lrs[-1]:.3g}" if result.lrs else ""
     lines = [f"LR range test: {len(result.lrs)} steps, {result.stop_reason}{last}"]
     for name, lr in result.suggestions.items():
         value = "none (no finite loss)" if lr is None else f"{lr:.3g}"
         lines.append(f"  {name:<10} {value}" + ("   <- lr_find.suggestion" if name == rule else ""))
+    lines.append(f"  curve: {png} (every point: lr_find.json)")
     return "\n".join(lines)
 
 
 # --- from a config ------------------------------------------------------------------------------
 
 
-def _range_test_from_config(cfg, model, optimizer, train_set, amp) -> LRFindResult:
+def range_test_from_config(cfg, model, optimizer, train_set, amp) -> LRFindResult:
     """The test as cfg.lr_find sets it, on shuffled training batches drawn with a generator of its own."""
     f, t = cfg.lr_find, cfg.trainer
     num_steps = f.num_steps or max(MIN_DEFAULT_STEPS, train_set.num_batches(t.batch_size, t.max_steps_per_epoch))
@@ -301,7 +321,7 @@ def find_and_set_lr(cfg, model, optimizer, train_set, run_dir: Path, amp, tracke
     param group's LR (and initial_lr, where a schedule keeps one) to the suggestion cfg.lr_find.suggestion
     names. Returns what summary.json records."""
     rule = cfg.lr_find.suggestion
-    result = _range_test_from_config(cfg, model, optimizer, train_set, amp)
+    result = range_test_from_config(cfg, model, optimizer, train_set, amp)
     lr = result.suggestions[rule]
     finite = sum(math.isfinite(v) for v in result.smoothed)
     if lr is not None and finite < MIN_POINTS:
@@ -321,10 +341,10 @@ def find_and_set_lr(cfg, model, optimizer, train_set, run_dir: Path, amp, tracke
             group["lr"] = lr
             if "initial_lr" in group:
                 group["initial_lr"] = lr
-    write_results(result, run_dir, _settings(cfg))
+    png = write_results(result, run_dir, _settings(cfg))
     if tracker is not None:
         log_curve(tracker, result)
-    print(report(result, rule), flush=True)
+    print(report(result, rule, png), flush=True)
     return {"rule": rule, "lr": lr, "suggestions": result.suggestions, "stop_reason": result.stop_reason}
 
 
@@ -337,9 +357,9 @@ def run_lr_find(cfg, run_dir: Path, job: Job | dict | None = None) -> LRFindResu
     folder.write_config(cfg)
     folder.write_provenance(provenance(cfg, run.device, job))
 
-    result = _range_test_from_config(cfg, run.model, run.optimizer, run.train_set, run.amp)
-    write_results(result, folder.dir, _settings(cfg))
-    print(report(result, cfg.lr_find.suggestion), flush=True)
+    result = range_test_from_config(cfg, run.model, run.optimizer, run.train_set, run.amp)
+    png = write_results(result, folder.dir, _settings(cfg))
+    print(report(result, cfg.lr_find.suggestion, png), flush=True)
     tracker = make_tracker(cfg, folder.dir, job)
     try:
         log_curve(tracker, result)
