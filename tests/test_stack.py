@@ -325,3 +325,17 @@ def test_each_arm_of_a_stack_logs_to_its_own_wandb_run(tmp_path):
         assert [h["epoch/test_acc"] for h in epochs] == [r["test_acc"] for r in read_metrics(tmp_path / job)]
         assert logged.summary["status"] == "completed"
     assert len(ids) == 4 and len(groups) == 2  # one run per arm, one group per schedule
+
+
+def test_a_sweep_begun_one_job_per_process_continues_its_interrupted_jobs_on_their_own(tmp_path):
+    """A job folder holding a checkpoint of a run of its own is never restarted inside a stack."""
+    args = ["-m", *SWEEP, "seed=0,1", f"hydra.sweep.dir={tmp_path}"]
+    assert run_cli(args).returncode == 0
+    for name in ("summary.json", "checkpoint.pt", "metrics.jsonl", "steps.csv"):  # job 1 never got to run
+        (tmp_path / "1" / name).unlink()
+    finished = (tmp_path / "0" / "metrics.jsonl").read_text()
+    result = run_cli([*args, "hydra/launcher=stacked"])
+    assert result.returncode == 0, result.stderr
+    assert "job 0 runs on its own: its folder holds a checkpoint of a run of its own" in result.stdout
+    assert (tmp_path / "0" / "metrics.jsonl").read_text() == finished
+    assert len(read_metrics(tmp_path / "1")) == 2

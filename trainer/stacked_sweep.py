@@ -41,10 +41,15 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
         configs.append(sweep_config)
     tasks = [_task_config(c) for c in configs]
     candidates = [i for i, c in enumerate(tasks) if _stackable(c)]
+    alone = {}
+    for i in list(candidates):  # a job folder that a run of its own left a checkpoint in continues on its own
+        if (_job_dir(configs[i]) / "checkpoint.pt").exists():
+            candidates.remove(i)
+            alone[i] = f"its folder holds a checkpoint of a run of its own ({_job_dir(configs[i]) / 'checkpoint.pt'})"
     names = [str(configs[i].hydra.job.num) for i in candidates]
     plan = stack.plan([tasks[i] for i in candidates], launcher.max_stack, names)
     stacks = [[candidates[p] for p in s] for s in plan.stacks]
-    alone = {candidates[p]: why for p, why in plan.alone.items()}
+    alone.update({candidates[p]: why for p, why in plan.alone.items()})
     in_stack = {i for s in stacks for i in s}
     units = sorted([[i] for i in range(len(configs)) if i not in in_stack] + stacks, key=lambda u: u[0])
     log.info(
@@ -76,6 +81,10 @@ def check_settings(max_stack, strategy: str) -> None:
         fail(f"hydra.launcher.strategy={strategy!r} is not an option: use one of {', '.join(stack.STRATEGIES)}")
     if max_stack is not None and (isinstance(max_stack, bool) or not isinstance(max_stack, int) or max_stack < 1):
         fail(f"hydra.launcher.max_stack={max_stack!r} is not allowed: must be an integer >= 1, or null for no limit")
+
+
+def _job_dir(sweep_config: DictConfig) -> Path:
+    return Path(str(sweep_config.hydra.sweep.dir)) / str(sweep_config.hydra.sweep.subdir)
 
 
 def _task_config(sweep_config: DictConfig) -> DictConfig:
