@@ -155,7 +155,7 @@ def test_a_schema_is_not_an_option(capsys, argv):
         precheck(argv)
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert err == "schedlab: error: optimizer='adam_schema' is not an option: use one of adadelta, adagrad, adam, adamw, momentum, nesterov, rmsprop, sgd"
+    assert err == "schedlab: error: optimizer='adam_schema' is not an option: use one of adadelta, adagrad, adam, adamw, adamw_schedulefree, momentum, nesterov, rmsprop, sgd, sgd_schedulefree"
 
 
 def test_scheduler_schema_is_not_an_option_either(capsys):

@@ -53,7 +53,7 @@ def bad_input(capsys, *overrides: str) -> str:
         ("eval.checkpoint=worst", "eval.checkpoint='worst' is not allowed: use one of last, best"),
         ("trainer.epoch=3", "trainer.epoch: no such key in trainer"),
         ("trainer.epochs=abc", "trainer.epochs: Value 'abc' of type 'str' could not be converted to Integer"),
-        ("optimizer=sgdd", "optimizer='sgdd' is not an option: use one of adadelta, adagrad, adam, adamw, momentum, nesterov, rmsprop, sgd"),
+        ("optimizer=sgdd", "optimizer='sgdd' is not an option: use one of adadelta, adagrad, adam, adamw, adamw_schedulefree, momentum, nesterov, rmsprop, sgd, sgd_schedulefree"),
         ("optimizer.momentum=1.5", "optimizer.momentum=1.5 is not allowed: must be in [0, 1)"),
         ("logger.mode=loud", "logger.mode='loud' is not allowed"),
     ],

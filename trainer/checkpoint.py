@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from trainer.config import NEUTRAL_KEYS
 from trainer.errors import ConfigError
+from trainer.loop import averaged
 from trainer.records import FINISHED, RunFolder, atomic_write_bytes
 
 
@@ -74,10 +75,14 @@ def atomic_torch_save(path: Path, obj: Any) -> None:
 
 
 def state_dict(cfg, *, model, optimizer, schedule, scaler, shuffle, progress: dict, tracker_id) -> dict:
-    """Everything a resume of one run needs."""
-    return {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
+    """Everything a resume of one run needs. "model" holds the weights to evaluate: with a schedule-free optimizer,
+    its averaged x (what task=eval and best.pt are for), and "train_model" the training weights y a resume
+    continues from (x and z give y back only to the last bits)."""
+    with averaged(optimizer) as swapped:
+        weights = {k: v.clone() for k, v in model.state_dict().items()} if swapped else model.state_dict()
+    state = {
+        "model": weights,
+        "optimizer": optimizer.state_dict(),  # in train mode, as training goes on
         "schedule": schedule.state_dict(),
         "scaler": scaler.state_dict(),
         "rng": rng_state(shuffle),
@@ -86,6 +91,9 @@ def state_dict(cfg, *, model, optimizer, schedule, scaler, shuffle, progress: di
         "wandb_id": tracker_id,
         "num_threads": torch.get_num_threads(),
     }
+    if swapped:
+        state["train_model"] = model.state_dict()
+    return state
 
 
 def save(folder: RunFolder, cfg, *, path: Path | None = None, **parts) -> None:
@@ -141,7 +149,7 @@ def restore(checkpoint: dict, *, model, optimizer, schedule, scaler, shuffle) ->
             RuntimeWarning,
             stacklevel=2,
         )
-    model.load_state_dict(checkpoint["model"])
+    model.load_state_dict(checkpoint.get("train_model", checkpoint["model"]))
     optimizer.load_state_dict(checkpoint["optimizer"])
     schedule.load_state_dict(checkpoint["schedule"])
     scaler.load_state_dict(checkpoint["scaler"])

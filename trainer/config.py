@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -275,6 +275,53 @@ class RMSpropConfig(OptimizerConfig):
         self.non_negative("eps")
 
 
+# Schedule-free SGD and AdamW (Defazio et al. 2024; the `schedulefree` package, defaults its own): they replace
+# the schedule, averaging their iterates instead of annealing the LR, so they run at a constant LR, with a
+# warmup at most (SCHEDULE_FREE_SCHEDULES). Their train() / eval() switch wraps every evaluation and checkpoint.
+SCHEDULE_FREE_SCHEDULES = "scheduler=constant, with a warmup if wanted (scheduler.warmup.epochs)"
+
+
+@dataclass
+class ScheduleFreeConfig(OptimizerConfig):
+    # plain lists, not OmegaConf's: the package keeps betas as given, and a checkpoint holds only plain types
+    _convert_: str = "all"
+    warmup_steps: int = 0  # the package's own linear warmup, in optimizer steps (or scheduler.warmup, in epochs)
+    r: float = 0.0  # the average weights step k by k^r
+    weight_lr_power: float = 2.0  # ... and by the LR^weight_lr_power reached so far (warmup steps weigh less)
+    foreach: bool | None = True  # the package's default; null and false: a loop over the parameters
+
+    def check(self) -> None:
+        super().check()
+        self.non_negative("warmup_steps", "r", "weight_lr_power")
+
+
+@dataclass
+class SGDScheduleFreeConfig(ScheduleFreeConfig):
+    option: ClassVar[str] = "sgd_schedulefree"
+    _target_: str = "schedulefree.SGDScheduleFree"
+    lr: float = 1.0
+    momentum: float = 0.9  # the interpolation between the average x and the SGD iterate z
+
+    def check(self) -> None:
+        super().check()
+        _require(0 < self.momentum < 1, "optimizer.momentum", self.momentum, "must be in (0, 1)")
+
+
+@dataclass
+class AdamWScheduleFreeConfig(ScheduleFreeConfig):
+    option: ClassVar[str] = "adamw_schedulefree"
+    _target_: str = "schedulefree.AdamWScheduleFree"
+    lr: float = 0.0025
+    betas: tuple[float, float] = (0.9, 0.999)  # beta1: the interpolation, as SGDScheduleFree's momentum
+    eps: float = 1e-8
+
+    def check(self) -> None:
+        super().check()
+        _require(0 < self.betas[0] < 1, "optimizer.betas[0]", self.betas[0], "must be in (0, 1)")
+        _require(0 <= self.betas[1] < 1, "optimizer.betas[1]", self.betas[1], "must be in [0, 1)")
+        self.non_negative("eps")
+
+
 @dataclass
 class DivergenceConfig:
     check_every: int = 50  # steps between host reads of the loss (one sync each)
@@ -508,6 +555,8 @@ def register_configs() -> None:
         ("optimizer", "adagrad_schema", AdagradConfig),
         ("optimizer", "adadelta_schema", AdadeltaConfig),
         ("optimizer", "rmsprop_schema", RMSpropConfig),
+        ("optimizer", "sgd_schedulefree_schema", SGDScheduleFreeConfig),
+        ("optimizer", "adamw_schedulefree_schema", AdamWScheduleFreeConfig),
         ("trainer", "trainer_schema", TrainerConfig),
         ("logger", "logger_schema", LoggerConfig),
         ("logger", "wandb_schema", WandbConfig),
@@ -599,6 +648,7 @@ def _validate(cfg: Any) -> None:
     optimizer = _typed(cfg, "optimizer", OptimizerConfig)
     optimizer.check()
     _check_momentum_cycle(cfg.scheduler, optimizer)
+    _check_schedule_free(cfg.scheduler, optimizer, cfg.task)
     _typed(cfg, "lr_find", LRFindConfig).check()
     toy = _typed(cfg, "toy", ToyConfig)
     toy.check()
@@ -621,6 +671,20 @@ def _check_momentum_cycle(scheduler: Any, optimizer: OptimizerConfig) -> None:
     knobs = {f.name for f in dataclasses.fields(optimizer)} & {"momentum", "betas"}
     _require(not cycles or bool(knobs), "scheduler.cycle_momentum", cycles,
              f"{optimizer._target_} has no momentum or beta1 to cycle: set scheduler.cycle_momentum=false",
+             needs=("scheduler", "optimizer"))
+
+
+def _check_schedule_free(scheduler: Any, optimizer: OptimizerConfig, task: str) -> None:
+    """A schedule-free optimizer is its own schedule: only a constant LR, warmed up or not, drives it; task=toy
+    draws the training iterate, not the average it evaluates, so it takes none."""
+    if not isinstance(optimizer, ScheduleFreeConfig):
+        return
+    node = scheduler if isinstance(scheduler, DictConfig) else {}
+    which = f"optimizer={optimizer.option} ({optimizer._target_})"
+    _require(task != "toy", "task", task, f"{which} is not drawn by task=toy (it evaluates an average of its steps)",
+             needs=("optimizer",))
+    _require(node.get("name") == "constant" and "_target_" not in node, "scheduler",
+             node.get("name") or node.get("_target_"), f"{which} replaces the schedule: use {SCHEDULE_FREE_SCHEDULES}",
              needs=("scheduler", "optimizer"))
 
 

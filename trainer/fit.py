@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from schedulers import build_schedule, warn_schedule
 from trainer import checkpoint
-from trainer.loop import EpochResult, epochs_without_improvement, evaluate, train_epoch
+from trainer.loop import EpochResult, averaged, epochs_without_improvement, evaluate, train_epoch, train_mode
 from trainer.lr_find import find_and_set_lr
 from trainer.records import EpochRow, Job, RunFolder, StepRow, Summary
 from trainer.setup import Setup, build, device_name, memory_use, provenance
@@ -176,6 +176,7 @@ class Arm:
         scaler and the data order; put a checkpoint's state into them (unless the caller restores it)."""
         cfg, t, progress, summary = self.cfg, self.t, self.progress, self.summary
         self.model, self.optimizer, self.device, self.amp = run.model, run.optimizer, run.device, run.amp
+        train_mode(run.optimizer)  # a schedule-free optimizer steps only in train mode
         self.folder.write_provenance(provenance(cfg, run.device, self.job))
         self.steps_per_epoch = run.train_set.num_batches(t.batch_size, t.max_steps_per_epoch)
         summary.device, summary.device_name, summary.precision = str(run.device), device_name(run.device), run.precision
@@ -241,8 +242,9 @@ class Arm:
             folder.append_steps(result.steps)  # how it blew up stays visible; the partial epoch gets no row
             self.tracker.log_steps(result.steps)
             return False
-        val_loss, val_acc = evaluate(forward, run.val_set, t.eval_batch_size, run.amp) if run.val_set else (None, None)
-        test_loss, test_acc = evaluate(forward, run.test_set, t.eval_batch_size, run.amp)
+        with averaged(self.optimizer):  # a schedule-free optimizer's averaged weights are the ones evaluated
+            val_loss, val_acc = evaluate(forward, run.val_set, t.eval_batch_size, run.amp) if run.val_set else (None, None)
+            test_loss, test_acc = evaluate(forward, run.test_set, t.eval_batch_size, run.amp)
         schedule = self.schedule
         schedule.step_epoch(monitored(schedule.monitor, val_loss, val_acc, test_loss, test_acc, cfg.select_on_test))
         row = EpochRow(

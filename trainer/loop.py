@@ -8,13 +8,51 @@ counts accumulate on the device and are read once per epoch, plus one loss read 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from trainer.records import StepRow
+
+
+def schedule_free(optimizer: torch.optim.Optimizer) -> bool:
+    """An optimizer of the `schedulefree` package (Defazio et al. 2024): it trains the model at one point y and
+    evaluates it at another, the average x; its train() / eval() move the model's weights between the two."""
+    return "train_mode" in optimizer.defaults
+
+
+def train_mode(optimizer: torch.optim.Optimizer) -> None:
+    """Put a schedule-free optimizer in train mode (it is built in eval mode and steps only in train mode)."""
+    if schedule_free(optimizer):
+        optimizer.train()
+        # train() leaves an empty state entry for every parameter it looked at: none before the first step, so that
+        # the optimizer may still be pointed at other tensors (a batched stack's shared parameters)
+        for p in [p for p, state in optimizer.state.items() if not state]:
+            del optimizer.state[p]
+
+
+@contextmanager
+def averaged(optimizer: torch.optim.Optimizer) -> Iterator[bool]:
+    """While it lasts the model holds the weights to evaluate and to save: for a schedule-free optimizer in train
+    mode, the averaged x (optimizer.eval()), and it yields True; any other model is left as it is (False).
+    Afterwards the optimizer is in train mode again and the training weights y are copied back exactly (not
+    recomputed from x, which differs in the last bits), so evaluating and saving never move training."""
+    if not schedule_free(optimizer) or not optimizer.param_groups[0]["train_mode"]:
+        yield False
+        return
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    training = [p.detach().clone() for p in params]
+    optimizer.eval()
+    try:
+        yield True
+    finally:
+        optimizer.train()
+        with torch.no_grad():
+            for p, y in zip(params, training, strict=True):
+                p.copy_(y)
 
 
 def blown_up(loss: float, first_loss: float, factor: float) -> bool:

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from trainer.config import LR_FIND_RULES
 from trainer.errors import ConfigError
+from trainer.loop import train_mode
 from trainer.records import Job, RunFolder, atomic_write_bytes, write_json
 from trainer.setup import build, provenance
 from trainer.tracking import Tracker, make_tracker
@@ -176,6 +177,7 @@ def range_test(
     lr_at(0, start_lr, end_lr, num_steps, mode)  # rejects an unknown mode before any work
     amp = amp if amp is not None else nullcontext()
     params = [p for group in optimizer.param_groups for p in group["params"]]
+    train_mode(optimizer)  # a schedule-free optimizer steps only in train mode, and is left in it
     model_state = copy.deepcopy(model.state_dict())
     optimizer_state = copy.deepcopy(optimizer.state_dict())
     grads = [None if p.grad is None else p.grad.detach().clone() for p in params]
