@@ -6,10 +6,13 @@ normalization), batch 256, plain SGD, SGD with momentum 0.9 and Adam as conf/opt
     python -m benchmarks.lr_find_compare                    # the three tools' suggestions per optimizer
     python -m benchmarks.lr_find_compare --grid             # + 2 epochs of training at a few LRs each
     python -m benchmarks.lr_find_compare --optimizers adam --json out.json
+    python -m benchmarks.lr_find_compare --schedlab lr_find.start_lr=1e-8 lr_find.suggestion=valley  # the old defaults
+    python -m benchmarks.lr_find_compare --dataset synthetic --optimizers sgd                       # a smoke run
 
 Each tool runs with its own defaults: fastai 100 steps from 1e-7 to 10 and its four suggestion functions
-(valley, slide, minimum, steep); pytorch-lr-finder 100 steps from 1e-7 to 10 and its suggestion (the
-steepest gradient of its smoothed loss, 10 points skipped at the start and 5 at the end); schedlab
+(valley, slide, minimum, steep); pytorch-lr-finder 100 steps from 1e-7 (its start is the optimizer's LR)
+to 10 and its suggestion (the steepest gradient of its smoothed loss, 10 points skipped at the start and 5
+at the end); schedlab
 `lr_find.*` as configured (extra overrides with --schedlab). Every test starts from the same weights (the
 seed's). --grid trains 2 epochs (constant LR) at each LR of GRID and reports the validation accuracy:
 what "the LR that trains well" means here.
@@ -35,14 +38,19 @@ from torch.utils.data import DataLoader, TensorDataset
 from benchmarks.common import hardware
 from trainer.cli import compose_config
 from trainer.fit import fit
-from trainer.lr_find import range_test_from_config
+from trainer.lr_find import LRFindResult, range_test_from_config
 from trainer.records import Job, write_json
 from trainer.setup import build
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
-GRID = {"sgd": [0.03, 0.1, 0.3, 1.0], "momentum": [0.01, 0.03, 0.1, 0.3], "adam": [3e-4, 1e-3, 3e-3, 1e-2]}
+GRID = {
+    "sgd": [0.03, 0.1, 0.3, 0.5, 1.0],
+    "momentum": [0.01, 0.03, 0.05, 0.1, 0.3],
+    "adam": [3e-4, 1e-3, 3e-3, 1e-2, 3e-2],
+}
 THEIR_START, THEIR_END, THEIR_STEPS = 1e-7, 10.0, 100  # both libraries' defaults
-FASTAI_RULES = ("valley", "slide", "minimum", "steep")
+BEFORE = ["lr_find.start_lr=1e-8", "lr_find.suggestion=valley"]  # schedlab's defaults before half_drop
+TOOLS = ("fastai", "torch_lr_finder", "schedlab", "fastai rules", "torch_lr_finder rule", "schedlab before")
 BASE = ["logger=none", "trainer.progress=false", "trainer.checkpoint=false"]  # --dataset adds to it
 NEEDS = "lr_find_compare needs fastai and torch-lr-finder: pip install fastai torch-lr-finder"
 
@@ -68,14 +76,39 @@ def loaders(run, batch_size: int, seed: int) -> tuple[DataLoader, DataLoader]:
     )
 
 
-def run_schedlab(optimizer: str, seed: int, overrides: list[str]) -> dict:
+def run_schedlab(optimizer: str, seed: int, overrides: list[str]) -> tuple[dict, LRFindResult]:
     cfg, run = setup(optimizer, seed, overrides)
     result = range_test_from_config(cfg, run.model, run.optimizer, run.train_set, run.amp)
     f = cfg.lr_find
+    settings = f"{f.start_lr:g}..{f.end_lr:g}, {len(result.lrs)} steps ({result.stop_reason})"
+    return {"settings": settings, "default": f.suggestion, "suggestions": result.suggestions}, result
+
+
+def their_rules_on(result: LRFindResult) -> dict[str, dict]:
+    """fastai's four functions and pytorch-lr-finder's rule on schedlab's curve, each library's way: fastai
+    on the same smoothed loss (its smoothing is schedlab's) less the first tenth and the last 5 points;
+    pytorch-lr-finder on its own smoothing of the raw loss (0.05 of each new one, no bias correction) less
+    the first 10 and the last 5 points."""
+    from fastai.callback.schedule import minimum, slide, steep, valley
+    from matplotlib.figure import Figure
+    from torch_lr_finder import LRFinder
+
+    n = sum(math.isfinite(v) for v in result.smoothed)
+    lrs, smoothed, raw = result.lrs[:n], result.smoothed[:n], result.losses[:n]
+    cut = slice(n // 10, -5)
+    x, y = torch.tensor(lrs[cut]), torch.tensor(smoothed[cut])
+    found = {f.__name__: float(f(x, y, n)[0]) for f in (valley, slide, minimum, steep)}
+    theirs = [raw[0]]
+    for v in raw[1:]:
+        theirs.append(0.05 * v + 0.95 * theirs[-1])
+    finder = LRFinder.__new__(LRFinder)  # only its plot: the rule reads nothing but the history
+    finder.history = {"lr": lrs, "loss": theirs}
+    with contextlib.redirect_stdout(io.StringIO()):
+        _, lr = finder.plot(ax=Figure().add_subplot(), suggest_lr=True)
+    settings = "schedlab's curve"
     return {
-        "settings": f"{f.start_lr:g}..{f.end_lr:g}, {len(result.lrs)} steps ({result.stop_reason})",
-        "default": f.suggestion,
-        "suggestions": result.suggestions,
+        "fastai rules": {"settings": settings, "default": "valley", "suggestions": found},
+        "torch_lr_finder rule": {"settings": settings, "default": "steepest", "suggestions": {"steepest": float(lr)}},
     }
 
 
@@ -98,7 +131,7 @@ def run_fastai(optimizer: str, seed: int) -> dict:
     return {
         "settings": f"{THEIR_START:g}..{THEIR_END:g}, {steps} steps",
         "default": "valley",
-        "suggestions": dict(zip(FASTAI_RULES, map(float, found), strict=True)),
+        "suggestions": {k: float(v) for k, v in found._asdict().items()},
     }
 
 
@@ -150,7 +183,9 @@ def table(rows: dict) -> str:
     for optimizer, row in rows.items():
         best = best_of(row.get("grid", []))
         known = f"{best['lr']:g} ({100 * best['val_acc']:.1f} %)" if best else ""
-        for tool in ("fastai", "torch_lr_finder", "schedlab"):
+        for tool in TOOLS:
+            if tool not in row:
+                continue
             r = row[tool]
             order = [r["default"], *(k for k in r["suggestions"] if k != r["default"])]
             text = ", ".join(f"{'**' + k + '**' if k == r['default'] else k} {_lr(r['suggestions'][k])}" for k in order)
@@ -184,11 +219,15 @@ def main(argv: list[str] | None = None) -> dict:
     BASE.append(f"dataset={args.dataset}")
     rows, started = {}, time.perf_counter()
     for optimizer in args.optimizers:
+        schedlab, curve = run_schedlab(optimizer, args.seed, args.schedlab)
         row = rows[optimizer] = {
             "fastai": run_fastai(optimizer, args.seed),
             "torch_lr_finder": run_torch_lr_finder(optimizer, args.seed),
-            "schedlab": run_schedlab(optimizer, args.seed, args.schedlab),
+            "schedlab": schedlab,
+            **their_rules_on(curve),
         }
+        if not args.schedlab:
+            row["schedlab before"] = run_schedlab(optimizer, args.seed, BEFORE)[0]
         if args.grid:
             row["grid"] = [train_two_epochs(optimizer, lr, args.seed) for lr in GRID[optimizer]]
         print(f"{optimizer}: done after {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
