@@ -12,10 +12,10 @@ normalization), batch 256, plain SGD, SGD with momentum 0.9 and Adam as conf/opt
 Each tool runs with its own defaults: fastai 100 steps from 1e-7 to 10 and its four suggestion functions
 (valley, slide, minimum, steep); pytorch-lr-finder 100 steps from 1e-7 (its start is the optimizer's LR)
 to 10 and its suggestion (the steepest gradient of its smoothed loss, 10 points skipped at the start and 5
-at the end); schedlab
-`lr_find.*` as configured (extra overrides with --schedlab). Every test starts from the same weights (the
-seed's). --grid trains 2 epochs (constant LR) at each LR of GRID and reports the validation accuracy:
-what "the LR that trains well" means here.
+at the end); schedlab `lr_find.*` as configured (extra overrides with --schedlab). Their rules are also
+applied to schedlab's own curve, and schedlab's defaults before half_drop (1e-8, valley) run too. Every
+test starts from the same weights (the seed's). --grid trains 2 epochs (constant LR) at each LR of GRID and
+at schedlab's suggestion and reports the validation accuracy: what "the LR that trains well" means here.
 """
 
 from __future__ import annotations
@@ -229,7 +229,8 @@ def main(argv: list[str] | None = None) -> dict:
         if not args.schedlab:
             row["schedlab before"] = run_schedlab(optimizer, args.seed, BEFORE)[0]
         if args.grid:
-            row["grid"] = [train_two_epochs(optimizer, lr, args.seed) for lr in GRID[optimizer]]
+            chosen = schedlab["suggestions"][schedlab["default"]]  # and at schedlab's suggestion itself
+            row["grid"] = [train_two_epochs(optimizer, lr, args.seed) for lr in sorted({*GRID[optimizer], chosen})]
         print(f"{optimizer}: done after {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     print(table(rows))
     out = {
