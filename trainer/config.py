@@ -431,7 +431,7 @@ class LRFindConfig:
     mode: str = "exp"  # exp | linear
     beta: float = 0.98
     diverge_factor: float = 4.0
-    suggestion: str = "half_drop"  # the middle of the descent: within 2-3x of the best LR for sgd, momentum, adam
+    suggestion: str = "half_drop"  # the middle of the descent: 1.4-3.4x below the best LR of sgd, momentum, adam
 
     def check(self) -> None:
         _finite(self, "lr_find")
