@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from schedulers.config import register_configs
 from schedulers.errors import ConfigError
-from schedulers.run_length import schedule_warnings, warn_schedule
+from schedulers.run_length import cycle_ends, schedule_warnings, warn_schedule
 
 if TYPE_CHECKING:
     from schedulers.plot import key_epochs, lr_curve, plot_schedules
@@ -31,6 +31,7 @@ __all__ = [
     "ConfigError",
     "Scheduler",
     "build_schedule",
+    "cycle_ends",
     "key_epochs",
     "lr_curve",
     "plot_schedules",

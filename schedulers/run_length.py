@@ -7,8 +7,10 @@ warns when the run ends before its first step. A value left null to follow the r
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 # by module path (as every module of the package): its __init__ imports this one
@@ -89,15 +91,25 @@ def _multistep(c: config.MultiStep, epochs: int, base: float, quantum: float) ->
     )
 
 
+def _cycles(c: config.CosineRestarts | config.Cyclic) -> Iterator[tuple[float, float]]:
+    """(start, length) of each cycle of a restarting schedule, for ever, in epochs from the end of warmup; the
+    starts as curves.py computes them (cosine_restarts with T_mult 1: k·T_0, else the running sum)."""
+    if isinstance(c, config.Cyclic):
+        down = c.step_size_up if c.step_size_down is None else c.step_size_down
+        length = c.step_size_up + down
+        yield from ((k * length, length) for k in itertools.count())
+    elif c.T_mult == 1:
+        yield from ((k * c.T_0, c.T_0) for k in itertools.count())
+    else:
+        start, length = 0.0, c.T_0
+        while True:
+            yield start, length
+            start, length = start + length, length * c.T_mult
+
+
 def _restarts(c: config.CosineRestarts, epochs: int, base: float, quantum: float) -> str | None:
     w, t = c.warmup.epochs, epochs - c.warmup.epochs  # cycles start at the end of warmup
-    if c.T_mult == 1:
-        k = math.floor(t / c.T_0 + SLACK)
-        start, length = k * c.T_0, c.T_0
-    else:
-        k, start, length = 0, 0.0, c.T_0
-        while t + SLACK >= start + length:
-            k, start, length = k + 1, start + length, length * c.T_mult
+    k, (start, length) = next((k, cycle) for k, cycle in enumerate(_cycles(c)) if t + SLACK < sum(cycle))
     if t <= start + SLACK:  # the run ends where a cycle ends
         return None
     which = "the first cycle" if k == 0 else "the last cycle"
@@ -129,6 +141,30 @@ CHECKS = {
     config.OneCycle: _horizon,
     config.WSD: _horizon,
 }
+
+
+def cycle_ends(cfg: Any, epochs: int, steps_per_epoch: int = 1) -> list[int] | None:
+    """The epochs (counted from 1) at whose end a cycle of a restarting schedule has ended, in a run of `epochs`
+    epochs: the last epoch all of whose steps come before the LR jumps back up (cosine_restarts) or starts again
+    from its base (cyclic). With interval=epoch every step of epoch e runs at position e − 1; with interval=step
+    at e − 1 + k / steps_per_epoch. A cycle whose last epoch lies past the run has not ended. None for a schedule
+    without cycles (or a torch `_target_`)."""
+    cfg = config.as_node(cfg)
+    if "_target_" in cfg:
+        return None
+    c = config.parse(cfg)
+    if not isinstance(c, (config.CosineRestarts, config.Cyclic)):
+        return None
+    quantum = 1.0 if c.interval == "epoch" else 1.0 / steps_per_epoch
+    ends: list[int] = []
+    for start, length in _cycles(c):
+        end = c.warmup.epochs + start + length
+        epoch = math.ceil(end + quantum - SLACK) - 1  # its last step, at epoch - quantum, is before the end
+        if epoch > epochs:
+            return ends
+        if epoch >= 1 and epoch not in ends:
+            ends.append(epoch)
+    raise AssertionError("unreachable: cycles go on for ever")
 
 
 def schedule_warnings(cfg: Any, epochs: int, base_lr: float, steps_per_epoch: int = 1) -> list[str]:

@@ -14,10 +14,10 @@ import schedulefree
 import torch
 import torch.nn.functional as F
 from conftest import FAST, compose_config, stop_in_epoch
+from test_config import bad_input
 from test_stack import TINY, alone, assert_close, stacked
 
 import trainer.fit
-from trainer.cli import precheck
 from trainer.config import validate
 from trainer.evaluate import eval_config, run_eval
 from trainer.fit import fit
@@ -156,15 +156,6 @@ def test_the_lr_range_test_leaves_the_optimizer_in_train_mode(tmp_path):
     range_test_from_config(cfg, run.model, run.optimizer, run.train_set, run.amp)
     assert all(g["train_mode"] for g in run.optimizer.param_groups)
     assert not run.optimizer.state  # put back as it was: no step taken
-
-
-def bad_input(capsys, *overrides: str) -> str:
-    with pytest.raises(SystemExit) as e:
-        precheck(list(overrides))
-    assert e.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0, err
-    return err
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)

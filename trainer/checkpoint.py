@@ -1,5 +1,6 @@
 """checkpoint.pt: the state at the end of the last epoch (model, optimizer, schedule, grad scaler, every RNG,
-the progress so far), saved atomically, and loaded only for the same config."""
+the progress so far), saved atomically, and loaded only for the same config; and the snapshots of a snapshot
+ensemble (weights only)."""
 
 from __future__ import annotations
 
@@ -99,6 +100,17 @@ def state_dict(cfg, *, model, optimizer, schedule, scaler, shuffle, progress: di
 def save(folder: RunFolder, cfg, *, path: Path | None = None, **parts) -> None:
     """state_dict() to checkpoint.pt (or `path`: best.pt, the best epoch's state)."""
     atomic_torch_save(path or folder.checkpoint, state_dict(cfg, **parts))
+
+
+def save_snapshot(folder: RunFolder, epoch: int, model) -> None:
+    """snapshots/epoch_NNN.pt: the model's weights (a state_dict, nothing else) at the end of epoch `epoch`, as
+    copies (a stacked arm's weights are views of every arm's tensors)."""
+    folder.snapshots.mkdir(exist_ok=True)
+    atomic_torch_save(folder.snapshot(epoch), {k: v.detach().clone() for k, v in model.state_dict().items()})
+
+
+def load_snapshot(folder: RunFolder, epoch: int, device) -> dict:
+    return torch.load(folder.snapshot(epoch), map_location=device, weights_only=True)
 
 
 def check_config(saved: dict, cfg, where: Path) -> None:

@@ -362,6 +362,11 @@ class TrainerConfig:
     progress: bool = True
     checkpoint: bool = True
     lr_find: bool = False  # run the LR range test first and train with its suggestion
+    # snapshot ensembles (Huang et al. 2017): the model saved at the end of every cycle of a restarting schedule
+    # (cosine_restarts, cyclic) into snapshots/, and the ensemble of the last ones evaluated after each
+    snapshots: bool = False
+    snapshot_every: int | None = None  # epochs between snapshots, whatever the schedule; null: its cycle ends
+    snapshot_ensemble: int | None = None  # how many of the last snapshots the ensemble averages; null: all
     divergence: DivergenceConfig = field(default_factory=DivergenceConfig)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
@@ -376,6 +381,10 @@ class TrainerConfig:
         _one_of("trainer.precision", self.precision, PRECISIONS)
         if self.num_threads is not None:
             _require(self.num_threads >= 1, "trainer.num_threads", self.num_threads, "must be >= 1 or null (one per core)")
+        if self.snapshot_every is not None:
+            _at_least("trainer.snapshot_every", self.snapshot_every, 1, "must be >= 1 (epochs) or null (the schedule's cycle ends)")
+        if self.snapshot_ensemble is not None:
+            _at_least("trainer.snapshot_ensemble", self.snapshot_ensemble, 1, "must be >= 1 (snapshots) or null (all of them)")
         self.divergence.check()
         self.early_stopping.check()
 
@@ -643,6 +652,8 @@ def _validate(cfg: Any) -> None:
         _one_of("objective", cfg.objective, OBJECTIVES)
         why = missing_for(cfg.objective, has_validation, bool(cfg.select_on_test))
         _require(why is None, "objective", cfg.objective, f"{why}, and {_no_validation(cfg)}", needs=("dataset",))
+        why = missing_for(cfg.objective, True, True, has_snapshots=trainer.snapshots)
+        _require(why is None, "objective", cfg.objective, f"{why}: set trainer.snapshots=true", needs=("trainer.snapshots",))
     _typed(cfg, "model", ModelConfig).check()
     _typed(cfg, "logger", LoggerConfig).check()
     optimizer = _typed(cfg, "optimizer", OptimizerConfig)
@@ -662,6 +673,19 @@ def _validate(cfg: Any) -> None:
         else:
             validate_schedule(cfg.scheduler, trainer.epochs, base_lr=base_lr, has_val_metric=metric is None,
                               why_no_metric=metric)
+            _check_snapshots(cfg.scheduler, trainer)
+
+
+def _check_snapshots(scheduler: Any, trainer: TrainerConfig) -> None:
+    """Snapshots are taken at the ends of a restarting schedule's cycles, or every trainer.snapshot_every epochs."""
+    from schedulers import cycle_ends
+
+    if not trainer.snapshots or trainer.snapshot_every is not None:
+        return
+    name = scheduler.get("name") or scheduler.get("_target_")
+    _require(cycle_ends(scheduler, trainer.epochs) is not None, "trainer.snapshots", trainer.snapshots,
+             f"scheduler={name} has no cycles to end: use scheduler=cosine_restarts or cyclic, or set "
+             "trainer.snapshot_every=<epochs>", needs=("trainer.snapshot_every",))
 
 
 def _check_momentum_cycle(scheduler: Any, optimizer: OptimizerConfig) -> None:

@@ -135,7 +135,7 @@ def run_eval(trained: DictConfig, cfg: DictConfig) -> dict:
         _, val_set, test_set = data.load(cfg.dataset, device, bool(t.channels_last))
         memory_format = torch.channels_last if t.channels_last else torch.preserve_format
         model = instantiate(cfg.model).to(device, memory_format=memory_format)
-        model.load_state_dict(saved["model"])
+        model.load_state_dict(saved["model"])  # the weights training evaluated: a schedule-free optimizer's average
         amp = autocast(device, precision)
         val_loss, val_acc = evaluate(model, val_set, int(t.eval_batch_size), amp) if val_set is not None else (None, None)
         test_loss, test_acc = evaluate(model, test_set, int(t.eval_batch_size), amp)

@@ -17,9 +17,17 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from schedulers import build_schedule, warn_schedule
+from schedulers import build_schedule, cycle_ends, warn_schedule
 from trainer import checkpoint
-from trainer.loop import EpochResult, averaged, epochs_without_improvement, evaluate, train_epoch, train_mode
+from trainer.loop import (
+    EpochResult,
+    averaged,
+    ensemble_accuracy,
+    epochs_without_improvement,
+    evaluate,
+    train_epoch,
+    train_mode,
+)
 from trainer.lr_find import find_and_set_lr
 from trainer.records import EpochRow, Job, RunFolder, StepRow, Summary
 from trainer.setup import Setup, build, device_name, memory_use, provenance
@@ -88,10 +96,22 @@ def stop_early(history: list[EpochRow], settings, select_on_test: bool) -> bool:
 def epoch_line(row: EpochRow, epochs: int) -> str:
     """One line per epoch for logs: what a progress bar shows in a terminal."""
     val = "" if row.val_acc is None else f", val loss {row.val_loss:.4f} acc {row.val_acc:.2%}"
+    ensemble = "" if row.ensemble_test_acc is None else f", ensemble test acc {row.ensemble_test_acc:.2%}"
     return (
         f"epoch {row.epoch}/{epochs}: train loss {row.train_loss:.4f} acc {row.train_acc:.2%}{val}, "
-        f"test loss {row.test_loss:.4f} acc {row.test_acc:.2%}, lr {row.lr:.4g}, {row.epoch_time:.1f} s"
+        f"test loss {row.test_loss:.4f} acc {row.test_acc:.2%}{ensemble}, lr {row.lr:.4g}, {row.epoch_time:.1f} s"
     )
+
+
+def snapshot_epochs(cfg, steps_per_epoch: int) -> list[int]:
+    """The epochs at whose end trainer.snapshots saves the model: every trainer.snapshot_every epochs, else the
+    ends of the schedule's cycles; none without trainer.snapshots."""
+    t = cfg.trainer
+    if not t.snapshots:
+        return []
+    if t.snapshot_every is not None:
+        return list(range(int(t.snapshot_every), int(t.epochs) + 1, int(t.snapshot_every)))
+    return cycle_ends(cfg.scheduler, int(t.epochs), steps_per_epoch)
 
 
 def now() -> str:
@@ -179,6 +199,7 @@ class Arm:
         train_mode(run.optimizer)  # a schedule-free optimizer steps only in train mode
         self.folder.write_provenance(provenance(cfg, run.device, self.job))
         self.steps_per_epoch = run.train_set.num_batches(t.batch_size, t.max_steps_per_epoch)
+        self.snapshot_epochs = snapshot_epochs(cfg, self.steps_per_epoch)
         summary.device, summary.device_name, summary.precision = str(run.device), device_name(run.device), run.precision
         summary.epochs, summary.steps_per_epoch = int(t.epochs), self.steps_per_epoch
         if self.saved is not None:
@@ -245,6 +266,7 @@ class Arm:
         with averaged(self.optimizer):  # a schedule-free optimizer's averaged weights are the ones evaluated
             val_loss, val_acc = evaluate(forward, run.val_set, t.eval_batch_size, run.amp) if run.val_set else (None, None)
             test_loss, test_acc = evaluate(forward, run.test_set, t.eval_batch_size, run.amp)
+            ensemble = self.ensemble(epoch, run)
         schedule = self.schedule
         schedule.step_epoch(monitored(schedule.monitor, val_loss, val_acc, test_loss, test_acc, cfg.select_on_test))
         row = EpochRow(
@@ -259,6 +281,7 @@ class Arm:
             lr=result.steps[0].lr,
             lr_end=result.steps[-1].lr,
             epoch_time=time.perf_counter() - epoch_start,
+            **ensemble,
             **memory_use(run.device),
         )
         progress.history.append(row)
@@ -282,6 +305,23 @@ class Arm:
             )
             return False
         return True
+
+    def ensemble(self, epoch: int, run: Setup) -> dict:
+        """The snapshot ensemble's figures after epoch `epoch` (called with the weights it is evaluated with in
+        the model). At a snapshot epoch: save the model into snapshots/, then the accuracy of the mean softmax of
+        the last trainer.snapshot_ensemble snapshots (read back from their files, as a resumed run reads the
+        earlier ones) on the validation and test sets; at any other epoch, the last ensemble's figures."""
+        names = ("ensemble_val_acc", "ensemble_test_acc")
+        if epoch not in self.snapshot_epochs:
+            last = self.progress.history[-1] if self.progress.history else None
+            return {name: getattr(last, name, None) for name in names}
+        checkpoint.save_snapshot(self.folder, epoch, self.model)
+        taken = [e for e in self.snapshot_epochs if e <= epoch][-(self.t.snapshot_ensemble or epoch) :]
+        weights = [checkpoint.load_snapshot(self.folder, e, self.device) for e in taken]
+        size = int(self.t.eval_batch_size)
+        sets = (run.val_set, run.test_set)
+        figures = [None if s is None else ensemble_accuracy(self.model, weights, s, size, self.amp) for s in sets]
+        return dict(zip(names, figures, strict=True))
 
     def state(self) -> dict:
         """What a checkpoint stores besides the parts."""

@@ -1,4 +1,5 @@
-"""One epoch of training and one evaluation: what fit() repeats, and what any other trainer can call.
+"""One epoch of training and one evaluation: what fit() repeats, and what any other trainer can call; the
+evaluation of a schedule-free optimizer's averaged weights and of a snapshot ensemble.
 
 Speed habits (DESIGN.md section 3): batches come from the device-resident dataset; losses and correct
 counts accumulate on the device and are read once per epoch, plus one loss read every
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call
 
 from trainer.records import StepRow
 
@@ -156,3 +158,20 @@ def evaluate(model, dataset, batch_size: int, amp) -> tuple[float, float]:
         correct += (out.argmax(1) == y).sum()
     n = len(dataset)
     return loss_sum.item() / n, correct.item() / n
+
+
+@torch.no_grad()
+def ensemble_accuracy(model, snapshots: list[dict], dataset, batch_size: int, amp) -> float:
+    """Accuracy of a snapshot ensemble (Huang et al. 2017) over a device dataset: the class with the highest mean,
+    over `snapshots` (state_dicts of `model`), of the softmax of each one's output, in eval mode. `model` itself
+    is only the architecture: its own weights are neither used nor touched."""
+    model.eval()
+    correct = torch.zeros((), device=dataset.labels.device, dtype=torch.long)
+    for x, y in dataset.batches(batch_size):
+        probabilities = 0
+        for weights in snapshots:
+            with amp:
+                out = functional_call(model, weights, (x,))
+            probabilities = probabilities + out.float().softmax(1)
+        correct += ((probabilities / len(snapshots)).argmax(1) == y).sum()
+    return correct.item() / len(dataset)

@@ -1,7 +1,8 @@
 """The run folder and what a run records in it: one owner, one writer, one reader.
 
 A run folder holds config.yaml, metrics.jsonl (one `EpochRow` per epoch), steps.csv (one `StepRow` per
-optimizer step), summary.json (a `Summary`), provenance.json and checkpoint.pt (trainer/checkpoint.py).
+optimizer step), summary.json (a `Summary`), provenance.json, checkpoint.pt (trainer/checkpoint.py) and, with
+trainer.snapshots, snapshots/epoch_NNN.pt.
 Training, the LR range test, the trackers, the command line's closing line and objective, the report and
 the benchmarks all read and write these files through this module, so a new per-epoch metric is one field
 of `EpochRow` (with its `metric(...)` description): it then lands in metrics.jsonl, in every tracker, as
@@ -81,22 +82,22 @@ def metric(
     better: str | None = None,
     summary: str | None = "final",
     key: str | None = None,
-    requires: str | None = None,
+    requires: str | tuple[str, ...] | None = None,
     **kwargs,
 ):
     """A per-epoch figure of EpochRow and how it is shown: `title` its table header, `scale` 100 for a
     fraction shown in percent, `better` "max"/"min" when the best mean of a column is worth bolding,
     `summary` how summary.json condenses it: "final" (its last value) or "mean" (over the epochs), under
     `key` (default final_<name> / mean_<name>), or None (not summarized: the LR, memory); `requires`
-    "validation" for a figure only a run with a validation set has."""
+    what a run needs to have the figure (VALIDATION: a validation set, SNAPSHOTS, ...; a tuple: all of them)."""
     key = key or (f"{summary}_{{}}" if summary else None)
     meta = {"title": title, "scale": scale, "decimals": decimals, "better": better, "summary": summary, "key": key}
     return field(metadata={**meta, "requires": requires}, **kwargs)
 
 
 # what a figure needs (Metric.requires): a validation set; a best epoch (validation, or select_on_test=true);
-# select_on_test=true itself
-VALIDATION, SELECTION, TEST_SELECTION = "validation", "selection", "test selection"
+# select_on_test=true itself; snapshots (trainer.snapshots=true)
+VALIDATION, SELECTION, TEST_SELECTION, SNAPSHOTS = "validation", "selection", "test selection", "snapshots"
 
 
 def _memory(title: str):
@@ -118,6 +119,15 @@ class EpochRow:
     test_acc: float = metric("test acc (%)", scale=100, decimals=2, better="max")
     # small is not better when both accuracies are low
     gap: float = metric("gap (%)", scale=100, decimals=2)  # train acc - test acc
+    # snapshot ensembles (trainer.snapshots): the accuracy of the mean softmax of the last snapshots, as the
+    # ensemble stands after the epoch: set at each snapshot, the last value held until the next, None before the
+    # first (so final_* is the ensemble the run ends with)
+    ensemble_val_acc: float | None = metric(
+        "ensemble val acc (%)", scale=100, decimals=2, better="max", requires=(VALIDATION, SNAPSHOTS), default=None
+    )
+    ensemble_test_acc: float | None = metric(
+        "ensemble test acc (%)", scale=100, decimals=2, better="max", requires=SNAPSHOTS, default=None
+    )
     lr: float = metric("LR at the epoch's first step", decimals=4, summary=None)
     lr_end: float = metric("LR at the epoch's last step", decimals=4, summary=None)
     epoch_time: float = metric("epoch time (s)", decimals=2, better="min", summary="mean", key="mean_epoch_time_s")
@@ -172,8 +182,9 @@ class Metric:
     better: str | None = None  # "max" or "min": the best mean of the column is set in bold
     objective: bool = True  # a sweep may optimize it (timings and the best epoch's number are no objective)
     # what a run needs to have the figure: VALIDATION (a validation set), SELECTION (a best epoch: a
-    # validation set, or select_on_test=true), TEST_SELECTION (select_on_test=true), or None
-    requires: str | None = None
+    # validation set, or select_on_test=true), TEST_SELECTION (select_on_test=true), SNAPSHOTS
+    # (trainer.snapshots=true), a tuple of them, or None
+    requires: str | tuple[str, ...] | None = None
 
 
 def _summary_metrics() -> list[Metric]:
@@ -204,16 +215,20 @@ METRICS: dict[str, Metric] = {m.name: m for m in _summary_metrics()}
 OBJECTIVES = tuple(m.key for m in METRICS.values() if m.objective)
 
 
-def missing_for(key: str, has_validation: bool, select_on_test: bool) -> str | None:
-    """Why a run without a validation set (or without select_on_test) has no figure `key`; None if it has it."""
+def missing_for(key: str, has_validation: bool, select_on_test: bool, has_snapshots: bool = True) -> str | None:
+    """Why a run without a validation set (or without select_on_test, or without snapshots) has no figure `key`;
+    None if it has it."""
     metric = next((m for m in METRICS.values() if m.key == key), None)
     requires = metric.requires if metric else None
-    if requires == VALIDATION and not has_validation:
+    needs = requires if isinstance(requires, tuple) else (requires,)
+    if VALIDATION in needs and not has_validation:
         return "it is a validation figure"
-    if requires == SELECTION and not (has_validation or select_on_test):
+    if SELECTION in needs and not (has_validation or select_on_test):
         return "it needs a best epoch, chosen on the validation set"
-    if requires == TEST_SELECTION and not select_on_test:
+    if TEST_SELECTION in needs and not select_on_test:
         return "it selects on the test set"
+    if SNAPSHOTS in needs and not has_snapshots:
+        return "it is a snapshot ensemble's figure"
     return None
 
 
@@ -369,9 +384,13 @@ class RunFolder:
         self.provenance = self.dir / "provenance.json"
         self.checkpoint = self.dir / "checkpoint.pt"
         self.best = self.dir / "best.pt"  # the state at the best epoch (validation accuracy)
+        self.snapshots = self.dir / "snapshots"  # trainer.snapshots: the model's weights at each cycle end
         self.overrides = self.dir / ".hydra" / "overrides.yaml"
         self.hydra_config = self.dir / ".hydra" / "config.yaml"
         self.damaged: list[Damaged] = []  # what the readers found unreadable, for the report to list
+
+    def snapshot(self, epoch: int) -> Path:
+        return self.snapshots / f"epoch_{epoch:03d}.pt"
 
     # --- ownership
 
