@@ -279,6 +279,17 @@ def wait_for_version(out: Path, old: str | None, timeout: float = 30) -> str:
     return version
 
 
+def wait_for_page(out: Path, old: str | None, holds, timeout: float = 30) -> tuple[str, str]:
+    """The first version after `old` whose page satisfies `holds` (the watcher may write the states between)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        old = wait_for_version(out, old, max(deadline - time.monotonic(), 0.1))
+        page = (out / "index.html").read_text()
+        if f'const version = "{old}"' in page and holds(page):
+            return old, page
+        assert time.monotonic() < deadline, f"no page satisfying the condition by version {old}"
+
+
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     """Every file under a folder with its size and mtime."""
     return {
@@ -317,16 +328,15 @@ def test_watch_follows_a_sweep_as_its_jobs_append_epochs(tmp_path):
     page = (out / "index.html").read_text()
     assert "No training run under" in page and f'const version = "{version}"' in page
     write_multirun(sweep)
-    version = wait_for_version(out, version)
-    page = (out / "index.html").read_text()
+    version, page = wait_for_page(out, version, lambda page: "9 runs" in page)
     assert "9 runs: 9 not run" in page and "No run has finished an epoch yet" in page
 
     first, second = overrides_of("constant", 0), overrides_of("constant", 1)
     run = start_job(sweep / "0", first)
     with run.owned():  # the run holds its folder as the trainer does
         add_epoch(run, 0.6)
-        version = wait_for_version(out, version)
-        page = (out / "index.html").read_text()
+        # the watcher may first show the job started with no epoch yet
+        version, page = wait_for_page(out, version, lambda page: "running: 1 epoch(s) so far" in page)
         tables = Tables(page).tables
         runs = {row[0]: row for row in tables[-1][1:]}
         assert runs["../0"][3:5] == ["running", "1"] and "running: 1 epoch(s) so far" in runs["../0"]
