@@ -211,6 +211,31 @@ def test_an_interrupted_stack_continues_every_arm_from_its_checkpoint(tmp_path, 
         assert s.status == "completed"
 
 
+def test_sequential_arms_draw_dropout_from_their_own_streams_and_resume_them(tmp_path, monkeypatch):
+    arms = [["seed=0"], ["seed=1", "optimizer=momentum"], ["seed=2", "scheduler=cosine"]]
+    base = [*TINY, "model=mlp", "model.dropout=0.3"]
+    reference = alone(tmp_path, arms, base)
+    _, whole = stacked(tmp_path, "whole", arms, "sequential", base)
+    for ref, run in zip(reference, whole, strict=True):
+        assert_close(ref, run, rel=None)  # each arm's dropout masks are those of its run alone
+    real = trainer.fit.evaluate
+    calls = {"n": 0}
+
+    def evaluate(*args, **kwargs):  # Ctrl-C during epoch 2, after the stack's checkpoint of epoch 1
+        calls["n"] += 1
+        if calls["n"] == 2 * len(arms) + 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer.fit, "evaluate", evaluate)
+    with pytest.raises(KeyboardInterrupt):
+        stacked(tmp_path, "cut", arms, "sequential", base)
+    monkeypatch.setattr(trainer.fit, "evaluate", real)
+    _, cut = stacked(tmp_path, "cut", arms, "sequential", base)
+    for run, resumed in zip(whole, cut, strict=True):
+        assert_close(run, resumed, rel=None)
+
+
 def test_plan_groups_jobs_that_can_share_a_process_and_says_why_the_others_cannot():
     cfgs = [compose_config([*FAST, *o]) for o in (
         ["seed=0"], ["seed=1", "optimizer=adam"], ["model=mlp"], ["seed=2", "scheduler=cosine"], ["trainer.epochs=5"]

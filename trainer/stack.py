@@ -322,21 +322,21 @@ def _train_stack(
             arm.open_tracker()
         device = resolve_device(cfgs[0].trainer.device, jobs[0].num)
         record["strategy"] = strategy = resolve_strategy(strategy, device)
-        runs = []
+        runs, rng = [], []  # rng: each arm's own torch stream (dropout) in the sequential strategy
         for arm in members:
             runs.append(build(arm.cfg, arm.job, shared=runs[0] if runs else None))
             arm.begin(runs[-1], restore=False)
             arm.summary.stack = record
+            rng.append(torch.get_rng_state())  # where the arm's stream stands once it is built, as when alone
         stacked = None
         if strategy == "batched" and members:
             stacked = StackedModel([arm.model for arm in members], compile=bool(cfgs[0].trainer.compile))
             for p, arm in enumerate(members):
                 stacked.take_over(p, arm.optimizer)
-        rng = []
-        for arm in members:
+        for p, arm in enumerate(members):
             if arm.saved is not None:
                 checkpoint.restore(arm.saved, **arm.parts())
-            rng.append(torch.get_rng_state())  # each arm's own stream (dropout) in the sequential strategy
+                rng[p] = torch.get_rng_state()
         if saved is not None:
             torch.set_rng_state(saved["torch_rng"])
         forward = [arm.model if stacked or not arm.t.compile else torch.compile(arm.model) for arm in members]
@@ -367,7 +367,7 @@ def _train_stack(
                 members[p].finish()
                 live.remove(p)
             if cfgs[0].trainer.checkpoint:
-                _save_state(state_path, folders, members, torch.get_rng_state())
+                _save_state(state_path, folders, members, torch.get_rng_state(), None if stacked else rng)
             epoch += 1
         for arm in members:
             arm.finish()
@@ -385,12 +385,17 @@ def _train_epoch():
     return fit.train_epoch
 
 
-def _save_state(path: Path, folders: list[RunFolder], members: list[Arm], torch_rng: torch.Tensor) -> None:
+def _save_state(
+    path: Path, folders: list[RunFolder], members: list[Arm], torch_rng: torch.Tensor, rng: list | None
+) -> None:
     """The stack's commit point: every arm's state at the end of the same epoch, in one file. An arm that
-    has finished (before a resume too) is marked done: its folder is final."""
+    has finished (before a resume too) is marked done: its folder is final. `rng`: each arm's own torch
+    stream (sequential strategy), which its entry keeps in place of the process's."""
     entries = {f.dir.name: {"done": True} for f in folders}
-    for arm in members:
+    for p, arm in enumerate(members):
         if not arm.finished:
-            entries[arm.folder.dir.name] = checkpoint.state_dict(arm.cfg, **arm.parts(), **arm.state())
+            entries[arm.folder.dir.name] = entry = checkpoint.state_dict(arm.cfg, **arm.parts(), **arm.state())
+            if rng is not None:
+                entry["rng"]["torch"] = rng[p]
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_torch_save(path, {"arms": entries, "torch_rng": torch_rng})
