@@ -282,6 +282,20 @@ def test_a_job_that_cannot_stack_runs_alone_with_one_line_why(tmp_path):
     assert [len(read_metrics(tmp_path / j)) for j in "01"] == [1, 2]
 
 
+@pytest.mark.parametrize(
+    ("setting", "says"),
+    [
+        ("hydra.launcher.strategy=fastest", "hydra.launcher.strategy='fastest' is not an option: use one of auto, "),
+        ("hydra.launcher.max_stack=0", "hydra.launcher.max_stack=0 is not allowed: must be an integer >= 1"),
+    ],
+)
+def test_a_bad_launcher_setting_is_one_line_before_any_job(tmp_path, setting, says):
+    result = run_cli(["-m", *SWEEP, "seed=0,1", "hydra/launcher=stacked", setting, f"hydra.sweep.dir={tmp_path}"])
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"schedlab: error: {says}"), lines
+    assert not (tmp_path / "0").exists()
+
+
 def test_optuna_trials_train_as_stacks(tmp_path):
     result = run_cli([
         "-m", *SWEEP, "hparams_search=optuna_lr", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2",

@@ -29,7 +29,7 @@ from trainer.loop import (
     train_mode,
 )
 from trainer.lr_find import find_and_set_lr
-from trainer.records import EpochRow, Job, RunFolder, StepRow, Summary
+from trainer.records import EpochRow, Job, RunFolder, StepRow, Summary, selected
 from trainer.setup import Setup, build, device_name, memory_use, provenance
 from trainer.tracking import make_tracker
 
@@ -60,34 +60,25 @@ class Progress:
         return cls(**{**d, "history": history, "steps": [StepRow(*s) for s in d["steps"]]})
 
 
-def monitored(name: str | None, val_loss, val_acc, test_loss, test_acc, select_on_test: bool) -> float | None:
-    """The figure a schedule steps on (plateau's monitor): a validation one; its test twin only where the run
-    has no validation set and select_on_test allows it."""
-    if name is None:
-        return None
-    figures = {"val_loss": val_loss, "val_acc": val_acc}
-    if select_on_test and val_loss is None:
-        figures = {"val_loss": test_loss, "val_acc": test_acc}
-    return figures[name]
+def monitored(name: str | None, row: EpochRow, select_on_test: bool) -> float | None:
+    """The figure a schedule steps on (plateau's monitor, a validation figure) in this epoch's row."""
+    key = selected(row, name, select_on_test) if name else None
+    return None if key is None else getattr(row, key)
 
 
 def is_best(history: list[EpochRow], select_on_test: bool) -> bool:
-    """Whether the last epoch is the run's best so far: the highest validation accuracy (the first of equals),
-    or the highest test accuracy where select_on_test stands in for a missing validation set."""
-    key = "val_acc" if history[-1].val_acc is not None else "test_acc" if select_on_test else None
+    """Whether the last epoch is the run's best so far by the accuracy it selects on (the first of equals)."""
+    key = selected(history[-1], "val_acc", select_on_test)
     if key is None:
         return False
     return all(getattr(r, key) < getattr(history[-1], key) for r in history[:-1])
 
 
 def stop_early(history: list[EpochRow], settings, select_on_test: bool) -> bool:
-    """trainer.early_stopping: the monitored validation figure (its test twin where select_on_test stands in
-    for a missing validation set) has not improved for `patience` epochs."""
-    if settings.patience is None:
+    """trainer.early_stopping: the figure it monitors (as selected) has not improved for `patience` epochs."""
+    name = selected(history[-1], settings.monitor, select_on_test)
+    if settings.patience is None or name is None:
         return False
-    name = settings.monitor
-    if history[-1].val_acc is None and select_on_test:
-        name = name.replace("val_", "test_")
     values = [getattr(r, name) for r in history]
     mode = "max" if name.endswith("_acc") else "min"
     return epochs_without_improvement(values, mode, float(settings.min_delta)) >= settings.patience
@@ -267,8 +258,6 @@ class Arm:
             val_loss, val_acc = evaluate(forward, run.val_set, t.eval_batch_size, run.amp) if run.val_set else (None, None)
             test_loss, test_acc = evaluate(forward, run.test_set, t.eval_batch_size, run.amp)
             ensemble = self.ensemble(epoch, run)
-        schedule = self.schedule
-        schedule.step_epoch(monitored(schedule.monitor, val_loss, val_acc, test_loss, test_acc, cfg.select_on_test))
         row = EpochRow(
             epoch=epoch,
             train_loss=result.train_loss,
@@ -284,6 +273,7 @@ class Arm:
             **ensemble,
             **memory_use(run.device),
         )
+        self.schedule.step_epoch(monitored(self.schedule.monitor, row, bool(cfg.select_on_test)))
         progress.history.append(row)
         progress.steps += result.steps
         progress.epoch = epoch

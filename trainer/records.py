@@ -232,6 +232,15 @@ def missing_for(key: str, has_validation: bool, select_on_test: bool, has_snapsh
     return None
 
 
+def selected(row: EpochRow, name: str, select_on_test: bool) -> str | None:
+    """The figure a run selects on (best epoch, plateau, early stopping) for the validation figure `name`
+    ("val_loss", "val_acc"): itself in a run with a validation set, its test twin where select_on_test
+    stands in for a missing one, None otherwise."""
+    if row.val_acc is not None:
+        return name
+    return name.replace("val_", "test_", 1) if select_on_test else None
+
+
 def results_summary(history: list[EpochRow], select_on_test: bool = False) -> dict:
     """The figures of summary.json from the completed epochs: final values, mean epoch time, and the best
     epoch: the one with the best validation accuracy (with its test accuracy beside it); without a
@@ -248,14 +257,12 @@ def results_summary(history: list[EpochRow], select_on_test: bool = False) -> di
         elif kind == "mean":
             values = [v for r in history if (v := getattr(r, f.name)) is not None]
             out[key.format(f.name)] = sum(values) / len(values) if values else None
-    validated = [r for r in history if r.val_acc is not None]
-    if validated:
-        best = max(validated, key=lambda r: r.val_acc)  # the first of equals: the earliest epoch
-        out["best_val_acc"] = best.val_acc
-    elif select_on_test:
-        best = max(history, key=lambda r: r.test_acc)
-    else:
+    key = selected(last, "val_acc", select_on_test)
+    if key is None:
         return out
+    best = max(history, key=lambda r: getattr(r, key))  # the first of equals: the earliest epoch
+    if key == "val_acc":
+        out["best_val_acc"] = best.val_acc
     out["best_epoch"], out["best_epoch_test_acc"] = best.epoch, best.test_acc
     if select_on_test:
         out["best_test_acc"] = max(r.test_acc for r in history)

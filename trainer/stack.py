@@ -121,9 +121,13 @@ def _why_alone(cfgs: list, i: int, names: list[str]) -> str:
     return f"its {keys} differ{'s' if len(diff) == 1 else ''} from every other job's (closest: job {names[j]})"
 
 
-def resolve_strategy(name: str, device: torch.device) -> str:
+def check_strategy(name: str) -> None:
     if name not in STRATEGIES:
         raise ConfigError(f"hydra.launcher.strategy={name!r} is not an option: use one of {', '.join(STRATEGIES)}")
+
+
+def resolve_strategy(name: str, device: torch.device) -> str:
+    check_strategy(name)
     if name == "auto":
         return "batched" if device.type == "cuda" else "sequential"
     return name

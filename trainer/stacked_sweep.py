@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from trainer import stack
 from trainer.cli import EXIT_INTERRUPTED, EXIT_TERMINATED, fail, job_info, objective, outcome
 from trainer.config import validate
+from trainer.errors import ConfigError
 
 log = logging.getLogger("schedlab")
 
@@ -77,8 +78,10 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
 
 def check_settings(max_stack, strategy: str) -> None:
     """The launcher's own keys: one line and exit 2 for a bad value."""
-    if strategy not in stack.STRATEGIES:
-        fail(f"hydra.launcher.strategy={strategy!r} is not an option: use one of {', '.join(stack.STRATEGIES)}")
+    try:
+        stack.check_strategy(strategy)
+    except ConfigError as e:
+        fail(str(e))
     if max_stack is not None and (isinstance(max_stack, bool) or not isinstance(max_stack, int) or max_stack < 1):
         fail(f"hydra.launcher.max_stack={max_stack!r} is not allowed: must be an integer >= 1, or null for no limit")
 
