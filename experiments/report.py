@@ -72,6 +72,7 @@ DASH = "–"
 # that METRICS lacks (a trainer without it) or that no completed run has (no validation split) is left out
 DEFAULT_METRICS = (
     "test_acc",
+    "ensemble_test_acc",
     "best_epoch_test_acc",
     "best_test_acc",
     "val_acc",

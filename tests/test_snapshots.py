@@ -181,6 +181,24 @@ def test_a_resumed_run_keeps_its_snapshots(restarts, tmp_path, monkeypatch):
         assert all(torch.equal(a[k], b[k]) for k in a), name
 
 
+def test_the_report_shows_the_ensemble_beside_the_single_models(tmp_path):
+    from experiments.report import write_report
+
+    runs = {"0": RESTARTS[len(RUN) + 1:], "1": ["scheduler=cosine"]}  # SGDR with snapshots; one cosine run
+    for name, overrides in runs.items():
+        fit(compose_config([*RUN, "trainer.epochs=3", *overrides]), tmp_path / "sweep" / name, {"overrides": overrides})
+    report = write_report([tmp_path / "sweep"], tmp_path / "out")
+    assert [m.name for m in report.metrics][:2] == ["test_acc", "ensemble_test_acc"]
+    by_label = {g.label: g for g in report.groups}
+    restarts = next(g for label, g in by_label.items() if "cosine_restarts" in label)
+    single = next(g for label, g in by_label.items() if "cosine_restarts" not in label)
+    expected = read_summary(tmp_path / "sweep" / "0")["final_ensemble_test_acc"]
+    assert restarts.stats["ensemble_test_acc"].values == [expected] and single.stats["ensemble_test_acc"].n == 0
+    # runs without snapshots: no ensemble column
+    alone = write_report([tmp_path / "sweep" / "1"], tmp_path / "out1")
+    assert "ensemble_test_acc" not in [m.name for m in alone.metrics]
+
+
 # ------------------------------------------------------------------------------------- stacked
 
 
