@@ -95,6 +95,29 @@ def test_evaluation_and_checkpoint_hold_the_packages_averaged_weights(tmp_path, 
     assert (result["test_loss"], result["test_acc"]) == (rows[-1]["test_loss"], rows[-1]["test_acc"])
 
 
+def test_batch_norm_statistics_are_gathered_at_the_averaged_weights(tmp_path):
+    """With BatchNorm (the ResNet) the statistics gathered while training at y do not fit x: evaluation and the
+    checkpoint get statistics recomputed at x, a plain average over the first training batches in order."""
+    cfg = compose_config([*RUN, "model=resnet", *OPTIMIZERS["sgd_schedulefree"]])
+    fit(cfg, tmp_path / "run", {})
+    saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    run = build(cfg, trainer.records.Job())
+    run.model.load_state_dict(saved["model"])
+    name, norm = next((n, m) for n, m in run.model.named_modules() if isinstance(m, torch.nn.BatchNorm2d))
+    means = []  # the first BatchNorm's input depends on the convolution before it only: the same in any mode
+    hook = norm.register_forward_pre_hook(lambda module, args: means.append(args[0].mean(dim=(0, 2, 3))))
+    batches = list(run.train_set.batches(cfg.trainer.batch_size, limit=trainer.loop.BATCH_NORM_BATCHES))
+    run.model.eval()
+    with torch.no_grad():
+        for x, _ in batches:
+            run.model(x)
+    hook.remove()
+    assert int(saved["model"][f"{name}.num_batches_tracked"]) == len(batches)
+    assert torch.allclose(saved["model"][f"{name}.running_mean"], torch.stack(means).mean(0), rtol=1e-4, atol=1e-6)
+    # the test loss recorded is that of x with these statistics
+    assert read_metrics(tmp_path / "run")[-1]["test_loss"] == pytest.approx(loss_at(run.model, run.test_set), rel=1e-5)
+
+
 def test_evaluating_never_moves_training(tmp_path):
     """y comes back bit for bit after each evaluation: two epochs evaluated after each equal one uninterrupted
     stretch of the same steps (the package's own eval() / train() round trip would move y in the last bits)."""

@@ -22,6 +22,7 @@ from trainer import checkpoint
 from trainer.loop import (
     EpochResult,
     averaged,
+    batch_norm_at_average,
     ensemble_accuracy,
     epochs_without_improvement,
     evaluate,
@@ -254,7 +255,9 @@ class Arm:
             folder.append_steps(result.steps)  # how it blew up stays visible; the partial epoch gets no row
             self.tracker.log_steps(result.steps)
             return False
-        with averaged(self.optimizer):  # a schedule-free optimizer's averaged weights are the ones evaluated
+        with averaged(self.optimizer) as at_average:  # a schedule-free optimizer's averaged weights are evaluated
+            if at_average:
+                batch_norm_at_average(self.model, run.train_set, t.batch_size, run.amp)
             val_loss, val_acc = evaluate(forward, run.val_set, t.eval_batch_size, run.amp) if run.val_set else (None, None)
             test_loss, test_acc = evaluate(forward, run.test_set, t.eval_batch_size, run.amp)
             ensemble = self.ensemble(epoch, run)

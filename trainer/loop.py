@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
+from torch.optim.swa_utils import update_bn
 
 from trainer.records import StepRow
 
@@ -55,6 +56,25 @@ def averaged(optimizer: torch.optim.Optimizer) -> Iterator[bool]:
         with torch.no_grad():
             for p, y in zip(params, training, strict=True):
                 p.copy_(y)
+
+
+# training batches that give BatchNorm its statistics at a schedule-free optimizer's averaged weights (the
+# `schedulefree` package's README recipe uses about 50)
+BATCH_NORM_BATCHES = 50
+
+
+def batch_norm_at_average(model: torch.nn.Module, dataset, batch_size: int, amp) -> bool:
+    """BatchNorm's running statistics were gathered at the training weights y; the averaged x that a schedule-free
+    optimizer evaluates needs its own (the `schedulefree` package's README). Recompute them at x from the first
+    BATCH_NORM_BATCHES training batches in order, as a plain average (torch.optim.swa_utils.update_bn), drawing no
+    random numbers. They stay in the model: saved with x, and unused by training (train mode normalizes by the
+    batch). False for a model without BatchNorm."""
+    if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return False
+    device = dataset.labels.device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), amp:
+        update_bn((x for x, _ in dataset.batches(batch_size, limit=BATCH_NORM_BATCHES)), model)
+    return True
 
 
 def blown_up(loss: float, first_loss: float, factor: float) -> bool:
