@@ -99,7 +99,7 @@ class Factor(Schedule):
     holds lr(t), and the call at the end of epoch t (its (t+1)-th) returns lr(t + 1), not lr(t)."""
 
     factor: float = 0.9  # per epoch
-    min_lr: float = 0.01  # d2l's stop_factor_lr: 0.9^t alone would reach 1e-5 of the base LR by epoch 110
+    min_lr: float = 1e-7  # d2l's stop_factor_lr default (its chapter uses 0.01 with a base LR of 2)
     floors: ClassVar = ("min_lr",)
     positive: ClassVar = ("factor",)
 
@@ -187,7 +187,7 @@ class Cosine(Schedule):
     """Cosine from the base LR to final_lr at the horizon, held after it: d2l CosineScheduler, torch
     CosineAnnealingLR. With warmup the cosine spans horizon - warmup.epochs."""
 
-    final_lr: float = 0.01
+    final_lr: float = 0.0  # d2l's and torch's default (eta_min); the d2l chapter's 0.01: arm=d2l_cosine
     horizon: float | None = None  # epochs from the start of the run; None: the run's epochs
     floors: ClassVar = ("final_lr",)
 

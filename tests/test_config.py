@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -378,3 +379,34 @@ def test_cli_refuses_the_config_folder_as_run_folder_before_any_work(cli):
     assert result.stderr.strip().startswith("schedlab: error: hydra.run.dir='conf' is not allowed:")
     assert result.stderr.count("\n") == 1
     assert sorted(p.relative_to(CONF) for p in CONF.rglob("*")) == before
+
+
+SCHEDULE_FREE = ("sgd_schedulefree", "adamw_schedulefree")
+
+
+@pytest.mark.parametrize("optimizer", sorted(p.stem for p in (CONF / "optimizer").glob("*.yaml")))
+def test_every_schedule_at_its_defaults_drives_every_optimizer_at_its_defaults(optimizer):
+    """No default of one group clashes with another's (an LR floor above Adam's LR, say): any pair of options
+    trains as composed, except that a schedule-free optimizer takes a constant schedule only and that, as in
+    torch, onecycle and cyclic cycle a momentum that Adagrad and Adadelta do not have (one line says how)."""
+    import torch
+
+    from schedulers import build_schedule, lr_curve
+    from trainer.setup import build_optimizer
+
+    for path in sorted((CONF / "scheduler").glob("*.yaml")):
+        cfg = compose_config([f"optimizer={optimizer}", f"scheduler={path.stem}", "trainer.epochs=30"])
+        if optimizer in SCHEDULE_FREE and path.stem != "constant":
+            with pytest.raises(ValueError, match=f"optimizer={optimizer}"):
+                validate(cfg)
+            continue
+        if optimizer in ("adagrad", "adadelta") and path.stem in ("onecycle", "cyclic"):
+            with pytest.raises(ValueError, match="has no momentum or beta1 to cycle: set scheduler.cycle_momentum"):
+                validate(cfg)
+            cfg = compose_config([f"optimizer={optimizer}", f"scheduler={path.stem}", "trainer.epochs=30",
+                                  "scheduler.cycle_momentum=false"])
+        validate(cfg)
+        params = [torch.nn.Parameter(torch.zeros(2))]
+        build_schedule(cfg.scheduler, build_optimizer(cfg.optimizer, params), 10, 30)
+        _, curve = lr_curve(cfg.scheduler, float(cfg.optimizer.lr), 30, 10)
+        assert all(math.isfinite(lr) and lr >= 0 for lr in curve) and max(curve) > 0, path.stem

@@ -109,7 +109,7 @@ def test_a_schedule_planned_for_a_longer_run_says_so_once_at_the_start(tmp_path)
     result = run_cli([*FAST, "trainer.epochs=2", "trainer.max_steps_per_epoch=2", "scheduler=cosine", "scheduler.horizon=20",
                       "optimizer.lr=0.3", f"hydra.run.dir={tmp_path}"])
     assert result.returncode == 0, result.stderr
-    line = "schedlab: warning: scheduler.horizon=20 is past the run's 2 epochs: cosine reaches 0.298 of its 0.3→0.01 decay"
+    line = "schedlab: warning: scheduler.horizon=20 is past the run's 2 epochs: cosine reaches 0.298 of its 0.3→0 decay"
     assert result.stderr.count(line) == 1
     # the default horizon is the run: no warning, and the decay completes
     result = run_cli([*FAST, "trainer.epochs=2", "trainer.max_steps_per_epoch=2", "scheduler=cosine",

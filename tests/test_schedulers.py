@@ -253,7 +253,7 @@ FORMULAS = [
     # trains with in epoch t, which its plot shows at t - 1 (test_factor_is_the_lr_d2l_trains_with_in_epoch_t)
     ({"name": "factor", "base": 2.0}, 3, 1.4580000000000002),
     ({"name": "factor", "base": 2.0}, 2.4, 2.0 * 0.9**2.4),
-    ({"name": "factor", "base": 2.0}, 59.8, 0.01),
+    ({"name": "factor", "base": 2.0, "min_lr": 0.01}, 59.8, 0.01),  # the chapter's stop_factor_lr
     # η0 / (1 + d t)
     ({"name": "inverse_time", "decay": 0.1}, 3, 0.3846153846153846),
     ({"name": "inverse_time", "decay": 0.1}, 2.2, 0.5 / 1.22),
@@ -301,7 +301,7 @@ def test_d2l_cosine_with_warmup_per_epoch():
     cosine = [0.3, 0.296831, 0.287464, 0.272307, 0.252024, 0.2275, 0.199807, 0.170157, 0.139843, 0.110193, 0.0825]
     tail = [0.057976, 0.037693, 0.022536, 0.013169, 0.01, 0.01]
     d2l = warmup + cosine + tail
-    _, curve = lr_curve({"name": "cosine_warmup", "horizon": 20}, 0.3, 22, 1)
+    _, curve = lr_curve({"name": "cosine_warmup", "horizon": 20, "final_lr": 0.01}, 0.3, 22, 1)
     assert curve == pytest.approx(d2l, abs=1e-6)
 
 
@@ -443,7 +443,7 @@ def test_bad_parameter_fails_at_start_with_one_line_naming_the_key(cfg, message)
 
 def test_floor_above_the_optimizer_lr_fails_at_build():
     with pytest.raises(ConfigError, match=r"scheduler.final_lr must be <= the base LR \(the optimizer's lr, 0.001\)"):
-        build_schedule({"name": "cosine"}, sgd(0.001), SPE, EPOCHS)
+        build_schedule({"name": "cosine", "final_lr": 0.01}, sgd(0.001), SPE, EPOCHS)
 
 
 def test_plateau_without_a_validation_metric_fails():
@@ -510,7 +510,7 @@ def test_key_epochs_name_warmup_milestones_and_horizon():
 WARMUP_OFF = {"epochs": 0.0, "start_lr": 0.0}
 YAML_VALUES = {
     "constant": {"name": "constant", "interval": "epoch", "warmup": WARMUP_OFF},
-    "cosine": {"name": "cosine", "interval": "epoch", "warmup": WARMUP_OFF, "final_lr": 0.01, "horizon": None},
+    "cosine": {"name": "cosine", "interval": "epoch", "warmup": WARMUP_OFF, "final_lr": 0.0, "horizon": None},
     "cosine_restarts": {
         "name": "cosine_restarts",
         "interval": "epoch",
@@ -523,7 +523,7 @@ YAML_VALUES = {
         "name": "cosine_warmup",
         "interval": "epoch",
         "warmup": {"epochs": 5.0, "start_lr": 0.0},
-        "final_lr": 0.01,
+        "final_lr": 0.0,
         "horizon": None,
     },
     "cyclic": {
@@ -540,7 +540,7 @@ YAML_VALUES = {
         "max_momentum": 0.9,
     },
     "exponential": {"name": "exponential", "interval": "epoch", "warmup": WARMUP_OFF, "gamma": 0.9},
-    "factor": {"name": "factor", "interval": "epoch", "warmup": WARMUP_OFF, "factor": 0.9, "min_lr": 0.01},
+    "factor": {"name": "factor", "interval": "epoch", "warmup": WARMUP_OFF, "factor": 0.9, "min_lr": 1e-7},
     "inverse_time": {"name": "inverse_time", "interval": "epoch", "warmup": WARMUP_OFF, "decay": 0.1},
     "linear": {
         "name": "linear",
@@ -733,16 +733,16 @@ def test_defaults_follow_the_runs_length():
     final_lr at the end of the run, step steps twice, multistep drops at half and three quarters."""
     cfg = compose_config(["scheduler=cosine", "trainer.epochs=2", "optimizer.lr=0.3"])
     t, lr = lr_curve(cfg.scheduler, 0.3, 2, 1)
-    assert lr == pytest.approx([0.3, 0.155])  # halfway down the 0.3 -> 0.01 cosine in the last epoch
+    assert lr == pytest.approx([0.3, 0.15])  # halfway down the 0.3 -> 0 cosine in the last epoch
     _, smooth = lr_curve({**cfg.scheduler, "interval": "step"}, 0.3, 2, 1000)
-    assert smooth[-1] == pytest.approx(0.01, abs=1e-6)  # final_lr at the run's end
+    assert smooth[-1] == pytest.approx(0.0, abs=1e-6)  # final_lr at the run's end
     assert schedule_warnings(cfg.scheduler, 2, 0.3) == []
     _, stairs = lr_curve({"name": "step"}, 0.3, 6, 1)
     assert stairs == pytest.approx([0.3, 0.3, 0.03, 0.03, 0.003, 0.003])
     _, drops = lr_curve({"name": "multistep", "warmup": {"epochs": 2}}, 0.3, 10, 1)
     assert drops[2:] == pytest.approx([0.3] * 4 + [0.15] * 2 + [0.075] * 2)  # milestones 4 and 6 after warmup
     _, warmed = lr_curve({"name": "cosine_warmup"}, 0.3, 10, 1)
-    assert warmed[5] == 0.3 and warmed[-1] == pytest.approx(0.01 + 0.29 * (1 + math.cos(math.pi * 4 / 5)) / 2)
+    assert warmed[5] == 0.3 and warmed[-1] == pytest.approx(0.3 * (1 + math.cos(math.pi * 4 / 5)) / 2)
 
 
 # Per-epoch LRs of the five arms of `python run.py -m experiment=d2l_schedulers` (30 epochs, the d2l chapter's
@@ -781,7 +781,7 @@ WARNINGS = [
     (
         {"name": "cosine", "horizon": 20},
         2,
-        "scheduler.horizon=20 is past the run's 2 epochs: cosine reaches 0.298 of its 0.3→0.01 decay by the last epoch",
+        "scheduler.horizon=20 is past the run's 2 epochs: cosine reaches 0.298 of its 0.3→0 decay by the last epoch",
     ),
     (
         {"name": "cosine_warmup", "horizon": 20, "final_lr": 0.0, "interval": "step"},
