@@ -1184,6 +1184,9 @@ def plot_data(groups: Sequence[Group]) -> dict[str, list[Series]]:
             continue
         data["lr"].append(Series(g.label, *_mean_curve([_lr_points(r) for r in runs]), len(runs), color))
         data["test_acc"].append(_epoch_series(g.label, runs, "test_acc", color))
+        ensemble = _epoch_series(f"{g.label} (snapshot ensemble)", runs, "ensemble_test_acc", color)
+        if ensemble.n:  # dashed, from the first snapshot on
+            data["test_acc"].append(ensemble._replace(linestyle="--"))
         for split in splits:
             series = _epoch_series(g.label, runs, f"{split}_acc", color, split)
             if series.n:

@@ -194,6 +194,14 @@ def test_the_report_shows_the_ensemble_beside_the_single_models(tmp_path):
     single = next(g for label, g in by_label.items() if "cosine_restarts" not in label)
     expected = read_summary(tmp_path / "sweep" / "0")["final_ensemble_test_acc"]
     assert restarts.stats["ensemble_test_acc"].values == [expected] and single.stats["ensemble_test_acc"].n == 0
+    # the test accuracy figure draws the ensemble dashed beside its group, from its first snapshot on
+    lines = {s.label: s for s in report.plots["test_acc"]}
+    assert set(lines) == {restarts.label, single.label, f"{restarts.label} (snapshot ensemble)"}
+    ensemble = lines[f"{restarts.label} (snapshot ensemble)"]
+    rows = read_metrics(tmp_path / "sweep" / "0")
+    assert ensemble.linestyle == "--" and ensemble.color == lines[restarts.label].color
+    assert list(ensemble.x) == [r["epoch"] for r in rows if "ensemble_test_acc" in r]
+    assert list(ensemble.y) == pytest.approx([100 * r["ensemble_test_acc"] for r in rows if "ensemble_test_acc" in r])
     # runs without snapshots: no ensemble column
     alone = write_report([tmp_path / "sweep" / "1"], tmp_path / "out1")
     assert "ensemble_test_acc" not in [m.name for m in alone.metrics]
