@@ -321,8 +321,12 @@ class Watcher:
 def test_watch_follows_a_sweep_as_its_jobs_append_epochs(tmp_path):
     sweep, out = tmp_path / "sweep", tmp_path / "sweep" / "report"
     watcher = Watcher([sweep])
-    time.sleep(0.2)
-    assert not sweep.exists() and any("waiting for" in line for line in watcher.lines)  # nothing written meanwhile
+    deadline = time.monotonic() + 30
+    while not any("waiting for" in line for line in watcher.lines):
+        assert time.monotonic() < deadline, watcher.lines
+        time.sleep(0.05)
+    time.sleep(0.2)  # a few looks at the missing folder
+    assert not sweep.exists()  # nothing written meanwhile
     sweep.mkdir()  # as Hydra makes it
     version = wait_for_version(out, None)
     page = (out / "index.html").read_text()
