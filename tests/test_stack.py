@@ -211,9 +211,15 @@ def test_an_interrupted_stack_continues_every_arm_from_its_checkpoint(tmp_path, 
         assert s.status == "completed"
 
 
-def test_sequential_arms_draw_dropout_from_their_own_streams_and_resume_them(tmp_path, monkeypatch):
+CUDA = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+
+
+@pytest.mark.parametrize(
+    "device", [[], pytest.param(["trainer.device=cuda", "trainer.deterministic=true"], marks=CUDA, id="cuda")]
+)
+def test_sequential_arms_draw_dropout_from_their_own_streams_and_resume_them(tmp_path, monkeypatch, device):
     arms = [["seed=0"], ["seed=1", "optimizer=momentum"], ["seed=2", "scheduler=cosine"]]
-    base = [*TINY, "model=mlp", "model.dropout=0.3"]
+    base = [*TINY, "model=mlp", "model.dropout=0.3", *device]
     reference = alone(tmp_path, arms, base)
     _, whole = stacked(tmp_path, "whole", arms, "sequential", base)
     for ref, run in zip(reference, whole, strict=True):
@@ -334,9 +340,9 @@ def test_sigkill_mid_stack_and_the_same_command_continues_every_arm(tmp_path):
         assert json.loads((cut / j / "summary.json").read_text())["status"] == "completed"
 
 
+@pytest.mark.parametrize("extra", [[], ["trainer.compile=true"], ["trainer.precision=fp16"]])
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("extra", [[], ["trainer.compile=true"], ["trainer.precision=fp16"]])
 def test_the_cuda_stack_matches_its_runs(tmp_path, extra):
     base = [*FAST, "trainer.epochs=2", "trainer.max_steps_per_epoch=6", "trainer.device=cuda", *extra]
     reference = alone(tmp_path, ARMS, base)

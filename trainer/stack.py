@@ -326,12 +326,12 @@ def _train_stack(
             arm.open_tracker()
         device = resolve_device(cfgs[0].trainer.device, jobs[0].num)
         record["strategy"] = strategy = resolve_strategy(strategy, device)
-        runs, rng = [], []  # rng: each arm's own torch stream (dropout) in the sequential strategy
+        runs, rng = [], []  # rng: each arm's own torch streams (dropout) in the sequential strategy
         for arm in members:
             runs.append(build(arm.cfg, arm.job, shared=runs[0] if runs else None))
             arm.begin(runs[-1], restore=False)
             arm.summary.stack = record
-            rng.append(torch.get_rng_state())  # where the arm's stream stands once it is built, as when alone
+            rng.append(_streams(device))  # where the arm's streams stand once it is built, as when alone
         stacked = None
         if strategy == "batched" and members:
             stacked = StackedModel([arm.model for arm in members], compile=bool(cfgs[0].trainer.compile))
@@ -340,7 +340,7 @@ def _train_stack(
         for p, arm in enumerate(members):
             if arm.saved is not None:
                 checkpoint.restore(arm.saved, **arm.parts())
-                rng[p] = torch.get_rng_state()
+                rng[p] = _streams(device)
         if saved is not None:
             torch.set_rng_state(saved["torch_rng"])
         forward = [arm.model if stacked or not arm.t.compile else torch.compile(arm.model) for arm in members]
@@ -359,12 +359,12 @@ def _train_stack(
                 ended = []
                 for p in live:
                     arm, start = members[p], time.perf_counter()
-                    torch.set_rng_state(rng[p])
+                    _set_streams(rng[p], device)
                     batches = runs[0].train_set.batches(arm.t.batch_size, arm.shuffle, arm.t.max_steps_per_epoch)
                     result = _train_epoch()(
                         forward[p], arm.optimizer, arm.schedule, batches, **arm.epoch_settings(epoch)
                     )
-                    rng[p] = torch.get_rng_state()
+                    rng[p] = _streams(device)
                     if not arm.record(epoch, result, forward[p], runs[p], start, commit=False):
                         ended.append(p)
             for p in ended:
@@ -389,6 +389,17 @@ def _train_epoch():
     return fit.train_epoch
 
 
+def _streams(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The torch RNG states a run on `device` draws from: the CPU's, and the device's on CUDA (dropout there)."""
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def _set_streams(streams: tuple[torch.Tensor, torch.Tensor | None], device: torch.device) -> None:
+    torch.set_rng_state(streams[0])
+    if streams[1] is not None:
+        torch.cuda.set_rng_state(streams[1], device)
+
+
 def _save_state(
     path: Path, folders: list[RunFolder], members: list[Arm], torch_rng: torch.Tensor, rng: list | None
 ) -> None:
@@ -400,6 +411,10 @@ def _save_state(
         if not arm.finished:
             entries[arm.folder.dir.name] = entry = checkpoint.state_dict(arm.cfg, **arm.parts(), **arm.state())
             if rng is not None:
-                entry["rng"]["torch"] = rng[p]
+                cpu, cuda = rng[p]
+                entry["rng"]["torch"] = cpu
+                if cuda is not None:  # the arm's own stream on its device, the process's on any other
+                    index = arm.device.index if arm.device.index is not None else torch.cuda.current_device()
+                    entry["rng"]["cuda"] = [cuda if i == index else s for i, s in enumerate(entry["rng"]["cuda"])]
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_torch_save(path, {"arms": entries, "torch_rng": torch_rng})
