@@ -1249,6 +1249,16 @@ def _legend(fig: Figure, axes: Sequence, title: str | None, panels: int) -> floa
 ACCURACY_PLOTS = ("test_acc", "train_test_acc")
 
 
+LOG_LR_RATIO = 30  # groups whose peak LRs lie further apart than this share a log axis (Adam's 1e-3, SGD's 0.3)
+
+
+def _decades_apart(series: Sequence[Series]) -> bool:
+    """Whether the groups' peak LRs are LOG_LR_RATIO or more apart: on a linear axis the lower ones would lie flat
+    on the zero line."""
+    peaks = [float(np.max(s.y)) for s in series if len(s.y) and np.max(s.y) > 0]
+    return len(peaks) > 1 and max(peaks) >= LOG_LR_RATIO * min(peaks)
+
+
 def _gap_range(ax, series: Sequence[Series]) -> None:
     """The y-range of the epochs after the first, when there are at least three and epoch 1 lies outside it.
     Epoch 1's train accuracy is the mean over an epoch of a model still learning while its test accuracy is
@@ -1324,6 +1334,9 @@ def draw(name: str, series: Sequence[Series], legend_title: str | None = None) -
     axes[0].set_ylabel(ylabel)
     if name == "gap":
         _gap_range(axes[0], series)
+    if name == "lr" and _decades_apart(series):
+        axes[0].set_yscale("log", nonpositive="mask")  # an LR of 0 (a cosine's end) is left out, not clipped
+        axes[0].set_ylabel(f"{ylabel} (log scale)")
     if name in ACCURACY_PLOTS:  # a wide interval (a seed stuck at chance) must not stretch the axis past 0-100 %
         low, high = axes[0].get_ylim()
         axes[0].set_ylim(max(low, 0.0), min(high, 100.0))

@@ -940,3 +940,19 @@ def test_an_accuracy_axis_stays_within_0_and_100_percent_whatever_the_interval()
     low, high = draw("test_acc", [wide, narrow]).axes[0].get_ylim()
     assert 0.0 <= low and high <= 100.0
     assert low <= 40.0 and 88.5 <= high  # the means themselves stay in view
+
+
+def test_learning_rates_decades_apart_share_a_log_axis_and_close_ones_a_linear_one():
+    from experiments.report import Series
+
+    x = np.arange(0, 5, dtype=float)
+    cosine = Series("sgd cosine", x, 0.3 * (1 + np.cos(np.pi * x / 4)) / 2, np.zeros(5), 1, "C0")  # ends at 0
+    adam = Series("adam", x, np.full(5, 1e-3), np.zeros(5), 1, "C1")
+    step = Series("sgd step", x, np.array([0.5, 0.5, 0.05, 0.05, 0.05]), np.zeros(5), 1, "C2")
+    ax = draw("lr", [cosine, adam]).axes[0]
+    assert ax.get_yscale() == "log" and "log scale" in ax.get_ylabel()
+    low, high = ax.get_ylim()
+    assert 0 < low <= 1e-3 and high >= 0.3  # the cosine's final 0 is masked, not clipped to a tiny value
+    assert low > 1e-5
+    assert draw("lr", [cosine, step]).axes[0].get_yscale() == "linear"  # 0.3 and 0.5: the d2l study stays linear
+    assert draw("lr", [adam]).axes[0].get_yscale() == "linear"
