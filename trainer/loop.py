@@ -63,18 +63,17 @@ def averaged(optimizer: torch.optim.Optimizer) -> Iterator[bool]:
 BATCH_NORM_BATCHES = 50
 
 
-def batch_norm_at_average(model: torch.nn.Module, dataset, batch_size: int, amp) -> bool:
+def batch_norm_at_average(model: torch.nn.Module, dataset, batch_size: int, amp) -> None:
     """BatchNorm's running statistics were gathered at the training weights y; the averaged x that a schedule-free
     optimizer evaluates needs its own (the `schedulefree` package's README). Recompute them at x from the first
     BATCH_NORM_BATCHES training batches in order, as a plain average (torch.optim.swa_utils.update_bn), drawing no
     random numbers. They stay in the model: saved with x, and unused by training (train mode normalizes by the
-    batch). False for a model without BatchNorm."""
+    batch). A model without BatchNorm is left as it is."""
     if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
-        return False
+        return
     device = dataset.labels.device
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), amp:
         update_bn((x for x, _ in dataset.batches(batch_size, limit=BATCH_NORM_BATCHES)), model)
-    return True
 
 
 def blown_up(loss: float, first_loss: float, factor: float) -> bool:

@@ -331,7 +331,7 @@ def _train_stack(
             runs.append(build(arm.cfg, arm.job, shared=runs[0] if runs else None))
             arm.begin(runs[-1], restore=False)
             arm.summary.stack = record
-            rng.append(_streams(device))  # where the arm's streams stand once it is built, as when alone
+            rng.append(checkpoint.rng_state(arm.shuffle))  # where its streams stand once it is built, as when alone
         stacked = None
         if strategy == "batched" and members:
             stacked = StackedModel([arm.model for arm in members], compile=bool(cfgs[0].trainer.compile))
@@ -340,7 +340,7 @@ def _train_stack(
         for p, arm in enumerate(members):
             if arm.saved is not None:
                 checkpoint.restore(arm.saved, **arm.parts())
-                rng[p] = _streams(device)
+                rng[p] = checkpoint.rng_state(arm.shuffle)
         if saved is not None:
             torch.set_rng_state(saved["torch_rng"])
         forward = [arm.model if stacked or not arm.t.compile else torch.compile(arm.model) for arm in members]
@@ -359,12 +359,12 @@ def _train_stack(
                 ended = []
                 for p in live:
                     arm, start = members[p], time.perf_counter()
-                    _set_streams(rng[p], device)
+                    checkpoint.set_rng_state(rng[p], arm.shuffle)
                     batches = runs[0].train_set.batches(arm.t.batch_size, arm.shuffle, arm.t.max_steps_per_epoch)
                     result = _train_epoch()(
                         forward[p], arm.optimizer, arm.schedule, batches, **arm.epoch_settings(epoch)
                     )
-                    rng[p] = _streams(device)
+                    rng[p] = checkpoint.rng_state(arm.shuffle)
                     if not arm.record(epoch, result, forward[p], runs[p], start, commit=False):
                         ended.append(p)
             for p in ended:
@@ -389,32 +389,17 @@ def _train_epoch():
     return fit.train_epoch
 
 
-def _streams(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The torch RNG states a run on `device` draws from: the CPU's, and the device's on CUDA (dropout there)."""
-    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-
-
-def _set_streams(streams: tuple[torch.Tensor, torch.Tensor | None], device: torch.device) -> None:
-    torch.set_rng_state(streams[0])
-    if streams[1] is not None:
-        torch.cuda.set_rng_state(streams[1], device)
-
-
 def _save_state(
     path: Path, folders: list[RunFolder], members: list[Arm], torch_rng: torch.Tensor, rng: list | None
 ) -> None:
     """The stack's commit point: every arm's state at the end of the same epoch, in one file. An arm that
     has finished (before a resume too) is marked done: its folder is final. `rng`: each arm's own torch
-    stream (sequential strategy), which its entry keeps in place of the process's."""
+    streams (sequential strategy: checkpoint.rng_state), which its entry keeps in place of the process's."""
     entries = {f.dir.name: {"done": True} for f in folders}
     for p, arm in enumerate(members):
         if not arm.finished:
             entries[arm.folder.dir.name] = entry = checkpoint.state_dict(arm.cfg, **arm.parts(), **arm.state())
             if rng is not None:
-                cpu, cuda = rng[p]
-                entry["rng"]["torch"] = cpu
-                if cuda is not None:  # the arm's own stream on its device, the process's on any other
-                    index = arm.device.index if arm.device.index is not None else torch.cuda.current_device()
-                    entry["rng"]["cuda"] = [cuda if i == index else s for i, s in enumerate(entry["rng"]["cuda"])]
+                entry["rng"] = rng[p]
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_torch_save(path, {"arms": entries, "torch_rng": torch_rng})
