@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from trainer.setup import cpu_model
+from trainer.engine.setup import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 # Memory after the last epoch may exceed that after epoch 1 by at most this much. The RSS of a steady loop

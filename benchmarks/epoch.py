@@ -27,10 +27,10 @@ from torchvision import transforms
 from benchmarks.common import hardware, median_after_warmup, memory_check, reset_peak_memory
 from trainer import data
 from trainer.cli import compose_config
-from trainer.fit import fit
+from trainer.engine.fit import fit
 from trainer.models import LeNet
 from trainer.records import read_metrics, write_json
-from trainer.setup import memory_use, resolve_device
+from trainer.engine.setup import memory_use, resolve_device
 
 BATCH_SIZE = 256
 D2L_LR = 0.3

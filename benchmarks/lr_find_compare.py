@@ -37,10 +37,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from benchmarks.common import hardware
 from trainer.cli import compose_config
-from trainer.fit import fit
-from trainer.lr_find import LRFindResult, range_test_from_config
+from trainer.engine.fit import fit
+from trainer.engine.lr_find import LRFindResult, range_test_from_config
 from trainer.records import Job, write_json
-from trainer.setup import build
+from trainer.engine.setup import build
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 GRID = {

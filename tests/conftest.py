@@ -47,16 +47,16 @@ def cli():
 
 def stop_in_epoch(monkeypatch, run_dir: Path, epoch: int, error: type[BaseException] = KeyboardInterrupt):
     """Make fit() raise `error` at epoch `epoch`'s first evaluation (the epochs before it are committed);
-    returns the real evaluate, to put back with monkeypatch.setattr(trainer.fit, "evaluate", real)."""
-    import trainer.fit
+    returns the real evaluate, to put back with monkeypatch.setattr(trainer.engine.fit, "evaluate", real)."""
+    import trainer.engine.fit
     from trainer.records import read_metrics
 
-    real = trainer.fit.evaluate
+    real = trainer.engine.fit.evaluate
 
     def evaluate(*args, **kwargs):
         if len(read_metrics(run_dir)) == epoch - 1:
             raise error(f"stopped in epoch {epoch}")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(trainer.fit, "evaluate", evaluate)
+    monkeypatch.setattr(trainer.engine.fit, "evaluate", evaluate)
     return real

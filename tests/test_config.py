@@ -136,7 +136,7 @@ def test_each_group_checks_itself_on_its_typed_object(option):
     cfg = compose_config([option])
     for group in ("dataset", "model", "optimizer", "trainer", "logger", "lr_find"):
         typed = OmegaConf.to_object(cfg[group])
-        assert type(typed).__module__ == "trainer.config", group
+        assert type(typed).__module__ == "trainer.config.schema", group
         typed.check()
 
 
@@ -261,7 +261,7 @@ def test_output_folder_that_is_the_current_directory_is_refused(capsys, tmp_path
 
 def test_every_job_of_a_large_sweep_reaches_the_check(capsys, monkeypatch):
     """No cap on the number of checked jobs (there was one at 512): the bad job is the last of 1040."""
-    import trainer.cli
+    import trainer.cli.main
     from trainer.errors import ConfigError
 
     seen = []
@@ -271,7 +271,7 @@ def test_every_job_of_a_large_sweep_reaches_the_check(capsys, monkeypatch):
         if cfg.seed == 519 and cfg.optimizer.lr == 0.2:
             raise ConfigError("the last job is bad")
 
-    monkeypatch.setattr(trainer.cli, "validate", record)
+    monkeypatch.setattr(trainer.cli.main, "validate", record)
     assert "the last job is bad" in bad_input(capsys, "-m", "optimizer.lr=0.1,0.2", "seed=range(0,520)")
     assert len(seen) == 1040
 
@@ -392,7 +392,7 @@ def test_every_schedule_at_its_defaults_drives_every_optimizer_at_its_defaults(o
     import torch
 
     from schedulers import build_schedule, lr_curve
-    from trainer.setup import build_optimizer
+    from trainer.engine.setup import build_optimizer
 
     for path in sorted((CONF / "scheduler").glob("*.yaml")):
         cfg = compose_config([f"optimizer={optimizer}", f"scheduler={path.stem}", "trainer.epochs=30"])

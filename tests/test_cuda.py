@@ -11,10 +11,10 @@ import pytest
 import torch
 from conftest import FAST, compose_config, stop_in_epoch
 
-import trainer.fit
-from trainer.fit import fit
+import trainer.engine.fit
+from trainer.engine.fit import fit
 from trainer.records import Job, RunFolder
-from trainer.setup import build
+from trainer.engine.setup import build
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
@@ -43,7 +43,7 @@ def test_each_precision_trains_on_cuda_and_resumes_exactly(tmp_path, precision, 
     real = stop_in_epoch(monkeypatch, tmp_path / "cut", 2)
     with pytest.raises(KeyboardInterrupt):
         fit(compose_config([*RUN, f"trainer.precision={precision}"]), tmp_path / "cut", {})
-    monkeypatch.setattr(trainer.fit, "evaluate", real)
+    monkeypatch.setattr(trainer.engine.fit, "evaluate", real)
     fit(compose_config([*RUN, f"trainer.precision={precision}"]), tmp_path / "cut", {})
     cut = RunFolder(tmp_path / "cut").read_metrics()
     assert [(r.train_loss, r.test_acc) for r in cut] == [(r.train_loss, r.test_acc) for r in rows]

@@ -11,7 +11,7 @@ import torch
 from conftest import FAST, compose_config, run_cli, stop_in_epoch
 
 from experiments.report import write_report
-from trainer.fit import fit
+from trainer.engine.fit import fit
 from trainer.records import EpochRow, collapse, read_metrics
 
 
@@ -48,7 +48,7 @@ def test_a_collapse_is_a_run_that_learned_then_sat_at_chance(history, expected):
 
 
 def test_a_collapsed_run_is_completed_and_flagged_in_its_summary_and_the_report(tmp_path, monkeypatch):
-    import trainer.fit as loop
+    import trainer.engine.fit as loop
 
     real = loop.train_epoch
 
@@ -94,7 +94,7 @@ def test_a_resumed_run_says_so(tmp_path, monkeypatch):
 
 
 def test_best_pt_holds_the_epoch_chosen_on_validation(tmp_path, monkeypatch):
-    import trainer.fit as loop
+    import trainer.engine.fit as loop
 
     figures = iter([(1.0, 0.5), (0.5, 0.5), (0.5, 0.9), (0.5, 0.5), (0.7, 0.7), (0.5, 0.5)])  # val, test per epoch
     monkeypatch.setattr(loop, "evaluate", lambda *args, **kwargs: next(figures))
@@ -123,13 +123,13 @@ def test_a_schedule_planned_for_a_longer_run_says_so_once_at_the_start(tmp_path)
      ([1.0], "min", 0.0, 0)],
 )
 def test_epochs_without_improvement(values, mode, delta, expected):
-    from trainer.loop import epochs_without_improvement
+    from trainer.engine.loop import epochs_without_improvement
 
     assert epochs_without_improvement(values, mode, delta) == expected
 
 
 def test_early_stopping_ends_the_run_on_validation_and_says_so(tmp_path, monkeypatch):
-    import trainer.fit as loop
+    import trainer.engine.fit as loop
 
     figures = iter([(1.0, 0.5), (0.5, 0.5), (0.9, 0.6), (0.5, 0.9), (0.9, 0.55), (0.5, 0.5), (0.9, 0.6), (0.5, 0.5)])
     monkeypatch.setattr(loop, "evaluate", lambda *args, **kwargs: next(figures))  # (loss, acc): val, then test

@@ -16,8 +16,8 @@ from conftest import FAST, compose_config, run_cli
 from torch import nn
 
 from trainer.config import LRFindConfig
-from trainer.fit import fit
-from trainer.lr_find import END_REACHED, NON_FINITE, RULES, lr_at, plot, range_test, smooth, suggest
+from trainer.engine.fit import fit
+from trainer.engine.lr_find import END_REACHED, NON_FINITE, RULES, lr_at, plot, range_test, smooth, suggest
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

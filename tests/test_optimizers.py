@@ -16,8 +16,8 @@ from torch.optim import lr_scheduler as tl
 
 from schedulers import build_schedule, lr_curve
 from trainer.config import validate
-from trainer.fit import fit
-from trainer.setup import build_optimizer
+from trainer.engine.fit import fit
+from trainer.engine.setup import build_optimizer
 
 ADAPTIVE = {"adagrad": torch.optim.Adagrad, "adadelta": torch.optim.Adadelta, "rmsprop": torch.optim.RMSprop}
 OVERRIDES = {  # a value of each key that differs from torch's default

@@ -19,7 +19,7 @@ from wandb_records import find_run_files, read_run
 
 from trainer import data
 from trainer.errors import ConfigError
-from trainer.fit import fit
+from trainer.engine.fit import fit
 from trainer.records import read_metrics
 
 TIMING_KEYS = {"epoch_time", "rss_mb", "peak_rss_mb"}
@@ -209,7 +209,7 @@ def test_resuming_an_lr_find_run_keeps_the_found_lr(tmp_path, monkeypatch):
                  "scheduler.horizon=null", "scheduler.final_lr=0", "scheduler.interval=step"]
     fit(compose_config(overrides), tmp_path / "whole", {})
 
-    import trainer.fit as loop
+    import trainer.engine.fit as loop
 
     real_evaluate = stop_in_epoch(monkeypatch, tmp_path / "cut", 2)  # the process dies before epoch 2 is evaluated
     with pytest.raises(KeyboardInterrupt):

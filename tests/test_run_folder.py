@@ -18,7 +18,7 @@ from conftest import FAST, ROOT, compose_config, run_cli, stop_in_epoch
 
 import trainer.records
 from trainer.errors import ConfigError
-from trainer.fit import fit
+from trainer.engine.fit import fit
 from trainer.records import RunFolder, read_metrics
 
 TIMING_KEYS = {"epoch_time", "rss_mb", "peak_rss_mb"}
@@ -36,8 +36,8 @@ def killed_in(run_dir: Path, patch: str) -> None:
             "import os, signal, sys",
             f"sys.path.insert(0, {str(ROOT / 'tests')!r})",
             "from conftest import compose_config",
-            "import trainer.checkpoint, trainer.records",
-            "from trainer.fit import fit",
+            "import trainer.engine.checkpoint, trainer.records",
+            "from trainer.engine.fit import fit",
             "die = lambda: os.kill(os.getpid(), signal.SIGKILL)",
             patch,
             f"fit(compose_config({RUN!r}), {str(run_dir)!r}, {{}})",
@@ -192,16 +192,16 @@ def test_sigterm_is_an_interruption_that_resumes(tmp_path):
 
 def test_resuming_with_another_thread_count_says_so(tmp_path, monkeypatch):
     """trainer.num_threads=null takes the machine's cores: a requeued job may land on another machine."""
-    import trainer.fit as loop
-    import trainer.setup
+    import trainer.engine.fit as loop
+    import trainer.engine.setup
 
     run = tmp_path / "run"
     real_evaluate = stop_in_epoch(monkeypatch, run, 2)
-    monkeypatch.setattr(trainer.setup, "DEFAULT_THREADS", 1)
+    monkeypatch.setattr(trainer.engine.setup, "DEFAULT_THREADS", 1)
     with pytest.raises(KeyboardInterrupt):
         fit(compose_config(RUN), run, {})
     monkeypatch.setattr(loop, "evaluate", real_evaluate)
-    monkeypatch.setattr(trainer.setup, "DEFAULT_THREADS", 2)
+    monkeypatch.setattr(trainer.engine.setup, "DEFAULT_THREADS", 2)
     with pytest.warns(RuntimeWarning, match="resuming with 2 CPU threads where the run had 1"):
         fit(compose_config(RUN), run, {})
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import compose_config, run_cli
 
 from schedulers import lr_curve
-from trainer import schedule_task
+from trainer.tasks import schedule as schedule_task
 from trainer.errors import ConfigError
 
 

@@ -17,13 +17,14 @@ from conftest import FAST, compose_config, stop_in_epoch
 from test_config import bad_input
 from test_stack import TINY, alone, assert_close, stacked
 
-import trainer.fit
+import trainer.engine.fit
+import trainer.engine.schedulefree
 from trainer.config import validate
-from trainer.evaluate import eval_config, run_eval
-from trainer.fit import fit
-from trainer.loop import averaged, train_mode
+from trainer.tasks.eval import eval_config, run_eval
+from trainer.engine.fit import fit
+from trainer.engine.schedulefree import averaged, train_mode
 from trainer.records import read_metrics, read_summary
-from trainer.setup import build
+from trainer.engine.setup import build
 
 RUN = [*FAST, "trainer.epochs=2", "trainer.max_steps_per_epoch=5", "trainer.num_threads=1"]
 OPTIMIZERS = {
@@ -106,7 +107,7 @@ def test_batch_norm_statistics_are_gathered_at_the_averaged_weights(tmp_path):
     name, norm = next((n, m) for n, m in run.model.named_modules() if isinstance(m, torch.nn.BatchNorm2d))
     means = []  # the first BatchNorm's input depends on the convolution before it only: the same in any mode
     hook = norm.register_forward_pre_hook(lambda module, args: means.append(args[0].mean(dim=(0, 2, 3))))
-    batches = list(run.train_set.batches(cfg.trainer.batch_size, limit=trainer.loop.BATCH_NORM_BATCHES))
+    batches = list(run.train_set.batches(cfg.trainer.batch_size, limit=trainer.engine.schedulefree.BATCH_NORM_BATCHES))
     run.model.eval()
     with torch.no_grad():
         for x, _ in batches:
@@ -153,7 +154,7 @@ def test_an_interrupted_run_ends_with_the_numbers_of_an_uninterrupted_one(tmp_pa
     with pytest.raises(KeyboardInterrupt):
         fit(compose_config(overrides), tmp_path / "cut", {})
     assert read_summary(tmp_path / "cut")["status"] == "interrupted"
-    monkeypatch.setattr(trainer.fit, "evaluate", real)
+    monkeypatch.setattr(trainer.engine.fit, "evaluate", real)
     fit(compose_config(overrides), tmp_path / "cut", {})
 
     def numbers(run):
@@ -174,7 +175,7 @@ def test_the_lr_range_test_leaves_the_optimizer_in_train_mode(tmp_path):
     summary = fit(cfg, tmp_path / "run", {})  # training steps after the test: a step in eval mode raises
     assert summary.status == "completed" and summary.lr_find["lr"] is not None
     run = build(cfg, trainer.records.Job())
-    from trainer.lr_find import range_test_from_config
+    from trainer.engine.lr_find import range_test_from_config
 
     range_test_from_config(cfg, run.model, run.optimizer, run.train_set, run.amp)
     assert all(g["train_mode"] for g in run.optimizer.param_groups)

@@ -18,12 +18,13 @@ from omegaconf import OmegaConf
 from test_config import bad_input
 from test_stack import TINY, alone, assert_close, stacked
 
-import trainer.fit
+import trainer.engine.fit
+import trainer.engine.snapshots
 from schedulers import cycle_ends, lr_curve
 from trainer.cli import precheck
 from trainer.config import validate
 from trainer.data import load
-from trainer.fit import fit
+from trainer.engine.fit import fit
 from trainer.records import RunFolder, read_metrics, read_summary
 
 ENSEMBLE = ("ensemble_val_acc", "ensemble_test_acc")
@@ -168,7 +169,7 @@ def test_a_resumed_run_keeps_its_snapshots(restarts, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         fit(compose_config(RESTARTS), cut, {})
     assert snapshot_files(cut) == ["epoch_001.pt"]
-    monkeypatch.setattr(trainer.fit, "evaluate", real)
+    monkeypatch.setattr(trainer.engine.fit, "evaluate", real)
     fit(compose_config(RESTARTS), cut, {})
 
     def numbers(run):
@@ -266,7 +267,7 @@ def test_the_study_sets_a_restarts_run_beside_a_cosine_run_of_the_same_budget(ca
         for group in ("dataset", "model"):
             assert cfg[group] == d2l[group]
         assert (cfg.trainer.epochs, cfg.trainer.batch_size, cfg.optimizer.lr) == (30, 256, 0.3)
-    assert trainer.fit.snapshot_epochs(arms["snapshot_restarts"], 235) == [6, 12, 18, 24, 30]
+    assert trainer.engine.snapshots.snapshot_epochs(arms["snapshot_restarts"], 235) == [6, 12, 18, 24, 30]
     assert arms["snapshot_cosine"].scheduler.name == "cosine" and not arms["snapshot_cosine"].trainer.snapshots
     precheck(["-m", "experiment=snapshot_ensemble"])  # every job of the sweep composes and validates
     assert capsys.readouterr().err == ""

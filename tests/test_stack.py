@@ -24,10 +24,10 @@ import pytest
 import torch
 from conftest import FAST, ROOT, compose_config, run_cli
 
-import trainer.fit
-from trainer.fit import fit
+import trainer.engine.fit
+from trainer.engine.fit import fit
 from trainer.records import RunFolder, read_metrics
-from trainer.stack import StackedModel, fit_stack, plan
+from trainer.engine.stack import StackedModel, fit_stack, plan
 
 TINY = [*FAST, "trainer.epochs=3", "trainer.max_steps_per_epoch=6", "trainer.num_threads=1"]
 # three arms that differ in everything an arm may: seed, optimizer and its settings, schedule (per-step
@@ -190,7 +190,7 @@ def test_batch_norm_keeps_per_arm_statistics(tmp_path):
 
 def test_an_interrupted_stack_continues_every_arm_from_its_checkpoint(tmp_path, monkeypatch):
     whole, whole_dirs = stacked(tmp_path, "whole", ARMS, "batched")
-    real = trainer.fit.evaluate
+    real = trainer.engine.fit.evaluate
     calls = {"n": 0}
 
     def evaluate(*args, **kwargs):  # Ctrl-C during epoch 2's evaluation of the second arm
@@ -199,12 +199,12 @@ def test_an_interrupted_stack_continues_every_arm_from_its_checkpoint(tmp_path, 
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(trainer.fit, "evaluate", evaluate)
+    monkeypatch.setattr(trainer.engine.fit, "evaluate", evaluate)
     with pytest.raises(KeyboardInterrupt):
         stacked(tmp_path, "cut", ARMS, "batched")
     dirs = [tmp_path / "cut" / str(i) for i in range(len(ARMS))]
     assert {json.loads((d / "summary.json").read_text())["status"] for d in dirs} == {"interrupted"}
-    monkeypatch.setattr(trainer.fit, "evaluate", real)
+    monkeypatch.setattr(trainer.engine.fit, "evaluate", real)
     summaries, dirs = stacked(tmp_path, "cut", ARMS, "batched")
     for a, b, s in zip(whole_dirs, dirs, summaries, strict=True):
         assert_close(a, b, rel=None)
@@ -224,7 +224,7 @@ def test_sequential_arms_draw_dropout_from_their_own_streams_and_resume_them(tmp
     _, whole = stacked(tmp_path, "whole", arms, "sequential", base)
     for ref, run in zip(reference, whole, strict=True):
         assert_close(ref, run, rel=None)  # each arm's dropout masks are those of its run alone
-    real = trainer.fit.evaluate
+    real = trainer.engine.fit.evaluate
     calls = {"n": 0}
 
     def evaluate(*args, **kwargs):  # Ctrl-C during epoch 2, after the stack's checkpoint of epoch 1
@@ -233,10 +233,10 @@ def test_sequential_arms_draw_dropout_from_their_own_streams_and_resume_them(tmp
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(trainer.fit, "evaluate", evaluate)
+    monkeypatch.setattr(trainer.engine.fit, "evaluate", evaluate)
     with pytest.raises(KeyboardInterrupt):
         stacked(tmp_path, "cut", arms, "sequential", base)
-    monkeypatch.setattr(trainer.fit, "evaluate", real)
+    monkeypatch.setattr(trainer.engine.fit, "evaluate", real)
     _, cut = stacked(tmp_path, "cut", arms, "sequential", base)
     for run, resumed in zip(whole, cut, strict=True):
         assert_close(run, resumed, rel=None)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import FAST, ROOT, compose_config
 
-PACKAGES = ("trainer", "schedulers", "experiments", "benchmarks")
+PACKAGES = ("trainer", "schedulers", "experiments", "benchmarks", "hydra_plugins")
 
 
 def _module_name(path: Path) -> str:
@@ -144,7 +144,7 @@ def run_py_imports() -> list[str]:
 def test_the_walk_finds_the_packages_modules():
     for expected in (
         "trainer.records",
-        "trainer.fit",
+        "trainer.engine.fit",
         "trainer.tracking",
         "schedulers",
         "experiments.report",
@@ -178,7 +178,7 @@ def test_find_cycle_reports_a_cycle():
 def test_module_level_import_graph_has_no_cycle():
     graph = import_graph()
     assert any(graph.values()), "the graph found no import between the packages' modules"
-    assert "trainer.records" in graph["trainer.fit"] and "trainer.checkpoint" in graph["trainer.fit"]
+    assert "trainer.records" in graph["trainer.engine.fit"] and "trainer.engine.checkpoint" in graph["trainer.engine.fit"]
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle at module level: " + " -> ".join(cycle)
 
@@ -193,6 +193,65 @@ def test_schedulers_never_import_trainer():
                 if target == "trainer" or target.startswith("trainer."):
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {target}")
     assert not offenders, "schedulers must stand without trainer:\n" + "\n".join(offenders)
+
+
+# The architecture, lowest layer first: a module imports from its own layer and the layers below, never from one
+# above it, function-level (lazy) imports included. A name is a package (all its modules) or a module.
+LAYERS = (
+    ("schedulers",),  # the schedule library: pure functions of the position, no trainer
+    ("=trainer", "trainer.errors", "trainer.records"),  # the run folder's records, no torch ("=": that module only)
+    ("trainer.data", "trainer.models"),  # the building blocks
+    ("trainer.config",),  # typed schemas, the checks before any work, sweep expansion
+    ("trainer.tracking",),  # W&B, TensorBoard, none
+    ("trainer.engine",),  # setup, loop, checkpoint, fit, stack, LR range test
+    ("trainer.tasks",),  # task=train, lr_find, schedule, eval, toy (one registry)
+    ("trainer.cli",),  # argv, precheck, one-line errors, the closing line
+    ("hydra_plugins", "run"),  # Hydra's entry points: the stacked launcher, run.py
+    ("experiments", "benchmarks"),  # the report and the studies, the benchmarks: they read runs and drive everything
+)
+
+
+def layer_of(module: str) -> int | None:
+    """The index in LAYERS of the most specific name that holds `module`; None for a module outside them."""
+    best = None
+    for i, names in enumerate(LAYERS):
+        for name in names:
+            exact = name.startswith("=")
+            name = name.lstrip("=")
+            holds = module == name or (not exact and module.startswith(name + "."))
+            if holds and (best is None or len(name) > len(best[1])):
+                best = (i, name)
+    return None if best is None else best[0]
+
+
+def upward_imports(files: dict[str, Path]) -> list[str]:
+    """Every import, at any depth of a module, of a module in a higher layer than its own."""
+    offenders = []
+    for name, path in files.items():
+        own = layer_of(name)
+        for node in all_imports(_parse(path)):
+            above = [t for t in imported_names(node, name, path.name == "__init__.py") if (layer_of(t) or 0) > (own or 0)]
+            if own is not None and above:
+                where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+                offenders.append(f"{where}:{node.lineno} ({LAYERS[own][0]}) imports {above[0]}")
+    return offenders
+
+
+def test_every_module_is_in_a_layer():
+    assert [m for m in [*MODULES, "run"] if layer_of(m) is None] == []
+    assert layer_of("trainer.engine.fit") > layer_of("trainer.config.schema") > layer_of("trainer.records")
+
+
+def test_no_module_imports_from_a_higher_layer():
+    assert upward_imports({**MODULES, "run": ROOT / "run.py"}) == []
+
+
+def test_the_layer_check_sees_a_lazy_upward_import(tmp_path):
+    # the checker itself: an import of the engine inside a function of the config layer is found
+    fake = tmp_path / "checks.py"
+    fake.write_text("def f():\n    from trainer.engine.fit import fit\n    import trainer.records\n")
+    found = upward_imports({"trainer.config.fake": fake})
+    assert len(found) == 1 and "imports trainer.engine.fit" in found[0]
 
 
 def _private_hydra(node: ast.Import | ast.ImportFrom, module: str, is_package: bool) -> bool:
@@ -243,7 +302,7 @@ ADDED_METRIC_SCRIPT = textwrap.dedent(
     trainer.records = records
     exec(compile("".join(lines), str(path), "exec"), records.__dict__)
 
-    import trainer.fit
+    import trainer.engine.fit
     from conftest import FAST
     from trainer import config as config_module
     from trainer.cli import compose_config, objective
@@ -254,7 +313,7 @@ ADDED_METRIC_SCRIPT = textwrap.dedent(
         return real_row(**values, **{name: 2 * values["train_loss"]})
 
     filled_row.from_dict = real_row.from_dict
-    trainer.fit.EpochRow = filled_row
+    trainer.engine.fit.EpochRow = filled_row
 
     seen = {"metrics": name in records.METRICS, "metric_key": records.METRICS[name].key,
             "objectives": list(records.OBJECTIVES), "config_objectives": list(config_module.OBJECTIVES)}
@@ -262,7 +321,7 @@ ADDED_METRIC_SCRIPT = textwrap.dedent(
                  f"objective=final_{name}"]
     cfg = compose_config(overrides, check=True)  # the config checks accept the new objective
     run = out / "runs" / "run"
-    summary = trainer.fit.fit(cfg, run, {"overrides": overrides})
+    summary = trainer.engine.fit.fit(cfg, run, {"overrides": overrides})
     seen["objective_value"] = objective(summary, cfg.objective)
     seen["metrics_jsonl"] = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     seen["summary_json"] = json.loads((run / "summary.json").read_text())

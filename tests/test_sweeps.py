@@ -162,7 +162,7 @@ EXPANSIONS = [
 def test_jobs_are_listed_as_hydras_basic_sweeper_lists_them(overrides, params):
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
-    from trainer.sweeps import BASIC_SWEEPER, basic_sweeper_jobs, expand, parse
+    from trainer.config.sweeps import BASIC_SWEEPER, basic_sweeper_jobs, expand, parse
 
     hydras = BasicSweeper.split_arguments(parse(overrides, params), None)
     assert len(hydras) == 1
@@ -173,7 +173,7 @@ def test_jobs_are_listed_as_hydras_basic_sweeper_lists_them(overrides, params):
 
 
 def test_basic_sweeper_jobs_of_other_sweepers_and_unreadable_nodes():
-    from trainer.sweeps import BASIC_SWEEPER, basic_sweeper_jobs
+    from trainer.config.sweeps import BASIC_SWEEPER, basic_sweeper_jobs
 
     optuna = {"sweeper": {"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper",
                           "params": {"optimizer.lr": "interval(0.01, 1.0)"}}, "overrides": {"task": ["seed=0,1"]}}
@@ -185,7 +185,7 @@ def test_basic_sweeper_jobs_of_other_sweepers_and_unreadable_nodes():
 
 
 def test_sweeps_that_cannot_be_listed():
-    from trainer.sweeps import NotExpandable, expand
+    from trainer.config.sweeps import NotExpandable, expand
 
     with pytest.raises(NotExpandable, match="interval"):
         expand(["a=1,2", "b=interval(0,1)"])

@@ -14,7 +14,7 @@ from test_config import bad_input
 
 from schedulers import lr_curve
 from trainer.config import TASKS, validate
-from trainer.toy import make_function, trajectory
+from trainer.tasks.toy import make_function, trajectory
 
 
 def toy(*overrides: str):

@@ -15,8 +15,8 @@ from conftest import FAST, compose_config, stop_in_epoch
 from omegaconf import open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import trainer.fit
-from trainer.fit import fit
+import trainer.engine.fit
+from trainer.engine.fit import fit
 from trainer.records import Job
 from trainer.tracking import NullTracker, TensorBoardTracker, Tracker, make_tracker
 
@@ -107,7 +107,7 @@ def test_tensorboard_events_equal_the_run_folder(tmp_path):
 
 
 def test_lr_find_curve_in_tensorboard_equals_lr_find_json(tmp_path):
-    from trainer.lr_find import run_lr_find
+    from trainer.tasks.lr_find import run_lr_find
 
     run = tmp_path / "find"
     cfg = compose_config([*TB, "task=lr_find", "lr_find.num_steps=15"])
@@ -135,7 +135,7 @@ def test_resumed_run_keeps_one_event_folder_with_every_epoch(tmp_path, monkeypat
     assert [r["epoch"] for r in metrics_rows(run)] == [1]
     assert [s for s, _ in scalars(events(run / "tensorboard"), "epoch/test_acc")] == [1]
 
-    monkeypatch.setattr(trainer.fit, "evaluate", real_evaluate)
+    monkeypatch.setattr(trainer.engine.fit, "evaluate", real_evaluate)
     summary = fit(compose_config(overrides), run, {})
     assert summary.status == "completed" and summary.epochs_completed == 3
 

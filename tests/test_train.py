@@ -8,7 +8,7 @@ import pytest
 from conftest import FAST, compose_config
 
 from trainer import data
-from trainer.fit import fit
+from trainer.engine.fit import fit
 from trainer.records import read_metrics
 
 RESULT_FILES = ["config.yaml", "metrics.jsonl", "steps.csv", "summary.json", "provenance.json", "checkpoint.pt"]

@@ -9,13 +9,13 @@ import pytest
 import torch
 from conftest import FAST, compose_config
 
-import trainer.fit as loop
+import trainer.engine.fit as loop
 from trainer import data
 from trainer.config import validate
 from trainer.errors import ConfigError
-from trainer.fit import fit
+from trainer.engine.fit import fit
 from trainer.records import Job, read_metrics
-from trainer.setup import build
+from trainer.engine.setup import build
 
 
 def numbered_split(labels: list[int]) -> data.Split:
@@ -167,7 +167,7 @@ def test_the_optuna_search_optimizes_a_validation_figure_and_the_d2l_study_keeps
 
 
 def test_the_lr_range_test_never_touches_the_test_set(tmp_path, monkeypatch):
-    from trainer.lr_find import run_lr_find
+    from trainer.tasks.lr_find import run_lr_find
 
     drawn = []
     real = data.DeviceDataset.batches

@@ -1,7 +1,7 @@
 """The run folder and what a run records in it: one owner, one writer, one reader.
 
 A run folder holds config.yaml, metrics.jsonl (one `EpochRow` per epoch), steps.csv (one `StepRow` per
-optimizer step), summary.json (a `Summary`), provenance.json, checkpoint.pt (trainer/checkpoint.py) and, with
+optimizer step), summary.json (a `Summary`), provenance.json, checkpoint.pt (trainer/engine/checkpoint.py) and, with
 trainer.snapshots, snapshots/epoch_NNN.pt.
 Training, the LR range test, the trackers, the command line's closing line and objective, the report and
 the benchmarks all read and write these files through this module, so a new per-epoch metric is one field
@@ -119,6 +119,12 @@ class EpochRow:
     test_acc: float = metric("test acc (%)", scale=100, decimals=2, better="max")
     # small is not better when both accuracies are low
     gap: float = metric("gap (%)", scale=100, decimals=2)  # train acc - test acc
+    # the same gap measured honestly: the model at the epoch's end evaluated on a fixed subset of the training
+    # part (trainer.train_eval_size examples, the same every epoch and every arm), then its gap to test accuracy;
+    # `gap` compares the accuracy averaged while the weights moved with an end-of-epoch test figure
+    train_eval_loss: float | None = metric("train loss, end of epoch", better="min", default=None)
+    train_eval_acc: float | None = metric("train acc, end of epoch (%)", scale=100, decimals=2, better="max", default=None)
+    eval_gap: float | None = metric("gap, end of epoch (%)", scale=100, decimals=2, default=None)
     # snapshot ensembles (trainer.snapshots): the accuracy of the mean softmax of the last snapshots, as the
     # ensemble stands after the epoch: set at each snapshot, the last value held until the next, None before the
     # first (so final_* is the ensemble the run ends with)
@@ -131,6 +137,10 @@ class EpochRow:
     lr: float = metric("LR at the epoch's first step", decimals=4, summary=None)
     lr_end: float = metric("LR at the epoch's last step", decimals=4, summary=None)
     epoch_time: float = metric("epoch time (s)", decimals=2, better="min", summary="mean", key="mean_epoch_time_s")
+    # the epoch's seconds split: training steps alone, and evaluation (validation, test, the training subset,
+    # snapshot ensembles); time to a target counts train_time only
+    train_time: float | None = metric("train time (s)", decimals=2, better="min", summary="mean", key="mean_train_time_s", default=None)
+    eval_time: float | None = metric("eval time (s)", decimals=2, better="min", summary="mean", key="mean_eval_time_s", default=None)
     rss_mb: float | None = _memory("resident memory (MiB)")
     peak_rss_mb: float | None = _memory("peak resident memory (MiB)")
     cuda_mb: float | None = _memory("CUDA memory (MiB)")

@@ -1,6 +1,6 @@
 """Hydra finds launchers in the `hydra_plugins` namespace package; this one is schedlab's stacked launcher:
 `python run.py -m ... hydra/launcher=stacked` trains the jobs that share a dataset, a model and a budget
-together, one process per stack (trainer/stack.py, trainer/stacked_sweep.py)."""
+together, one process per stack (trainer/engine/stack.py, hydra_plugins/schedlab_launcher/_core.py)."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +23,7 @@ ConfigStore.instance().store(group="hydra/launcher", name="stacked", node=Stacke
 
 class StackedLauncher(Launcher):
     def __init__(self, max_stack: Optional[int] = None, strategy: str = "auto") -> None:  # noqa: UP045
-        from trainer.stacked_sweep import check_settings
+        from hydra_plugins.schedlab_launcher._core import check_settings
 
         check_settings(max_stack, strategy)  # before any job starts
         self.max_stack, self.strategy = max_stack, strategy
@@ -33,6 +33,6 @@ class StackedLauncher(Launcher):
         self.config, self.task_function, self.hydra_context = config, task_function, hydra_context
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from trainer.stacked_sweep import launch
+        from hydra_plugins.schedlab_launcher._core import launch
 
         return launch(self, job_overrides, initial_job_idx)

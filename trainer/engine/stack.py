@@ -37,13 +37,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
-from trainer import checkpoint
-from trainer.checkpoint import atomic_torch_save, comparable_config, config_differences, without
+from trainer.engine import checkpoint
+from trainer.engine.checkpoint import atomic_torch_save, comparable_config, config_differences, without
 from trainer.errors import ConfigError
-from trainer.fit import Arm, terminate_as_interrupt
-from trainer.loop import blown_up, epoch_result
+from trainer.engine.fit import Arm, terminate_as_interrupt
+from trainer.engine.loop import blown_up, epoch_result
 from trainer.records import Job, RunFolder, Summary
-from trainer.setup import build, resolve_device
+from trainer.engine.setup import build, resolve_device
 
 log = logging.getLogger("schedlab")
 
@@ -384,7 +384,7 @@ def _train_stack(
 
 
 def _train_epoch():
-    from trainer import fit  # looked up at call time, as fit() does, so a test can stand in for it
+    from trainer.engine import fit  # looked up at call time, as fit() does, so a test can stand in for it
 
     return fit.train_epoch
 

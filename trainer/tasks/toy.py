@@ -1,7 +1,7 @@
 """task=toy: optimizers and schedules on a 2-D test function, each trajectory drawn over its contours and its
 loss against the step, several configs in one figure (toy.compare, composed as schedule_plot.compare is).
 
-Every run is built as training builds it: the optimizer by trainer.setup.build_optimizer, the schedule by
+Every run is built as training builds it: the optimizer by trainer.engine.setup.build_optimizer, the schedule by
 schedulers.build_schedule, stepped after every optimizer step; one toy step is one epoch of the schedule, so
 horizons, milestones and warmups count steps, and a plateau schedule steps on the function's value. The point
 is a float64 2-vector, so the closed forms of the quadratic hold to rounding.
@@ -23,8 +23,8 @@ from schedulers import build_schedule
 from trainer.config import validate
 from trainer.errors import ConfigError
 from trainer.records import write_json
-from trainer.schedule_task import compose_entries
-from trainer.setup import build_optimizer
+from trainer.tasks.schedule import compose_entries
+from trainer.engine.setup import build_optimizer
 
 BLOWUP = 1e6  # a run stops as diverged once f is not finite or above BLOWUP x its value at the start
 SOLVED = 1e-6  # the table's "steps to" column: the first step with f <= SOLVED x f(start)
@@ -138,6 +138,10 @@ def plot_toy(fn: Function, runs: list[dict], path: Path) -> None:
     ax_loss.set(xlabel="step", ylabel="f(w) − f*  (f* = 0)", title="loss against step")
     ax_loss.grid(alpha=0.3, which="both")
     fig.savefig(path, dpi=120)
+
+
+def run(cfg, job: dict, run_dir: Path, show) -> None:
+    run_toy(cfg, run_dir)
 
 
 def run_toy(cfg, run_dir: Path) -> list[dict]:

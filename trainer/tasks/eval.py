@@ -112,14 +112,32 @@ def choose_checkpoint(folder: RunFolder, which: str) -> tuple[Path, str | None]:
     return folder.checkpoint, None
 
 
+def run(cfg, job: dict, run_dir: Path, show) -> None:
+    trained, run_cfg = eval_config(cfg, job["overrides"])
+    show(run_cfg, run_choices(run_dir))
+    run_eval(trained, run_cfg)
+
+
+def run_choices(run_dir: Path) -> dict:
+    """The group options a run folder's run was composed with (its .hydra/hydra.yaml), for the config tree."""
+    import yaml
+
+    try:
+        hydra_cfg = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())
+        return dict(hydra_cfg["hydra"]["runtime"]["choices"])
+    except Exception:  # no record (a folder of fit() alone) or a damaged one: the tree goes without
+        return {}
+
+
 def run_eval(trained: DictConfig, cfg: DictConfig) -> dict:
     """Evaluate the checkpoint on the validation and test sets; write eval.json; print one line."""
     import torch
     from hydra.utils import instantiate
 
-    from trainer import checkpoint, data
-    from trainer.loop import evaluate
-    from trainer.setup import DEFAULT_THREADS, autocast, device_name, resolve_device, resolve_precision, seed_everything
+    from trainer import data
+    from trainer.engine import checkpoint
+    from trainer.engine.loop import evaluate
+    from trainer.engine.setup import DEFAULT_THREADS, autocast, device_name, resolve_device, resolve_precision, seed_everything
 
     folder = RunFolder(Path(cfg.resume), create=False)
     path, note = choose_checkpoint(folder, str(cfg.eval.checkpoint))

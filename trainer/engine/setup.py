@@ -26,7 +26,7 @@ from trainer.errors import ConfigError
 from trainer.records import Job
 
 DEFAULT_THREADS = torch.get_num_threads()
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("torch", "torchvision", "hydra-core", "omegaconf", "wandb", "numpy", "matplotlib")
 
 

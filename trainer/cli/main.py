@@ -23,9 +23,9 @@ from omegaconf.errors import OmegaConfBaseException
 from trainer.config import unknown_key, validate
 from trainer.errors import ConfigError
 from trainer.records import RunFolder, Summary
-from trainer.sweeps import expand, sampled_keys
+from trainer.config.sweeps import expand, sampled_keys
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = ROOT / "conf"
 # folders of the project a run must never write into (nor into a folder that holds them)
 PROJECT_FOLDERS = ("conf", "trainer", "schedulers", "experiments", "tests", "benchmarks")
@@ -386,7 +386,7 @@ def run_task(cfg) -> float | None:
     run_dir = Path(cfg.resume) if cfg.resume else Path(job["output_dir"])
     try:
         return _run_task(cfg, job, run_dir)
-    except KeyboardInterrupt as e:  # trainer.fit.Terminated (SIGTERM) too: fit has recorded it
+    except KeyboardInterrupt as e:  # trainer.engine.fit.Terminated (SIGTERM) too: fit has recorded it
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         code = EXIT_TERMINATED if type(e).__name__ == "Terminated" else EXIT_INTERRUPTED
@@ -416,37 +416,13 @@ def _run_task(cfg, job: dict, run_dir: Path) -> float | None:
             raise
         print(f"schedlab: job {job['num']} failed: {message}", file=sys.stderr, flush=True)
         return None if cfg.objective is None else objective(Summary(status="failed"), cfg.objective)
-    try:
-        if cfg.task == "train":
-            from trainer.fit import fit
+    from trainer import tasks
 
-            show_config(cfg, job, run_dir)
-            summary = fit(cfg, run_dir, job)
+    try:
+        summary = tasks.run(cfg, job, run_dir, lambda c, choices=None: show_config(c, job, run_dir, choices))
+        if isinstance(summary, Summary):  # task=train: the closing line, and the sweep's objective
             print(outcome(summary, run_dir), flush=True)
             return None if cfg.objective is None else objective(summary, cfg.objective)
-        if cfg.task == "lr_find":
-            from trainer.lr_find import run_lr_find
-
-            show_config(cfg, job, run_dir)
-            run_lr_find(cfg, run_dir, job)
-            return None
-        if cfg.task == "eval":
-            from trainer.evaluate import eval_config, run_eval
-
-            trained, run_cfg = eval_config(cfg, job["overrides"])
-            show_config(run_cfg, job, run_dir, run_choices(run_dir))
-            run_eval(trained, run_cfg)
-            return None
-        if cfg.task == "schedule":
-            from trainer.schedule_task import run_schedule_task
-
-            run_schedule_task(cfg, run_dir)
-            return None
-        if cfg.task == "toy":
-            from trainer.toy import run_toy
-
-            run_toy(cfg, run_dir)
-            return None
     except (ConfigError, HydraException, OmegaConfBaseException) as e:
         if job["multirun"]:
             raise
@@ -507,17 +483,6 @@ def interrupted_line(cfg, job: dict, run_dir: Path, terminated: bool) -> str:
     else:
         how = f"run the same command with resume={run_dir} to resume"
     return f"schedlab: {who}{what}{at}; results in {run_dir}; {how}"
-
-
-def run_choices(run_dir: Path) -> dict:
-    """The group options a run folder's run was composed with (its .hydra/hydra.yaml), for the config tree."""
-    import yaml
-
-    try:
-        hydra_cfg = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())
-        return dict(hydra_cfg["hydra"]["runtime"]["choices"])
-    except Exception:  # no record (a folder of fit() alone) or a damaged one: the tree goes without
-        return {}
 
 
 def show_config(cfg, job: dict, run_dir: Path, choices: dict | None = None) -> None:

@@ -1,5 +1,4 @@
-"""One epoch of training and one evaluation: what fit() repeats, and what any other trainer can call; the
-evaluation of a schedule-free optimizer's averaged weights and of a snapshot ensemble.
+"""One epoch of training and one evaluation: what fit() repeats, and what any other trainer can call.
 
 Speed habits (DESIGN.md section 3): batches come from the device-resident dataset; losses and correct
 counts accumulate on the device and are read once per epoch, plus one loss read every
@@ -9,71 +8,13 @@ counts accumulate on the device and are read once per epoch, plus one loss read 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch.func import functional_call
-from torch.optim.swa_utils import update_bn
 
 from trainer.records import StepRow
-
-
-def schedule_free(optimizer: torch.optim.Optimizer) -> bool:
-    """An optimizer of the `schedulefree` package (Defazio et al. 2024): it trains the model at one point y and
-    evaluates it at another, the average x; its train() / eval() move the model's weights between the two."""
-    return "train_mode" in optimizer.defaults
-
-
-def train_mode(optimizer: torch.optim.Optimizer) -> None:
-    """Put a schedule-free optimizer in train mode (it is built in eval mode and steps only in train mode)."""
-    if schedule_free(optimizer):
-        optimizer.train()
-        # train() leaves an empty state entry for every parameter it looked at: none before the first step, so that
-        # the optimizer may still be pointed at other tensors (a batched stack's shared parameters)
-        for p in [p for p, state in optimizer.state.items() if not state]:
-            del optimizer.state[p]
-
-
-@contextmanager
-def averaged(optimizer: torch.optim.Optimizer) -> Iterator[bool]:
-    """While it lasts the model holds the weights to evaluate and to save: for a schedule-free optimizer in train
-    mode, the averaged x (optimizer.eval()), and it yields True; any other model is left as it is (False).
-    Afterwards the optimizer is in train mode again and the training weights y are copied back exactly (not
-    recomputed from x, which differs in the last bits), so evaluating and saving never move training."""
-    if not schedule_free(optimizer) or not optimizer.param_groups[0]["train_mode"]:
-        yield False
-        return
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    training = [p.detach().clone() for p in params]
-    optimizer.eval()
-    try:
-        yield True
-    finally:
-        optimizer.train()
-        with torch.no_grad():
-            for p, y in zip(params, training, strict=True):
-                p.copy_(y)
-
-
-# training batches that give BatchNorm its statistics at a schedule-free optimizer's averaged weights (the
-# `schedulefree` package's README recipe uses about 50)
-BATCH_NORM_BATCHES = 50
-
-
-def batch_norm_at_average(model: torch.nn.Module, dataset, batch_size: int, amp) -> None:
-    """BatchNorm's running statistics were gathered at the training weights y; the averaged x that a schedule-free
-    optimizer evaluates needs its own (the `schedulefree` package's README). Recompute them at x from the first
-    BATCH_NORM_BATCHES training batches in order, as a plain average (torch.optim.swa_utils.update_bn), drawing no
-    random numbers. They stay in the model: saved with x, and unused by training (train mode normalizes by the
-    batch). A model without BatchNorm is left as it is."""
-    if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
-        return
-    device = dataset.labels.device
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), amp:
-        update_bn((x for x, _ in dataset.batches(batch_size, limit=BATCH_NORM_BATCHES)), model)
 
 
 def blown_up(loss: float, first_loss: float, factor: float) -> bool:
@@ -177,20 +118,3 @@ def evaluate(model, dataset, batch_size: int, amp) -> tuple[float, float]:
         correct += (out.argmax(1) == y).sum()
     n = len(dataset)
     return loss_sum.item() / n, correct.item() / n
-
-
-@torch.no_grad()
-def ensemble_accuracy(model, snapshots: list[dict], dataset, batch_size: int, amp) -> float:
-    """Accuracy of a snapshot ensemble (Huang et al. 2017) over a device dataset: the class with the highest mean,
-    over `snapshots` (state_dicts of `model`), of the softmax of each one's output, in eval mode. `model` itself
-    is only the architecture: its own weights are neither used nor touched."""
-    model.eval()
-    correct = torch.zeros((), device=dataset.labels.device, dtype=torch.long)
-    for x, y in dataset.batches(batch_size):
-        probabilities = 0
-        for weights in snapshots:
-            with amp:
-                out = functional_call(model, weights, (x,))
-            probabilities = probabilities + out.float().softmax(1)
-        correct += ((probabilities / len(snapshots)).argmax(1) == y).sum()
-    return correct.item() / len(dataset)

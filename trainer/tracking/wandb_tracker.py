@@ -1,15 +1,4 @@
-"""Experiment trackers: where a run's records go besides its run folder (which is always written and stays
-the source of truth). `logger` in the config picks one by `_target_`:
-
-    logger=wandb         WandbTracker: one W&B run per job, bounded in time, never fatal
-    logger=tensorboard   TensorBoardTracker: event files in <run folder>/tensorboard
-    logger=none          NullTracker
-
-A tracker is built as `cls(config=cfg, run_dir=..., job=..., resume_id=..., **<the logger node's keys>)`
-and receives the same records the run folder gets: the per-epoch rows with their steps, named curves
-(the LR range test's), the summary, and a finish with the exit code. A new tracker subclasses Tracker,
-overrides what it stores, and gets a conf/logger/<name>.yaml with its `_target_`.
-"""
+"""logger=wandb: one W&B run per job, named by its overrides, grouped by its arm, bounded in time, never fatal."""
 
 from __future__ import annotations
 
@@ -25,56 +14,7 @@ from omegaconf import OmegaConf
 
 from trainer.config import NEUTRAL_KEYS
 from trainer.records import EpochRow, Job, StepRow, Summary
-
-# the summary.json fields a tracker's run summary gets besides the figures
-SUMMARY_FIELDS = ("status", "epochs_completed", "diverged_at", "collapsed_at", "stopped_early_at")
-
-
-class Tracker:
-    """The tracker interface; this base stores nothing (logger=none). Every method is safe to call in any
-    state: a tracker that failed to start or already finished ignores the call."""
-
-    id: str | None = None  # what a resumed run passes back as resume_id (the W&B run id)
-
-    def __init__(self, *, config, run_dir: Path, job: Job, resume_id: str | None = None, **options: Any):
-        self.id = resume_id
-
-    def log_epoch(self, row: EpochRow, steps: list[StepRow]) -> None:
-        """One finished epoch: its steps, then its row."""
-
-    def log_steps(self, steps: list[StepRow]) -> None:
-        """Steps without an epoch row (the partial epoch of a diverged run)."""
-
-    def log_curve(self, name: str, columns: dict[str, list[float]]) -> None:
-        """A named curve against its own step (e.g. lr_find: lr, loss, smoothed)."""
-
-    def summary(self, summary: Summary) -> None:
-        """How the run ended and its figures."""
-
-    def finish(self, exit_code: int) -> None:
-        """Close the tracker; exit_code 1 marks a failed run."""
-
-
-NullTracker = Tracker
-
-
-def summary_values(summary: Summary) -> dict[str, Any]:
-    """What a tracker's run summary holds: status, epochs, where it diverged, and every figure."""
-    values = {k: getattr(summary, k) for k in SUMMARY_FIELDS if getattr(summary, k) is not None}
-    return values | {k: v for k, v in summary.figures.items() if v is not None}
-
-
-def make_tracker(cfg, run_dir: Path, job: Job, resume_id: str | None = None) -> Tracker:
-    """The tracker cfg.logger names by `_target_`, given the logger node's other keys as options."""
-    from hydra.utils import get_class
-
-    options = OmegaConf.to_container(cfg.logger, resolve=True)
-    cls = get_class(options.pop("_target_", f"{__name__}.WandbTracker"))
-    return cls(config=cfg, run_dir=Path(run_dir), job=job, resume_id=resume_id, **options)
-
-
-# ------------------------------------------------------------------------------------------------ W&B
-
+from trainer.tracking.base import Tracker, summary_values
 
 def api_key_configured() -> bool:
     if os.environ.get("WANDB_API_KEY"):
@@ -264,83 +204,3 @@ class WandbTracker(Tracker):
             self._warn(f"W&B finish did not return within {self._finish_timeout:.0f} s; local results are complete")
         elif errors:
             self._warn(f"W&B finish failed ({type(errors[0]).__name__}: {errors[0]})")
-
-
-# ---------------------------------------------------------------------------------------- TensorBoard
-
-
-class TensorBoardTracker(Tracker):
-    """Event files for TensorBoard (torch's SummaryWriter) in <run folder>/<log_dir>: epoch figures under
-    epoch/<name> against the epoch, per-step LR and loss under step/<name> against the step, curves under
-    <curve>/<name>, and the summary's figures as text and as hparams. Resume appends to the same folder;
-    TensorBoard shows the last value written for a step."""
-
-    def __init__(
-        self,
-        *,
-        config,
-        run_dir: Path,
-        job: Job,
-        resume_id: str | None = None,
-        log_dir: str = "tensorboard",
-        log_steps: bool = True,
-    ):
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.id = resume_id
-        self.log_dir = Path(run_dir) / log_dir
-        self._log_steps = bool(log_steps)
-        self._config = OmegaConf.to_container(config, resolve=True)
-        self.writer = SummaryWriter(log_dir=str(self.log_dir))
-        self.writer.add_text("config", "```\n" + OmegaConf.to_yaml(config, resolve=True) + "```", 0)
-
-    def log_steps(self, steps: list[StepRow]) -> None:
-        if self.writer is None or not self._log_steps:
-            return
-        for s in steps:
-            self.writer.add_scalar("step/lr", s.lr, s.step)
-            self.writer.add_scalar("step/loss", s.loss, s.step)
-
-    def log_epoch(self, row: EpochRow, steps: list[StepRow]) -> None:
-        self.log_steps(steps)
-        if self.writer is None:
-            return
-        values = row.to_dict()
-        epoch = values.pop("epoch")
-        for key, value in values.items():
-            self.writer.add_scalar(f"epoch/{key}", value, epoch)
-        self.writer.flush()
-
-    def log_curve(self, name: str, columns: dict[str, list[float]]) -> None:
-        if self.writer is None:
-            return
-        for step, values in enumerate(zip(*columns.values(), strict=True)):
-            for key, value in zip(columns, values, strict=True):
-                self.writer.add_scalar(f"{name}/{key}", value, step)
-        self.writer.flush()
-
-    def summary(self, summary: Summary) -> None:
-        if self.writer is None:
-            return
-        values = summary_values(summary)
-        lines = [f"| {k} | {v} |" for k, v in values.items()]
-        self.writer.add_text("summary", "| key | value |\n|---|---|\n" + "\n".join(lines), summary.epochs_completed)
-        metrics = {f"summary/{k}": float(v) for k, v in summary.figures.items() if isinstance(v, (int, float))}
-        if metrics:
-            hparams = {k: v for k, v in _flat(self._config).items() if isinstance(v, (int, float, str, bool))}
-            self.writer.add_hparams(hparams, metrics, run_name=".")
-
-    def finish(self, exit_code: int) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out |= _flat(v, f"{prefix}{k}.")
-        else:
-            out[f"{prefix}{k}"] = v
-    return out

@@ -1,6 +1,6 @@
-"""fit(): one training run, from its config to its run folder. Read it top to bottom: set up (trainer/setup.py),
-resume from the checkpoint if there is one (trainer/checkpoint.py), then per epoch train (trainer/loop.py),
-evaluate, step the schedule, record (trainer/records.py, trainer/tracking.py) and checkpoint."""
+"""fit(): one training run, from its config to its run folder. Read it top to bottom: set up (trainer/engine/setup.py),
+resume from the checkpoint if there is one (trainer/engine/checkpoint.py), then per epoch train (trainer/engine/loop.py),
+evaluate, step the schedule, record (trainer/records.py, trainer/tracking/) and checkpoint."""
 
 from __future__ import annotations
 
@@ -17,21 +17,14 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from schedulers import build_schedule, cycle_ends, warn_schedule
-from trainer import checkpoint
-from trainer.loop import (
-    EpochResult,
-    averaged,
-    batch_norm_at_average,
-    ensemble_accuracy,
-    epochs_without_improvement,
-    evaluate,
-    train_epoch,
-    train_mode,
-)
-from trainer.lr_find import find_and_set_lr
+from schedulers import build_schedule, warn_schedule
+from trainer.engine import checkpoint
+from trainer.engine.loop import EpochResult, epochs_without_improvement, evaluate, train_epoch
+from trainer.engine.schedulefree import averaged, batch_norm_at_average, train_mode
+from trainer.engine.snapshots import ensemble_accuracy, snapshot_epochs
+from trainer.engine.lr_find import find_and_set_lr
 from trainer.records import EpochRow, Job, RunFolder, StepRow, Summary, selected
-from trainer.setup import Setup, build, device_name, memory_use, provenance
+from trainer.engine.setup import Setup, build, device_name, memory_use, provenance
 from trainer.tracking import make_tracker
 
 log = logging.getLogger("schedlab")
@@ -95,17 +88,6 @@ def epoch_line(row: EpochRow, epochs: int) -> str:
     )
 
 
-def snapshot_epochs(cfg, steps_per_epoch: int) -> list[int]:
-    """The epochs at whose end trainer.snapshots saves the model: every trainer.snapshot_every epochs, else the
-    ends of the schedule's cycles; none without trainer.snapshots."""
-    t = cfg.trainer
-    if not t.snapshots:
-        return []
-    if t.snapshot_every is not None:
-        return list(range(int(t.snapshot_every), int(t.epochs) + 1, int(t.snapshot_every)))
-    return cycle_ends(cfg.scheduler, int(t.epochs), steps_per_epoch)
-
-
 def now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
@@ -163,7 +145,7 @@ def train(cfg, folder: RunFolder, job: Job) -> Summary:
 
 class Arm:
     """One run's parts and records: its config and folder, model, optimizer, schedule, grad scaler, data
-    order, tracker and progress. train() above drives one; a stack (trainer/stack.py) drives several side by
+    order, tracker and progress. train() above drives one; a stack (trainer/engine/stack.py) drives several side by
     side. Each arm writes its own folder exactly as a run of its own would."""
 
     def __init__(self, cfg, folder: RunFolder, job: Job, saved: dict | None):

@@ -1,4 +1,4 @@
-"""`hydra/launcher=stacked`: a sweep whose jobs train in stacks (trainer/stack.py), one process each stack.
+"""`hydra/launcher=stacked`: a sweep whose jobs train in stacks (trainer/engine/stack.py), one process each stack.
 
 The launcher composes every job's config and creates every job's folder and `.hydra/` as Hydra's basic
 launcher does (through Hydra's own `run_job`), partitions the training jobs into stacks that can share one
@@ -19,7 +19,7 @@ from pathlib import Path
 from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from trainer import stack
+from trainer.engine import stack
 from trainer.cli import EXIT_INTERRUPTED, EXIT_TERMINATED, fail, job_info, objective, outcome
 from trainer.config import validate
 from trainer.errors import ConfigError
@@ -137,7 +137,7 @@ def _run_stack(launcher, unit: list[int], configs: list[DictConfig], sweep_dir: 
         summaries = stack.fit_stack(
             cfgs, run_dirs, jobs, state_path=state_path, strategy=launcher.strategy, loggers=loggers
         )
-    except KeyboardInterrupt as e:  # trainer.fit.Terminated (SIGTERM) too: every arm has recorded it
+    except KeyboardInterrupt as e:  # trainer.engine.fit.Terminated (SIGTERM) too: every arm has recorded it
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         terminated = type(e).__name__ == "Terminated"

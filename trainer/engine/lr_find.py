@@ -29,10 +29,9 @@ import torch.nn.functional as F
 
 from trainer.config import LR_FIND_RULES
 from trainer.errors import ConfigError
-from trainer.loop import train_mode
-from trainer.records import Job, RunFolder, atomic_write_bytes, write_json
-from trainer.setup import build, provenance
-from trainer.tracking import Tracker, make_tracker
+from trainer.engine.schedulefree import train_mode
+from trainer.records import atomic_write_bytes, write_json
+from trainer.tracking import Tracker
 
 RULES = LR_FIND_RULES  # half_drop, steepest, min_div10, valley
 COLORS = {"half_drop": "tab:purple", "steepest": "tab:red", "min_div10": "tab:green", "valley": "tab:orange"}
@@ -307,7 +306,7 @@ def range_test_from_config(cfg, model, optimizer, train_set, amp) -> LRFindResul
     )
 
 
-def _settings(cfg) -> dict:
+def settings(cfg) -> dict:
     from omegaconf import OmegaConf
 
     return OmegaConf.to_container(cfg.lr_find, resolve=True)
@@ -327,7 +326,7 @@ def find_and_set_lr(cfg, model, optimizer, train_set, run_dir: Path, amp, tracke
     lr = result.suggestions[rule]
     finite = sum(math.isfinite(v) for v in result.smoothed)
     if lr is not None and finite < MIN_POINTS:
-        write_results(result, run_dir, _settings(cfg))
+        write_results(result, run_dir, settings(cfg))
         raise ConfigError(
             f"lr_find: the range test stopped after {len(result.lrs)} steps ({result.stop_reason} at lr "
             f"{result.lrs[-1]:.3g}): {MIN_POINTS} points are needed before an LR can be suggested; lower "
@@ -343,28 +342,8 @@ def find_and_set_lr(cfg, model, optimizer, train_set, run_dir: Path, amp, tracke
             group["lr"] = lr
             if "initial_lr" in group:
                 group["initial_lr"] = lr
-    png = write_results(result, run_dir, _settings(cfg))
+    png = write_results(result, run_dir, settings(cfg))
     if tracker is not None:
         log_curve(tracker, result)
     print(report(result, rule, png), flush=True)
     return {"rule": rule, "lr": lr, "suggestions": result.suggestions, "stop_reason": result.stop_reason}
-
-
-def run_lr_find(cfg, run_dir: Path, job: Job | dict | None = None) -> LRFindResult:
-    """task=lr_find: build the run's data, model and optimizer as training would, run the test, and
-    write config.yaml, provenance.json, lr_find.json and lr_find.png; the tracker gets the curve."""
-    job = Job.of(job)
-    folder = RunFolder(run_dir)
-    run = build(cfg, job)
-    folder.write_config(cfg)
-    folder.write_provenance(provenance(cfg, run.device, job))
-
-    result = range_test_from_config(cfg, run.model, run.optimizer, run.train_set, run.amp)
-    png = write_results(result, folder.dir, _settings(cfg))
-    print(report(result, cfg.lr_find.suggestion, png), flush=True)
-    tracker = make_tracker(cfg, folder.dir, job)
-    try:
-        log_curve(tracker, result)
-    finally:
-        tracker.finish(0)
-    return result

@@ -112,6 +112,10 @@ def draw_curve(
     return [t[s] for s in steps], [lr[s] for s in steps]
 
 
+def run(cfg, job: dict, run_dir: Path, show) -> None:
+    run_schedule_task(cfg, run_dir)
+
+
 def run_schedule_task(cfg, run_dir: Path) -> dict:
     spe = steps_per_epoch(cfg)
     epochs = int(cfg.trainer.epochs)

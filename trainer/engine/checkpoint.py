@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from trainer.config import NEUTRAL_KEYS
 from trainer.errors import ConfigError
-from trainer.loop import averaged
+from trainer.engine.schedulefree import averaged
 from trainer.records import FINISHED, RunFolder, atomic_write_bytes
 
 
