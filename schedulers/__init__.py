@@ -2,7 +2,8 @@
 
 The error type, the schemas and the run-length warnings (`schedule_warnings`) load without torch, so that
 `trainer.errors` (which re-exports `ConfigError`) and the config checks that run before any work starts stay
-light; the schedules, which drive a torch optimizer, load on first use.
+light; the schedules, which drive a torch optimizer, load on first use: `build_schedule` for the trainer, and
+`torch_scheduler` / `SchedlabLR`, the same schedules as a torch LRScheduler for a plain PyTorch loop.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from schedulers.errors import ConfigError
 from schedulers.run_length import cycle_ends, schedule_warnings, warn_schedule
 
 if TYPE_CHECKING:
+    from schedulers.lr_scheduler import SchedlabLR, SchedlabPlateauLR, torch_scheduler
     from schedulers.plot import key_epochs, lr_curve, plot_schedules
     from schedulers.scheduler import Scheduler, build_schedule, validate_schedule
 
@@ -25,10 +27,15 @@ _NEEDS_TORCH = {
     "key_epochs": "schedulers.plot",
     "lr_curve": "schedulers.plot",
     "plot_schedules": "schedulers.plot",
+    "SchedlabLR": "schedulers.lr_scheduler",
+    "SchedlabPlateauLR": "schedulers.lr_scheduler",
+    "torch_scheduler": "schedulers.lr_scheduler",
 }
 
 __all__ = [
     "ConfigError",
+    "SchedlabLR",
+    "SchedlabPlateauLR",
     "Scheduler",
     "build_schedule",
     "cycle_ends",
@@ -37,6 +44,7 @@ __all__ = [
     "plot_schedules",
     "register_configs",
     "schedule_warnings",
+    "torch_scheduler",
     "validate_schedule",
     "warn_schedule",
 ]

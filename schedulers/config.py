@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+import schedulers.custom as custom
 from schedulers.errors import ConfigError
 
 INTERVALS = ("epoch", "step")
@@ -304,6 +305,33 @@ class WSD(Schedule):
         _require(0 < self.decay_fraction <= 1, "decay_fraction", "in (0, 1]", self.decay_fraction)
 
 
+@dataclass
+class Custom(Schedule):
+    """Your own schedule: `fn` is the import path of a callable `fn(t, **kwargs) -> factor`, the LR at t being
+    factor * the base LR of each param group (so per-group LRs keep their ratios, as with every built-in).
+    t is the position in epochs counted from the end of the warmup: fractional with interval=step, whole with
+    interval=epoch (shifted by a fractional warmup). The warmup ramps to the base LR (factor 1) and hands over
+    to fn at t = 0, as it does to every built-in; fn(0) need not be 1 (the LR then jumps, as onecycle's does).
+    fn may be a class: it is instantiated once with `kwargs` and its instance called as instance(t).
+    It must be pure (the trainer and task=schedule call it at any t, in any order, and a resume only restores
+    the step count) and return a real number >= 0; it is imported and probed at t = 0 and over the run when the
+    config is checked, before any data is loaded. No horizon or cycles of its own: for a shape that follows the
+    run's length, pass it one, e.g. `+scheduler.kwargs.epochs=${trainer.epochs}`."""
+
+    # module.name of the callable (from Python, the callable itself: schedulers.torch_scheduler takes one); the
+    # default is the template, (1 + t / timescale)^(-1/2): scheduler=sqrt at timescale 1
+    fn: str = "schedulers.custom.rsqrt"
+    kwargs: dict[str, Any] = field(default_factory=dict)  # passed to fn at every call (a class: to its constructor)
+
+    def check(self, epochs: int, base_lr: float | None = None) -> None:
+        super().check(epochs, base_lr)
+        custom.probe(self.factor(), epochs, self.warmup.epochs, self.interval)
+
+    def factor(self) -> custom.Factor:
+        """t -> the factor fn gives at t, each value checked; ConfigError naming scheduler.fn when it cannot work."""
+        return custom.factor_function(self.fn, self.kwargs)
+
+
 # Each option's schema, as a dataclass instance: its defaults are the class's, except where two options
 # share a class (cosine_warmup is cosine with d2l's warmup; constant and sqrt have only the common keys).
 # Horizons, step sizes and milestones default to the run's length (trainer.epochs); the d2l chapter's
@@ -325,6 +353,7 @@ SCHEMAS: dict[str, Schedule] = {
     "cyclic": Cyclic(),
     "cosine_restarts": CosineRestarts(),
     "wsd": WSD(),
+    "custom": Custom(),
 }
 
 

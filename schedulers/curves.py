@@ -110,6 +110,12 @@ def wsd(c: config.WSD, span: float, quantum: float) -> Curve:
     return lr
 
 
+def custom(c: config.Custom, span: None, quantum: float) -> Curve:
+    """The user's factor of the base LR (schedulers/custom.py has the contract)."""
+    factor = c.factor()
+    return lambda t, base: base * factor(t)
+
+
 class OneCycle:
     """torch's OneCycleLR with the base LR as its max_lr. torch ends each phase one scheduler step
     early (the last step of the run lands on min_lr), so the phase ends here are `quantum` early."""
@@ -254,6 +260,7 @@ FACTORIES: dict[str, Callable[..., Curve]] = {
     "cyclic": Cyclic,
     "cosine_restarts": cosine_restarts,
     "wsd": wsd,
+    "custom": custom,
 }
 
 

@@ -57,23 +57,50 @@ def _set(group: dict, key: str, value: float) -> None:
         group[key] = value
 
 
+def plateau_of(curve: curves.Curve) -> tuple[curves.Plateau | None, float]:
+    """The plateau controller a curve steps on a metric (None: the curve is a pure function of t), and the
+    warmup epochs in front of it, which do not count toward its patience."""
+    warmup = curve if isinstance(curve, curves.Warmup) else None
+    main = warmup.main if warmup else curve
+    return (main if isinstance(main, curves.Plateau) else None), (warmup.epochs if warmup else 0.0)
+
+
+def lrs_at(curve: curves.Curve, t: float, base_lrs: list[float]) -> list[float]:
+    """Every param group's LR at t: the curve's for group 0, scaled for the others by their base LRs. The one
+    rule of both drivers (CurveScheduler here, SchedlabLR in a plain torch loop), so they give the same LRs."""
+    lr = float(curve(t, base_lrs[0]))
+    return [lr * (base / base_lrs[0]) for base in base_lrs]
+
+
+def momentum_key(optimizer: torch.optim.Optimizer) -> str | None:
+    """torch's rule for which knob momentum cycling turns: Adam's betas, else momentum, else none."""
+    defaults = optimizer.defaults
+    return "betas" if "betas" in defaults else "momentum" if "momentum" in defaults else None
+
+
+def set_momentum(optimizer: torch.optim.Optimizer, key: str | None, momentum: float | None) -> None:
+    """Write a cycled momentum (or beta1) to every param group; None: the schedule leaves it alone."""
+    if momentum is None or key is None:
+        return
+    for group in optimizer.param_groups:
+        if key == "betas":
+            group["betas"] = (momentum, *group["betas"][1:])
+        else:
+            _set(group, "momentum", momentum)
+
+
 class CurveScheduler(Scheduler):
     """One of the library's schedules: the LR is curve(t), t the position in epochs."""
 
     def __init__(self, curve: curves.Curve, optimizer: torch.optim.Optimizer, interval: str, steps_per_epoch: int):
         self.curve, self.optimizer, self.interval = curve, optimizer, interval
         self.steps_per_epoch = steps_per_epoch
-        warmup = curve if isinstance(curve, curves.Warmup) else None
-        main = warmup.main if warmup else curve
-        self.plateau = main if isinstance(main, curves.Plateau) else None
-        self.warmup_epochs = warmup.epochs if warmup else 0.0
+        self.plateau, self.warmup_epochs = plateau_of(curve)
         for group in optimizer.param_groups:
             if "initial_lr" not in group or group["initial_lr"] is group["lr"]:  # the one tensor: give it its own
                 group["initial_lr"] = _detached(group["lr"])
         self.base_lrs = [float(group["initial_lr"]) for group in optimizer.param_groups]
-        # torch's rule for which knob momentum cycling turns
-        defaults = optimizer.defaults
-        self.momentum_key = "betas" if "betas" in defaults else "momentum" if "momentum" in defaults else None
+        self.momentum_key = momentum_key(optimizer)
         self.steps = 0  # step_batch calls
         self.epochs = 0  # step_epoch calls
         self._apply()
@@ -107,15 +134,12 @@ class CurveScheduler(Scheduler):
         self._apply()
 
     def _apply(self) -> None:
-        t, base = self.t, self.base_lrs[0]
-        self._lr = float(self.curve(t, base))
-        momentum = curves.momentum_of(self.curve, t)
-        for group, group_base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
-            _set(group, "lr", self._lr * (group_base / base))
-            if momentum is not None and self.momentum_key == "betas":
-                group["betas"] = (momentum, *group["betas"][1:])
-            elif momentum is not None and self.momentum_key == "momentum":
-                _set(group, "momentum", momentum)
+        t = self.t
+        lrs = lrs_at(self.curve, t, self.base_lrs)
+        self._lr = lrs[0]
+        for group, lr in zip(self.optimizer.param_groups, lrs, strict=True):
+            _set(group, "lr", lr)
+        set_momentum(self.optimizer, self.momentum_key, curves.momentum_of(self.curve, t))
 
     def state_dict(self) -> dict:
         plateau = self.plateau.state_dict() if self.plateau else None

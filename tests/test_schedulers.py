@@ -59,6 +59,7 @@ CASES = {
     "cyclic": {"max_lr": 2.0},
     "cosine_restarts": {"T_0": 3},
     "wsd": {},
+    "custom": {"kwargs": {"timescale": 2.0}},  # its template, rsqrt; a function of the user's: test_own_schedule.py
 }
 TORCH_EXAMPLE = {"name": "torch", "_target_": "torch.optim.lr_scheduler.StepLR", "step_size": 3, "gamma": 0.5}
 
@@ -598,6 +599,7 @@ YAML_VALUES = {
         "min_lr": 0.0,
         "horizon": None,
     },
+    "custom": {"name": "custom", "interval": "epoch", "warmup": WARMUP_OFF, "fn": "schedulers.custom.rsqrt", "kwargs": {}},
 }
 
 

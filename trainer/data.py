@@ -6,6 +6,7 @@ torchvision folder layout; torchvision is used only to download them where a net
 
 from __future__ import annotations
 
+import copy
 import gzip
 import os
 import pickle
@@ -340,6 +341,17 @@ class DeviceDataset:
 
     def num_batches(self, batch_size: int, limit: int | None = None) -> int:
         return num_batches(len(self), batch_size, limit)
+
+    def fixed_subset(self, size: int) -> DeviceDataset | None:
+        """`size` examples spread evenly over the set (every (len/size)-th, the same for every seed and arm),
+        normalized as the set is; the whole set when it is smaller; None for size 0."""
+        if size <= 0:
+            return None
+        subset = copy.copy(self)
+        if size < len(self):
+            idx = torch.linspace(0, len(self) - 1, size, device=self.labels.device).round().long()
+            subset.images, subset.labels = self.images[idx], self.labels[idx]
+        return subset
 
     def batches(
         self, batch_size: int, generator: torch.Generator | None = None, limit: int | None = None

@@ -83,16 +83,19 @@ def metric(
     summary: str | None = "final",
     key: str | None = None,
     requires: str | tuple[str, ...] | None = None,
+    machine: bool = False,
     **kwargs,
 ):
     """A per-epoch figure of EpochRow and how it is shown: `title` its table header, `scale` 100 for a
     fraction shown in percent, `better` "max"/"min" when the best mean of a column is worth bolding,
     `summary` how summary.json condenses it: "final" (its last value) or "mean" (over the epochs), under
     `key` (default final_<name> / mean_<name>), or None (not summarized: the LR, memory); `requires`
-    what a run needs to have the figure (VALIDATION: a validation set, SNAPSHOTS, ...; a tuple: all of them)."""
+    what a run needs to have the figure (VALIDATION: a validation set, SNAPSHOTS, ...; a tuple: all of them);
+    `machine` a measurement of the machine (time, memory), not a number of the run: it differs between two runs
+    that are otherwise equal bit for bit."""
     key = key or (f"{summary}_{{}}" if summary else None)
     meta = {"title": title, "scale": scale, "decimals": decimals, "better": better, "summary": summary, "key": key}
-    return field(metadata={**meta, "requires": requires}, **kwargs)
+    return field(metadata={**meta, "requires": requires, "machine": machine}, **kwargs)
 
 
 # what a figure needs (Metric.requires): a validation set; a best epoch (validation, or select_on_test=true);
@@ -101,7 +104,7 @@ VALIDATION, SELECTION, TEST_SELECTION, SNAPSHOTS = "validation", "selection", "t
 
 
 def _memory(title: str):
-    return metric(title, decimals=0, summary=None, default=None)
+    return metric(title, decimals=0, summary=None, machine=True, default=None)
 
 
 @dataclass
@@ -136,11 +139,11 @@ class EpochRow:
     )
     lr: float = metric("LR at the epoch's first step", decimals=4, summary=None)
     lr_end: float = metric("LR at the epoch's last step", decimals=4, summary=None)
-    epoch_time: float = metric("epoch time (s)", decimals=2, better="min", summary="mean", key="mean_epoch_time_s")
+    epoch_time: float = metric("epoch time (s)", decimals=2, better="min", summary="mean", key="mean_epoch_time_s", machine=True)
     # the epoch's seconds split: training steps alone, and evaluation (validation, test, the training subset,
     # snapshot ensembles); time to a target counts train_time only
-    train_time: float | None = metric("train time (s)", decimals=2, better="min", summary="mean", key="mean_train_time_s", default=None)
-    eval_time: float | None = metric("eval time (s)", decimals=2, better="min", summary="mean", key="mean_eval_time_s", default=None)
+    train_time: float | None = metric("train time (s)", decimals=2, better="min", summary="mean", key="mean_train_time_s", machine=True, default=None)
+    eval_time: float | None = metric("eval time (s)", decimals=2, better="min", summary="mean", key="mean_eval_time_s", machine=True, default=None)
     rss_mb: float | None = _memory("resident memory (MiB)")
     peak_rss_mb: float | None = _memory("peak resident memory (MiB)")
     cuda_mb: float | None = _memory("CUDA memory (MiB)")
@@ -154,6 +157,11 @@ class EpochRow:
     def from_dict(cls, d: dict) -> EpochRow:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: _number(v) for k, v in d.items() if k in names})
+
+
+def machine_figures() -> tuple[str, ...]:
+    """The EpochRow figures that measure the machine (times, memory): the ones two equal runs may differ in."""
+    return tuple(f.name for f in epoch_metrics() if f.metadata["machine"])
 
 
 def _number(v: Any) -> Any:

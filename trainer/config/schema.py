@@ -319,6 +319,9 @@ class TrainerConfig:
     snapshots: bool = False
     snapshot_every: int | None = None  # epochs between snapshots, whatever the schedule; null: its cycle ends
     snapshot_ensemble: int | None = None  # how many of the last snapshots the ensemble averages; null: all
+    # examples of the training part evaluated at each epoch's end (evenly spread, the same every epoch and arm): the
+    # honest train accuracy and gap (train_eval_acc, eval_gap) beside the running average of the epoch; 0: none
+    train_eval_size: int = 5000
     divergence: DivergenceConfig = field(default_factory=DivergenceConfig)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
@@ -337,6 +340,7 @@ class TrainerConfig:
             _at_least("trainer.snapshot_every", self.snapshot_every, 1, "must be >= 1 (epochs) or null (the schedule's cycle ends)")
         if self.snapshot_ensemble is not None:
             _at_least("trainer.snapshot_ensemble", self.snapshot_ensemble, 1, "must be >= 1 (snapshots) or null (all of them)")
+        _at_least("trainer.train_eval_size", self.train_eval_size, 0, "must be >= 0 (examples; 0: no end-of-epoch train figures)")
         self.divergence.check()
         self.early_stopping.check()
 

@@ -134,7 +134,7 @@ def train(cfg, folder: RunFolder, job: Job) -> Summary:
             epoch_start = time.perf_counter()
             batches = run.train_set.batches(cfg.trainer.batch_size, arm.shuffle, cfg.trainer.max_steps_per_epoch)
             result = train_epoch(forward, arm.optimizer, arm.schedule, batches, **arm.epoch_settings(epoch))
-            if not arm.record(epoch, result, forward, run, epoch_start):
+            if not arm.record(epoch, result, forward, run, time.perf_counter() - epoch_start):
                 break
         arm.finish()
     except BaseException as e:
@@ -225,60 +225,89 @@ class Arm:
             progress=self.bar,
         )
 
-    def record(self, epoch: int, result: EpochResult, forward, run: Setup, epoch_start: float, commit: bool = True) -> bool:
-        """After epoch `epoch` trained: evaluate, step the schedule, write the row and steps, log, checkpoint
-        (`commit`: this arm's own checkpoint.pt; a stack commits all its arms at once). False when the run
-        ends here (diverged, or stopped early)."""
-        cfg, t, progress, folder = self.cfg, self.t, self.progress, self.folder
-        progress.first_loss = result.first_loss
-        progress.step += len(result.steps)
+    def record(self, epoch: int, result: EpochResult, forward, run: Setup, train_time: float, commit: bool = True) -> bool:
+        """After epoch `epoch` trained (for `train_time` seconds): evaluate, step the schedule, write the row and
+        steps, log, checkpoint (`commit`: this arm's own checkpoint.pt; a stack commits all its arms at once).
+        False when the run ends here (diverged, or stopped early)."""
+        self.progress.first_loss = result.first_loss
+        self.progress.step += len(result.steps)
         if result.diverged:
-            self.summary.diverged_at = result.diverged
-            folder.append_steps(result.steps)  # how it blew up stays visible; the partial epoch gets no row
-            self.tracker.log_steps(result.steps)
+            self.record_divergence(result)
             return False
-        with averaged(self.optimizer) as at_average:  # a schedule-free optimizer's averaged weights are evaluated
-            if at_average:
-                batch_norm_at_average(self.model, run.train_set, t.batch_size, run.amp)
-            val_loss, val_acc = evaluate(forward, run.val_set, t.eval_batch_size, run.amp) if run.val_set else (None, None)
-            test_loss, test_acc = evaluate(forward, run.test_set, t.eval_batch_size, run.amp)
-            ensemble = self.ensemble(epoch, run)
-        row = EpochRow(
+        row = self.epoch_row(epoch, result, forward, run, train_time)
+        self.schedule.step_epoch(monitored(self.schedule.monitor, row, bool(self.cfg.select_on_test)))
+        self.append(row, result.steps)
+        if self.t.checkpoint:  # the commit point: a resume rewrites the result files from it
+            self.save_checkpoints(commit)
+        return not self.stops_early(epoch)
+
+    def record_divergence(self, result: EpochResult) -> None:
+        """How it blew up stays visible (its steps); the partial epoch gets no row."""
+        self.summary.diverged_at = result.diverged
+        self.folder.append_steps(result.steps)
+        self.tracker.log_steps(result.steps)
+
+    def epoch_row(self, epoch: int, result: EpochResult, forward, run: Setup, train_time: float) -> EpochRow:
+        """The epoch's row: its training figures, and the model at the epoch's end evaluated (a schedule-free
+        optimizer's averaged weights) on the validation and test sets, the fixed training subset and the snapshot
+        ensemble; train_time and eval_time apart, epoch_time their sum."""
+        start = time.perf_counter()
+        figures = self.evaluate(epoch, forward, run)
+        eval_time = time.perf_counter() - start
+        gap = None if figures["train_eval_acc"] is None else figures["train_eval_acc"] - figures["test_acc"]
+        return EpochRow(
             epoch=epoch,
             train_loss=result.train_loss,
             train_acc=result.train_acc,
-            val_loss=val_loss,
-            val_acc=val_acc,
-            test_loss=test_loss,
-            test_acc=test_acc,
-            gap=result.train_acc - test_acc,
+            gap=result.train_acc - figures["test_acc"],
+            eval_gap=gap,
             lr=result.steps[0].lr,
             lr_end=result.steps[-1].lr,
-            epoch_time=time.perf_counter() - epoch_start,
-            **ensemble,
+            epoch_time=train_time + eval_time,
+            train_time=train_time,
+            eval_time=eval_time,
+            **figures,
             **memory_use(run.device),
         )
-        self.schedule.step_epoch(monitored(self.schedule.monitor, row, bool(cfg.select_on_test)))
+
+    def evaluate(self, epoch: int, forward, run: Setup) -> dict:
+        """The evaluated figures of the model as it stands, without drawing a random number or moving training."""
+        size = self.t.eval_batch_size
+        with averaged(self.optimizer) as at_average:
+            if at_average:
+                batch_norm_at_average(self.model, run.train_set, self.t.batch_size, run.amp)
+            val = evaluate(forward, run.val_set, size, run.amp) if run.val_set else (None, None)
+            test = evaluate(forward, run.test_set, size, run.amp)
+            train = evaluate(forward, run.train_eval_set, size, run.amp) if run.train_eval_set else (None, None)
+            ensemble = self.ensemble(epoch, run)
+        names = ("val_loss", "val_acc", "test_loss", "test_acc", "train_eval_loss", "train_eval_acc")
+        return dict(zip(names, (*val, *test, *train), strict=True)) | ensemble
+
+    def append(self, row: EpochRow, steps: list[StepRow]) -> None:
+        """The row and its steps into the progress, the run folder, the tracker, the bar and run.log."""
+        progress = self.progress
         progress.history.append(row)
-        progress.steps += result.steps
-        progress.epoch = epoch
+        progress.steps += steps
+        progress.epoch = row.epoch
         progress.elapsed = time.perf_counter() - self.started
-        folder.append_epoch(row, result.steps)
-        self.tracker.log_epoch(row, result.steps)
-        self.bar.set_postfix(loss=f"{row.train_loss:.3f}", test_acc=f"{test_acc:.3f}", lr=f"{row.lr_end:.3g}")
-        self.log.info(epoch_line(row, int(t.epochs)))  # run.log, and the console where there is no progress bar
-        if t.checkpoint:  # the commit point: a resume rewrites the result files from it
-            if commit:
-                checkpoint.save(folder, cfg, **self.parts(), **self.state())
-            if is_best(progress.history, bool(cfg.select_on_test)):  # best.pt: the epoch chosen on validation
-                checkpoint.save(folder, cfg, **self.parts(), **self.state(), path=folder.best)
-        if stop_early(progress.history, t.early_stopping, bool(cfg.select_on_test)):
-            self.summary.stopped_early_at = epoch
-            self.log.info(
-                f"stopping early at epoch {epoch}: {t.early_stopping.monitor} has not improved for "
-                f"{t.early_stopping.patience} epochs"
-            )
+        self.folder.append_epoch(row, steps)
+        self.tracker.log_epoch(row, steps)
+        self.bar.set_postfix(loss=f"{row.train_loss:.3f}", test_acc=f"{row.test_acc:.3f}", lr=f"{row.lr_end:.3g}")
+        self.log.info(epoch_line(row, self.t.epochs))  # run.log, and the console where there is no progress bar
+
+    def save_checkpoints(self, commit: bool) -> None:
+        """checkpoint.pt (unless a stack commits it), and best.pt at the epoch chosen on validation."""
+        if commit:
+            checkpoint.save(self.folder, self.cfg, **self.parts(), **self.state())
+        if is_best(self.progress.history, bool(self.cfg.select_on_test)):
+            checkpoint.save(self.folder, self.cfg, **self.parts(), **self.state(), path=self.folder.best)
+
+    def stops_early(self, epoch: int) -> bool:
+        settings = self.t.early_stopping
+        if not stop_early(self.progress.history, settings, bool(self.cfg.select_on_test)):
             return False
+        self.summary.stopped_early_at = epoch
+        self.log.info(f"stopping early at epoch {epoch}: {settings.monitor} has not improved for {settings.patience} epochs")
         return True
 
     def ensemble(self, epoch: int, run: Setup) -> dict:

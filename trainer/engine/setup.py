@@ -77,6 +77,8 @@ class Setup:
     test_set: data.DeviceDataset
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
+    # trainer.train_eval_size examples of the training part, evaluated at each epoch's end (the honest gap); None: 0
+    train_eval_set: data.DeviceDataset | None = None
 
 
 def build(cfg, job: Job, shared: Setup | None = None) -> Setup:
@@ -94,7 +96,10 @@ def build(cfg, job: Job, shared: Setup | None = None) -> Setup:
     memory_format = torch.channels_last if t.channels_last else torch.preserve_format
     model = instantiate(cfg.model).to(device, memory_format=memory_format)
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
-    return Setup(device, precision, autocast(device, precision), train_set, val_set, test_set, model, optimizer)
+    train_eval_set = shared.train_eval_set if shared else train_set.fixed_subset(t.train_eval_size)
+    return Setup(
+        device, precision, autocast(device, precision), train_set, val_set, test_set, model, optimizer, train_eval_set
+    )
 
 
 def build_optimizer(optimizer: Any, params) -> torch.optim.Optimizer:

@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -310,77 +311,113 @@ def _load_state(path: Path, cfgs: list, folders: list[RunFolder]) -> dict | None
 def _train_stack(
     cfgs: list, folders: list[RunFolder], jobs: list[Job], strategy: str, state_path: Path, loggers: list | None
 ) -> list[Summary]:
-    saved = _load_state(state_path, cfgs, folders)
-    record = {"jobs": [f.dir.name for f in folders], "strategy": None}
-    summaries: list[Summary | None] = [None] * len(folders)
-    members: list[Arm] = []  # the arms this process trains: all but those that finished before a resume
-    for k, (cfg, folder, job) in enumerate(zip(cfgs, folders, jobs, strict=True)):
-        entry = saved["arms"][folder.dir.name] if saved else None
-        if entry is not None and entry.get("done"):  # finished before the interruption: its folder is final
-            summaries[k] = folder.read_summary() or Summary(status="failed", error="summary.json is missing")
-        else:
-            members.append(Arm(cfg, folder, job, entry))
-            members[-1].log = loggers[k] if loggers else log
+    stack = Stack(cfgs, folders, jobs, state_path, loggers)
     try:
-        for arm in members:
-            arm.open_tracker()
-        device = resolve_device(cfgs[0].trainer.device, jobs[0].num)
-        record["strategy"] = strategy = resolve_strategy(strategy, device)
-        runs, rng = [], []  # rng: each arm's own torch streams (dropout) in the sequential strategy
-        for arm in members:
-            runs.append(build(arm.cfg, arm.job, shared=runs[0] if runs else None))
-            arm.begin(runs[-1], restore=False)
-            arm.summary.stack = record
-            rng.append(checkpoint.rng_state(arm.shuffle))  # where its streams stand once it is built, as when alone
-        stacked = None
-        if strategy == "batched" and members:
-            stacked = StackedModel([arm.model for arm in members], compile=bool(cfgs[0].trainer.compile))
-            for p, arm in enumerate(members):
-                stacked.take_over(p, arm.optimizer)
-        for p, arm in enumerate(members):
-            if arm.saved is not None:
-                checkpoint.restore(arm.saved, **arm.parts())
-                rng[p] = checkpoint.rng_state(arm.shuffle)
-        if saved is not None:
-            torch.set_rng_state(saved["torch_rng"])
-        forward = [arm.model if stacked or not arm.t.compile else torch.compile(arm.model) for arm in members]
-        live = list(range(len(members)))
-        epoch = min((arm.progress.epoch for arm in members), default=0) + 1
-        while live and epoch <= int(cfgs[0].trainer.epochs):
-            if stacked is not None:  # every arm's epoch_time is the stack's epoch
-                start = time.perf_counter()
-                results = train_batched_epoch(stacked, members, live, runs[0], epoch)
-                ended = [
-                    p
-                    for p in live
-                    if not members[p].record(epoch, results[p], forward[p], runs[p], start, commit=False)
-                ]
-            else:  # each arm's epoch, then its evaluation: its epoch_time is its own
-                ended = []
-                for p in live:
-                    arm, start = members[p], time.perf_counter()
-                    checkpoint.set_rng_state(rng[p], arm.shuffle)
-                    batches = runs[0].train_set.batches(arm.t.batch_size, arm.shuffle, arm.t.max_steps_per_epoch)
-                    result = _train_epoch()(
-                        forward[p], arm.optimizer, arm.schedule, batches, **arm.epoch_settings(epoch)
-                    )
-                    rng[p] = checkpoint.rng_state(arm.shuffle)
-                    if not arm.record(epoch, result, forward[p], runs[p], start, commit=False):
-                        ended.append(p)
-            for p in ended:
-                members[p].finish()
-                live.remove(p)
-            if cfgs[0].trainer.checkpoint:
-                _save_state(state_path, folders, members, torch.get_rng_state(), None if stacked else rng)
-            epoch += 1
-        for arm in members:
+        stack.build(strategy)
+        for epoch in stack.epochs():
+            stack.train_epoch(epoch)
+        for arm in stack.members:
             arm.finish()
     except BaseException as e:
-        for arm in members:
+        for arm in stack.members:
             arm.finish(e)
         raise
-    by_folder = {arm.folder.dir: arm.summary for arm in members}
-    return [s if s is not None else by_folder[f.dir] for s, f in zip(summaries, folders, strict=True)]
+    return stack.summaries()
+
+
+class Stack:
+    """The arms of one stack and what they share: the device, the data, the strategy, the stack's checkpoint.
+    _train_stack() above drives it: build, then one epoch of every live arm at a time."""
+
+    def __init__(self, cfgs: list, folders: list[RunFolder], jobs: list[Job], state_path: Path, loggers: list | None):
+        self.cfgs, self.folders, self.state_path = cfgs, folders, state_path
+        self.saved = _load_state(state_path, cfgs, folders)
+        self.record = {"jobs": [f.dir.name for f in folders], "strategy": None}  # summary.json's `stack`
+        self.finished: list[Summary | None] = [None] * len(folders)  # arms that finished before a resume
+        self.members: list[Arm] = []  # the arms this process trains
+        self.jobs = jobs
+        for k, (cfg, folder, job) in enumerate(zip(cfgs, folders, jobs, strict=True)):
+            entry = self.saved["arms"][folder.dir.name] if self.saved else None
+            if entry is not None and entry.get("done"):  # finished before the interruption: its folder is final
+                self.finished[k] = folder.read_summary() or Summary(status="failed", error="summary.json is missing")
+            else:
+                self.members.append(Arm(cfg, folder, job, entry))
+                self.members[-1].log = loggers[k] if loggers else log
+        self.runs: list = []
+        self.rng: list = []  # each arm's own torch streams (dropout) in the sequential strategy
+        self.stacked: StackedModel | None = None
+        self.live = list(range(len(self.members)))
+
+    @property
+    def t(self):
+        return self.cfgs[0].trainer  # the trainer keys every arm shares
+
+    def build(self, strategy: str) -> None:
+        """Open the trackers, pick the strategy for the device, build every arm on one copy of the data (as it
+        would be built alone: its streams captured after its build), stack the models for `batched`, and put a
+        checkpoint's state back into every arm."""
+        for arm in self.members:
+            arm.open_tracker()
+        device = resolve_device(self.t.device, self.jobs[0].num)
+        self.record["strategy"] = self.strategy = resolve_strategy(strategy, device)
+        for arm in self.members:
+            self.runs.append(build(arm.cfg, arm.job, shared=self.runs[0] if self.runs else None))
+            arm.begin(self.runs[-1], restore=False)
+            arm.summary.stack = self.record
+            self.rng.append(checkpoint.rng_state(arm.shuffle))
+        if self.strategy == "batched" and self.members:
+            self.stacked = StackedModel([arm.model for arm in self.members], compile=self.t.compile)
+            for p, arm in enumerate(self.members):
+                self.stacked.take_over(p, arm.optimizer)
+        for p, arm in enumerate(self.members):
+            if arm.saved is not None:
+                checkpoint.restore(arm.saved, **arm.parts())
+                self.rng[p] = checkpoint.rng_state(arm.shuffle)
+        if self.saved is not None:
+            torch.set_rng_state(self.saved["torch_rng"])
+        compiled = not self.stacked and self.t.compile
+        self.forward = [torch.compile(arm.model) if compiled else arm.model for arm in self.members]
+
+    def epochs(self) -> Iterator[int]:
+        epoch = min((arm.progress.epoch for arm in self.members), default=0) + 1
+        while self.live and epoch <= self.t.epochs:
+            yield epoch
+            epoch += 1
+
+    def train_epoch(self, epoch: int) -> None:
+        """One epoch of every live arm, then the stack's commit point; an arm that ends is finished and frozen."""
+        ended = self.batched_epoch(epoch) if self.stacked is not None else self.sequential_epoch(epoch)
+        for p in ended:
+            self.members[p].finish()
+            self.live.remove(p)
+        if self.t.checkpoint:
+            _save_state(self.state_path, self.folders, self.members, torch.get_rng_state(),
+                        None if self.stacked else self.rng)
+
+    def batched_epoch(self, epoch: int) -> list[int]:
+        """One batched forward and backward per step for all live arms; every arm's train_time is the stack's."""
+        start = time.perf_counter()
+        results = train_batched_epoch(self.stacked, self.members, self.live, self.runs[0], epoch)
+        train_time = time.perf_counter() - start
+        members, forward, runs = self.members, self.forward, self.runs
+        return [p for p in self.live if not members[p].record(epoch, results[p], forward[p], runs[p], train_time, commit=False)]
+
+    def sequential_epoch(self, epoch: int) -> list[int]:
+        """Each live arm's epoch with its own streams, then its evaluation: its train_time is its own."""
+        ended = []
+        for p in self.live:
+            arm, start = self.members[p], time.perf_counter()
+            checkpoint.set_rng_state(self.rng[p], arm.shuffle)
+            batches = self.runs[0].train_set.batches(arm.t.batch_size, arm.shuffle, arm.t.max_steps_per_epoch)
+            result = _train_epoch()(self.forward[p], arm.optimizer, arm.schedule, batches, **arm.epoch_settings(epoch))
+            self.rng[p] = checkpoint.rng_state(arm.shuffle)
+            if not arm.record(epoch, result, self.forward[p], self.runs[p], time.perf_counter() - start, commit=False):
+                ended.append(p)
+        return ended
+
+    def summaries(self) -> list[Summary]:
+        by_folder = {arm.folder.dir: arm.summary for arm in self.members}
+        return [s if s is not None else by_folder[f.dir] for s, f in zip(self.finished, self.folders, strict=True)]
 
 
 def _train_epoch():
