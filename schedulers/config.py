@@ -289,20 +289,87 @@ class CosineRestarts(Schedule):
         _require(self.T_mult >= 1, "T_mult", ">= 1", self.T_mult)
 
 
+DECAY_SHAPES = ("linear", "cosine", "1-sqrt")  # curves.DECAY_SHAPES has their formulas
+
+
 @dataclass
-class WSD(Schedule):
+class Decaying(Schedule):
+    """A schedule with a decay at its end, WSD's: over the last decay_fraction of the span after warmup, from the
+    LR the schedule has reached where the decay starts down to min_lr at the horizon, in `shape`, then held.
+    rsqrt and power default to decay_fraction 0: no decay and no end, so they are horizon-free (nothing of
+    theirs follows the run's length) and their horizon must stay null."""
+
+    decay_fraction: float = 0.0  # share of the span after warmup; 0: no decay
+    shape: str = "1-sqrt"  # linear, cosine or 1-sqrt (Hägele et al. 2024's cooldown)
+    min_lr: float = 0.0
+    horizon: float | None = None  # where the decay ends, epochs from the start of the run; None: the run's epochs
+    floors: ClassVar = ("min_lr",)
+    choices: ClassVar = {"shape": DECAY_SHAPES}
+    needs_decay: ClassVar[bool] = False  # WSD: the decay is the schedule
+
+    def end(self, epochs: int) -> float | None:
+        return super().end(epochs) if self.decay_fraction > 0 else None
+
+    def check(self, epochs: int, base_lr: float | None = None) -> None:
+        if self.needs_decay:
+            _require(0 < self.decay_fraction <= 1, "decay_fraction", "in (0, 1]", self.decay_fraction)
+        else:
+            _require(0 <= self.decay_fraction <= 1, "decay_fraction", "in [0, 1] (0: no decay)", self.decay_fraction)
+            no_end = f"null when scheduler.decay_fraction is 0 ({self.name} then has no end: set a decay_fraction)"
+            _require(self.decay_fraction > 0 or self.horizon is None, "horizon", no_end, self.horizon)
+        super().check(epochs, base_lr)
+        if base_lr is None or self.decay_fraction == 0:
+            return
+        from schedulers import curves  # not at the top: curves imports this module
+
+        c = self.resolve(epochs)
+        start = c.warmup.epochs + (1 - c.decay_fraction) * (c.end(epochs) - c.warmup.epochs)
+        top = curves.make_curve(c, epochs, 1.0)(start, base_lr)
+        where = f"<= the LR where the decay starts ({top:.3g} at epoch {start:g})"
+        _require(self.min_lr <= top, "min_lr", where, self.min_lr)
+
+
+@dataclass
+class WSD(Decaying):
     """Warmup-stable-decay (MiniCPM): the base LR, then a decay over the last decay_fraction to min_lr."""
 
     decay_fraction: float = 0.2  # share of the span after warmup
-    shape: str = "1-sqrt"  # linear, cosine or 1-sqrt
-    min_lr: float = 0.0
-    horizon: float | None = None  # epochs from the start of the run; None: the run's epochs
-    floors: ClassVar = ("min_lr",)
-    choices: ClassVar = {"shape": ("linear", "cosine", "1-sqrt")}
+    needs_decay: ClassVar = True
 
-    def check(self, epochs: int, base_lr: float | None = None) -> None:
-        super().check(epochs, base_lr)
-        _require(0 < self.decay_fraction <= 1, "decay_fraction", "in (0, 1]", self.decay_fraction)
+
+@dataclass
+class Rsqrt(Decaying):
+    """Inverse square root, horizon-free: lr * (1 + t / timescale)^(-1/2), t in epochs after warmup
+    (schedulers.custom.rsqrt, which scheduler=sqrt is at timescale 1). The form of Zhai et al. 2022 ("Scaling
+    Vision Transformers", big_vision's rsqrt: lr / sqrt((step + timescale - warmup) / timescale)) and the
+    1/sqrt(t) schedule of Meterez et al. 2026 ("Anytime Pretraining: Horizon-Free Learning-Rate Schedules with
+    Weight Averaging", lr * sqrt(alpha / (t + alpha)), alpha = timescale). It needs no horizon: pair it with
+    weight averaging (an average of the weights along the run), which does the work a final decay would. The
+    LR is the base LR at the end of warmup, about 0.71 of it a timescale later and sqrt(timescale / t) of it
+    long after; T5's "constant for timescale, then lr * sqrt(timescale / t)" has the same tail. An optional
+    decay at the end (decay_fraction > 0, a cooldown as Zhai et al.'s and Hägele et al. 2024's) gives it a
+    horizon; it starts from the LR reached, as WSD's and power's (big_vision multiplies the still-falling curve
+    by its linear cooldown instead)."""
+
+    timescale: float = 3.0  # epochs; absolute (horizon-free): a tenth of the default 30-epoch run
+    positive: ClassVar = ("timescale",)
+
+
+@dataclass
+class Power(Decaying):
+    """Shen et al. 2024's Power scheduler ("Power Scheduler: A Batch Size and Token Number Agnostic Learning Rate
+    Scheduler", arXiv:2408.13359), horizon-free: lr * min(1, a * t^(-b)), t in epochs after warmup. The paper
+    writes min(eta_max, beta * a * n^(-b)) with n the tokens seen, beta the batch size, eta_max the peak, and
+    a = 4, b = 0.51; here the peak is the base LR (optimizer.lr) and a is a factor of it, so that a schedule's
+    keys mean the same for every optimizer and param group. b does not depend on the unit of t (counting t in
+    tokens instead of epochs only rescales a), so b keeps the paper's 0.51; a = 1 holds the base LR for the
+    first epoch after warmup, then decays as t^(-0.51) (0.18 of it 30 epochs later); a = t_c^b holds it for
+    t_c epochs. An optional decay at the end (decay_fraction > 0, from the LR reached there to min_lr), as the
+    paper's decay phase and WSD's, gives it a horizon."""
+
+    a: float = 1.0  # factor of the base LR one epoch after warmup (before the min with 1)
+    b: float = 0.51  # the exponent of the power law (the paper's)
+    positive: ClassVar = ("a", "b")
 
 
 @dataclass
@@ -319,7 +386,7 @@ class Custom(Schedule):
     run's length, pass it one, e.g. `+scheduler.kwargs.epochs=${trainer.epochs}`."""
 
     # module.name of the callable (from Python, the callable itself: schedulers.torch_scheduler takes one); the
-    # default is the template, (1 + t / timescale)^(-1/2): scheduler=sqrt at timescale 1
+    # default is the template, (1 + t / timescale)^(-1/2): scheduler=rsqrt's formula, scheduler=sqrt at timescale 1
     fn: str = "schedulers.custom.rsqrt"
     kwargs: dict[str, Any] = field(default_factory=dict)  # passed to fn at every call (a class: to its constructor)
 
@@ -354,6 +421,12 @@ SCHEMAS: dict[str, Schedule] = {
     "cosine_restarts": CosineRestarts(),
     "wsd": WSD(),
     "custom": Custom(),
+    # Bergsma et al. 2025 ("Straight to Zero"): linear decay to exactly 0 at the run's end, and cosine to 0; the
+    # same classes as linear and cosine, their end pinned at 0 here whatever those defaults become
+    "linear_to_zero": Linear(start_factor=1.0, end_factor=0.0),
+    "cosine_to_zero": Cosine(final_lr=0.0),
+    "rsqrt": Rsqrt(),
+    "power": Power(),
 }
 
 
@@ -368,7 +441,11 @@ def register_configs() -> None:
 
 def as_node(cfg: Any) -> DictConfig:
     """The `scheduler` node as a DictConfig, whether composed by Hydra or written as a dict."""
-    return cfg if isinstance(cfg, DictConfig) else OmegaConf.create(dict(cfg))
+    if isinstance(cfg, DictConfig):
+        return cfg
+    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):  # a typed run config's schedule
+        return OmegaConf.structured(cfg)
+    return OmegaConf.create(dict(cfg))
 
 
 def parse(cfg: Any) -> Schedule:

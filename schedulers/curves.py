@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 
 import schedulers.config as config
+from schedulers.custom import rsqrt as rsqrt_factor  # the one rsqrt formula: sqrt, rsqrt and custom's template
 
 Curve = Callable[[float, float], float]
 
@@ -55,7 +56,8 @@ def inverse_time(c: config.InverseTime, span: None, quantum: float) -> Curve:
 
 
 def sqrt(c: config.Schedule, span: None, quantum: float) -> Curve:
-    return lambda t, base: base * (t + 1) ** -0.5
+    """(t + 1)^(-1/2): rsqrt at timescale 1."""
+    return lambda t, base: base * rsqrt_factor(t)
 
 
 def polynomial(c: config.Polynomial, span: float, quantum: float) -> Curve:
@@ -91,23 +93,53 @@ def cosine_restarts(c: config.CosineRestarts, span: None, quantum: float) -> Cur
     return lr
 
 
-WSD_SHAPES: dict[str, Callable[[float], float]] = {
+DECAY_SHAPES: dict[str, Callable[[float], float]] = {  # from 1 at progress 0 to 0 at progress 1
     "linear": lambda p: 1 - p,
     "cosine": lambda p: (1 + math.cos(math.pi * p)) / 2,
     "1-sqrt": lambda p: 1 - math.sqrt(p),
 }
 
 
-def wsd(c: config.WSD, span: float, quantum: float) -> Curve:
-    """Stable at the base LR, then decays over the last decay_fraction of the span to min_lr."""
+def _decaying(main: Curve, c: config.Decaying, span: float | None) -> Curve:
+    """`main`, then over the last decay_fraction of the span from the LR main has where the decay starts down to
+    min_lr at the span's end, in c.shape, held after it (WSD's decay; Shen et al.'s decay phase); main alone
+    where there is no decay (decay_fraction 0: no horizon, span None)."""
+    if span is None or c.decay_fraction == 0:
+        return main
     decay = c.decay_fraction * span
-    shape = WSD_SHAPES[c.shape]
+    start = span - decay
+    shape = DECAY_SHAPES[c.shape]
 
     def lr(t: float, base: float) -> float:
-        progress = min(max(t - (span - decay), 0.0) / decay, 1.0)
-        return c.min_lr + (base - c.min_lr) * shape(progress)
+        if t <= start:
+            return main(t, base)
+        return c.min_lr + (main(start, base) - c.min_lr) * shape(min((t - start) / decay, 1.0))
 
     return lr
+
+
+def wsd(c: config.WSD, span: float, quantum: float) -> Curve:
+    """Stable at the base LR, then decays over the last decay_fraction of the span to min_lr."""
+    return _decaying(constant(c, None, quantum), c, span)
+
+
+def rsqrt(c: config.Rsqrt, span: float | None, quantum: float) -> Curve:
+    """lr * (1 + t / timescale)^(-1/2), horizon-free; the optional decay at the end."""
+    return _decaying(lambda t, base: base * rsqrt_factor(t, c.timescale), c, span)
+
+
+def power(c: config.Power, span: float | None, quantum: float) -> Curve:
+    """lr * min(1, a * t^(-b)), horizon-free (the base LR at t = 0); the optional decay at the end."""
+
+    def lr(t: float, base: float) -> float:
+        if t <= 0:
+            return base
+        try:
+            return base * min(1.0, c.a * t**-c.b)
+        except OverflowError:  # t^(-b) past the largest float: far above 1
+            return base
+
+    return _decaying(lr, c, span)
 
 
 def custom(c: config.Custom, span: None, quantum: float) -> Curve:
@@ -261,6 +293,10 @@ FACTORIES: dict[str, Callable[..., Curve]] = {
     "cosine_restarts": cosine_restarts,
     "wsd": wsd,
     "custom": custom,
+    "linear_to_zero": linear,
+    "cosine_to_zero": cosine,
+    "rsqrt": rsqrt,
+    "power": power,
 }
 
 

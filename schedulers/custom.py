@@ -30,7 +30,8 @@ PROBES = 100  # positions a callable is probed at before the run, spread over it
 
 def rsqrt(t: float, timescale: float = 1.0) -> float:
     """(1 + t / timescale)^(-1/2): inverse square-root decay (Vaswani et al. 2017 after their warmup; T5), and
-    scheduler=custom's default, a template to copy. At timescale 1 it is scheduler=sqrt."""
+    scheduler=custom's default, a template to copy. The one copy of the formula: scheduler=rsqrt is it (times the
+    base LR), and scheduler=sqrt is it at timescale 1."""
     return (1 + t / timescale) ** -0.5
 
 

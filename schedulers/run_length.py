@@ -51,8 +51,8 @@ def _path(c: config.Schedule, base: float) -> tuple[str, str]:
         return "→".join(_lr(p) for p in points), "cycle"
     if isinstance(c, config.Linear):
         start, end = base * c.start_factor, base * c.end_factor
-    else:
-        end = {config.Cosine: "final_lr", config.Polynomial: "end_lr", config.WSD: "min_lr"}[type(c)]
+    else:  # wsd, rsqrt and power: from the base LR, their decay included
+        end = {config.Cosine: "final_lr", config.Polynomial: "end_lr"}.get(type(c), "min_lr")
         start, end = base, getattr(c, end)
     return f"{_lr(start)}→{_lr(end)}", "rise" if end > start else "decay"
 
@@ -140,6 +140,8 @@ CHECKS = {
     config.Cosine: _horizon,
     config.OneCycle: _horizon,
     config.WSD: _horizon,
+    config.Rsqrt: _horizon,  # with a decay only: without one, horizon is null and they have no end
+    config.Power: _horizon,
 }
 
 

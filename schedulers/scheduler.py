@@ -171,6 +171,17 @@ def _torch_kwargs(cfg: DictConfig) -> dict:
     return {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in OWN_KEYS}
 
 
+def _nested_target(value: Any, key: str) -> str | None:
+    """The key of the first node with a `_target_` inside a torch scheduler's arguments, None when there is none."""
+    if isinstance(value, dict):
+        if "_target_" in value:
+            return key
+        return next((k for name, v in value.items() if (k := _nested_target(v, f"{key}.{name}"))), None)
+    if isinstance(value, list):
+        return next((k for i, v in enumerate(value) if (k := _nested_target(v, f"{key}[{i}]"))), None)
+    return None
+
+
 def _is_plateau_class(cls: type) -> bool:
     return issubclass(cls, torch.optim.lr_scheduler.ReduceLROnPlateau)
 
@@ -185,6 +196,9 @@ def validate_torch(cfg: DictConfig, has_val_metric: bool = True, why_no_metric: 
         raise ConfigError(f"scheduler.interval must be one of 'epoch', 'step', got {interval!r}")
     cls = _torch_class(cfg)
     kwargs = {k: v for k, v in _torch_kwargs(cfg).items() if k != "_target_"}
+    # an argument is a value, never a config node that builds something: nothing but the scheduler is instantiated
+    if nested := next((k for name, v in kwargs.items() if (k := _nested_target(v, f"scheduler.{name}"))), None):
+        raise ConfigError(f"{nested}: a value is expected, not a node with _target_ (only scheduler._target_ is built)")
     try:
         inspect.signature(cls).bind(None, **kwargs)
     except TypeError as e:
@@ -209,7 +223,7 @@ class TorchScheduler(Scheduler):
 
         self.interval = cfg.get("interval", "epoch")
         self.optimizer = optimizer
-        self.scheduler = instantiate(_torch_kwargs(cfg), optimizer=optimizer, _convert_="all")
+        self.scheduler = instantiate(_torch_kwargs(cfg), optimizer=optimizer, _convert_="all", _recursive_=False)
         self.on_metric = _is_plateau_class(type(self.scheduler))
 
     @property

@@ -60,6 +60,11 @@ CASES = {
     "cosine_restarts": {"T_0": 3},
     "wsd": {},
     "custom": {"kwargs": {"timescale": 2.0}},  # its template, rsqrt; a function of the user's: test_own_schedule.py
+    # the schedules of 2024-26 papers (their formulas by hand: test_current_schedules.py)
+    "linear_to_zero": {},
+    "cosine_to_zero": {},
+    "rsqrt": {"timescale": 2.0},  # horizon-free
+    "power": {"decay_fraction": 0.25, "shape": "linear"},  # with its decay phase at the end
 }
 TORCH_EXAMPLE = {"name": "torch", "_target_": "torch.optim.lr_scheduler.StepLR", "step_size": 3, "gamma": 0.5}
 
@@ -188,6 +193,12 @@ ORACLES = {
         {"name": "cosine_restarts", "T_0": 5, "T_mult": 1, "eta_min": 0.0},
         lambda o, u: tl.CosineAnnealingWarmRestarts(o, T_0=5 * u),
     ),
+    # the presets at their defaults: to 0 over the whole run
+    "linear_to_zero_preset": (
+        {"name": "linear_to_zero"},
+        lambda o, u: tl.LinearLR(o, start_factor=1.0, end_factor=0.0, total_iters=EPOCHS * u),
+    ),
+    "cosine_to_zero_preset": ({"name": "cosine_to_zero"}, lambda o, u: tl.CosineAnnealingLR(o, T_max=EPOCHS * u)),
 }
 
 
@@ -405,7 +416,10 @@ def test_torch_target_plateau_is_stepped_on_the_validation_loss():
 
 BAD = [
     ({"name": "multistep", "milestones": [30, 15]}, "scheduler.milestones must be strictly increasing"),
-    ({"name": "multistep", "milestone_fractions": [0.75, 0.5]}, "scheduler.milestone_fractions must be strictly increasing"),
+    (
+        {"name": "multistep", "milestone_fractions": [0.75, 0.5]},
+        "scheduler.milestone_fractions must be strictly increasing",
+    ),
     ({"name": "multistep", "milestone_fractions": [0.5, 1.0]}, "scheduler.milestone_fractions must be in (0, 1)"),
     ({"name": "step", "step_size": 0}, "scheduler.step_size must be > 0"),
     ({"name": "step", "gamma": 0}, "scheduler.gamma must be > 0"),
@@ -415,7 +429,10 @@ BAD = [
     ({"name": "cosine", "horizon": 5, "warmup": {"epochs": 5}}, "scheduler.horizon must be > scheduler.warmup.epochs"),
     # horizon null is the run: a warmup as long as the run is named as such, before the horizon it leaves empty
     ({"name": "onecycle", "warmup": {"epochs": 12}}, "scheduler.warmup.epochs must be < trainer.epochs (12)"),
-    ({"name": "onecycle", "horizon": 8, "warmup": {"epochs": 8}}, "scheduler.horizon must be > scheduler.warmup.epochs"),
+    (
+        {"name": "onecycle", "horizon": 8, "warmup": {"epochs": 8}},
+        "scheduler.horizon must be > scheduler.warmup.epochs",
+    ),
     ({"name": "cosine", "warmup": {"start_lr": -0.1}}, "scheduler.warmup.start_lr must be >= 0"),
     ({"name": "cosine", "final_lr": -0.01}, "scheduler.final_lr must be >= 0"),
     ({"name": "factor", "min_lr": 1.0}, "scheduler.min_lr must be <= the base LR"),
@@ -587,7 +604,14 @@ YAML_VALUES = {
         "min_lr": 0.0,
         "eps": 1.0e-8,
     },
-    "polynomial": {"name": "polynomial", "interval": "epoch", "warmup": WARMUP_OFF, "power": 2.0, "end_lr": 0.0, "horizon": None},
+    "polynomial": {
+        "name": "polynomial",
+        "interval": "epoch",
+        "warmup": WARMUP_OFF,
+        "power": 2.0,
+        "end_lr": 0.0,
+        "horizon": None,
+    },
     "sqrt": {"name": "sqrt", "interval": "epoch", "warmup": WARMUP_OFF},
     "step": {"name": "step", "interval": "epoch", "warmup": WARMUP_OFF, "step_size": None, "gamma": 0.1},
     "wsd": {
@@ -599,7 +623,49 @@ YAML_VALUES = {
         "min_lr": 0.0,
         "horizon": None,
     },
-    "custom": {"name": "custom", "interval": "epoch", "warmup": WARMUP_OFF, "fn": "schedulers.custom.rsqrt", "kwargs": {}},
+    "custom": {
+        "name": "custom",
+        "interval": "epoch",
+        "warmup": WARMUP_OFF,
+        "fn": "schedulers.custom.rsqrt",
+        "kwargs": {},
+    },
+    "linear_to_zero": {
+        "name": "linear_to_zero",
+        "interval": "epoch",
+        "warmup": WARMUP_OFF,
+        "start_factor": 1.0,
+        "end_factor": 0.0,
+        "horizon": None,
+    },
+    "cosine_to_zero": {
+        "name": "cosine_to_zero",
+        "interval": "epoch",
+        "warmup": WARMUP_OFF,
+        "final_lr": 0.0,
+        "horizon": None,
+    },
+    "rsqrt": {
+        "name": "rsqrt",
+        "interval": "epoch",
+        "warmup": WARMUP_OFF,
+        "timescale": 3.0,
+        "decay_fraction": 0.0,
+        "shape": "1-sqrt",
+        "min_lr": 0.0,
+        "horizon": None,
+    },
+    "power": {
+        "name": "power",
+        "interval": "epoch",
+        "warmup": WARMUP_OFF,
+        "a": 1.0,
+        "b": 0.51,
+        "decay_fraction": 0.0,
+        "shape": "1-sqrt",
+        "min_lr": 0.0,
+        "horizon": None,
+    },
 }
 
 
@@ -749,13 +815,82 @@ def test_defaults_follow_the_runs_length():
 
 # Per-epoch LRs of the five arms of `python run.py -m experiment=d2l_schedulers` (30 epochs, the d2l chapter's
 # values; they are what the arms gave when cosine's horizon 20 and multistep's [15, 30] were the defaults).
-D2L_COSINE = [0.3, 0.298215, 0.292903, 0.284196, 0.272307, 0.25753, 0.240229, 0.220829, 0.199807, 0.177683, 0.155,
-              0.132317, 0.110193, 0.089171, 0.069771, 0.05247, 0.037693, 0.025804, 0.017097, 0.011785] + [0.01] * 10
-D2L_COSINE_WARMUP = [0.0, 0.06, 0.12, 0.18, 0.24, 0.3, 0.296831, 0.287464, 0.272307, 0.252024, 0.2275, 0.199807,
-                     0.170157, 0.139843, 0.110193, 0.0825, 0.057976, 0.037693, 0.022536, 0.013169] + [0.01] * 10
-D2L_SQRT = [0.1, 0.070711, 0.057735, 0.05, 0.044721, 0.040825, 0.037796, 0.035355, 0.033333, 0.031623, 0.030151,
-            0.028868, 0.027735, 0.026726, 0.02582, 0.025, 0.024254, 0.02357, 0.022942, 0.022361, 0.021822, 0.02132,
-            0.020851, 0.020412, 0.02, 0.019612, 0.019245, 0.018898, 0.01857, 0.018257]
+D2L_COSINE = [
+    0.3,
+    0.298215,
+    0.292903,
+    0.284196,
+    0.272307,
+    0.25753,
+    0.240229,
+    0.220829,
+    0.199807,
+    0.177683,
+    0.155,
+    0.132317,
+    0.110193,
+    0.089171,
+    0.069771,
+    0.05247,
+    0.037693,
+    0.025804,
+    0.017097,
+    0.011785,
+] + [0.01] * 10
+D2L_COSINE_WARMUP = [
+    0.0,
+    0.06,
+    0.12,
+    0.18,
+    0.24,
+    0.3,
+    0.296831,
+    0.287464,
+    0.272307,
+    0.252024,
+    0.2275,
+    0.199807,
+    0.170157,
+    0.139843,
+    0.110193,
+    0.0825,
+    0.057976,
+    0.037693,
+    0.022536,
+    0.013169,
+] + [0.01] * 10
+D2L_SQRT = [
+    0.1,
+    0.070711,
+    0.057735,
+    0.05,
+    0.044721,
+    0.040825,
+    0.037796,
+    0.035355,
+    0.033333,
+    0.031623,
+    0.030151,
+    0.028868,
+    0.027735,
+    0.026726,
+    0.02582,
+    0.025,
+    0.024254,
+    0.02357,
+    0.022942,
+    0.022361,
+    0.021822,
+    0.02132,
+    0.020851,
+    0.020412,
+    0.02,
+    0.019612,
+    0.019245,
+    0.018898,
+    0.01857,
+    0.018257,
+]
 D2L_ARMS = {
     "d2l_constant": [0.3] * 30,
     "d2l_sqrt": D2L_SQRT,
@@ -820,7 +955,11 @@ WARNINGS = [
         "scheduler.step_size=8: the run's 10 epochs never reach the first step (they count from the end of the 3 "
         "warmup epochs)",
     ),
-    ({"name": "multistep", "milestones": [15, 30]}, 20, "scheduler.milestones=[15, 30]: 30 is past the run's 20 epochs"),
+    (
+        {"name": "multistep", "milestones": [15, 30]},
+        20,
+        "scheduler.milestones=[15, 30]: 30 is past the run's 20 epochs",
+    ),
     (
         {"name": "multistep", "milestones": [15, 30]},
         2,

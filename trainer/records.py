@@ -447,6 +447,7 @@ class RunFolder:
     # --- writing
 
     def write_config(self, cfg) -> None:
+        """config.yaml: the resolved config (a DictConfig or a typed run config)."""
         from omegaconf import OmegaConf
 
         atomic_write_bytes(self.config, OmegaConf.to_yaml(cfg, resolve=True).encode())

@@ -11,7 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from trainer.config.rules import _SAMPLED, _one_of, _require, _sampled
-from trainer.config.schema import (EvalConfig, ImageDatasetConfig, LRFindConfig, LoggerConfig, ModelConfig, OptimizerConfig, SCHEDULE_FREE_SCHEDULES, SEED_LIMIT, ScheduleFreeConfig, TASKS, ToyConfig, TrainerConfig)
+from trainer.config.schema import (EvalConfig, ImageDatasetConfig, LRFindConfig, LoggerConfig, ModelConfig, OptimizerConfig, SCHEDULE_FREE_SCHEDULES, SEED_LIMIT, ScheduleFreeConfig, ToyConfig, TrainerConfig)
 from trainer.errors import ConfigError
 from trainer.records import OBJECTIVES, missing_for
 
@@ -70,7 +70,6 @@ def _validate(cfg: Any) -> None:
     from trainer.data import file_train_size, train_size, val_count
 
     check_keys(cfg)
-    _one_of("task", cfg.task, TASKS)
     if cfg.task == "eval":
         _require(cfg.resume is not None, "task", cfg.task, "needs resume=<run folder>: the run whose checkpoint to evaluate",
                  needs=("resume",))
@@ -90,7 +89,7 @@ def _validate(cfg: Any) -> None:
     has_validation = _sampled("dataset") or bool(cfg.dataset.get("val_size"))
     if cfg.objective is not None:
         _one_of("objective", cfg.objective, OBJECTIVES)
-        why = missing_for(cfg.objective, has_validation, bool(cfg.select_on_test))
+        why = missing_for(cfg.objective, has_validation, cfg.select_on_test)
         _require(why is None, "objective", cfg.objective, f"{why}, and {_no_validation(cfg)}", needs=("dataset",))
         why = missing_for(cfg.objective, True, True, has_snapshots=trainer.snapshots)
         _require(why is None, "objective", cfg.objective, f"{why}: set trainer.snapshots=true", needs=("trainer.snapshots",))

@@ -8,6 +8,8 @@ own group; trainer/config/checks.py runs them all plus the checks that span grou
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -15,19 +17,54 @@ from typing import Any, ClassVar
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from trainer.config.rules import _at_least, _finite, _one_of, _require
+from trainer.config.rules import _at_least, _finite, _require
 from trainer.errors import ConfigError
 
-TASKS = ("train", "lr_find", "schedule", "eval", "toy")
-TOY_FUNCTIONS = ("quadratic", "rosenbrock", "beale")
+
+
+class Choice(str, enum.Enum):
+    """The allowed values of a choice key, as its field's type: OmegaConf refuses any other value at composition
+    (trainer/cli words it as one line naming the key and these values). A member is its value: it compares,
+    hashes, prints, formats and serializes as that string."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    @classmethod
+    def values(cls) -> tuple[str, ...]:
+        return tuple(m.value for m in cls)
+
+
+Task = Choice("Task", [(n, n) for n in ("train", "lr_find", "schedule", "eval", "toy")], module=__name__)
+Precision = Choice("Precision", [(n, n) for n in ("auto", "fp32", "bf16", "fp16")], module=__name__)
+LoggerMode = Choice("LoggerMode", [(n, n) for n in ("auto", "online", "offline", "disabled")], module=__name__)
+LRFindMode = Choice("LRFindMode", [(n, n) for n in ("exp", "linear")], module=__name__)
+LRFindRule = Choice("LRFindRule", [(n, n) for n in ("half_drop", "steepest", "min_div10", "valley")], module=__name__)
+EvalCheckpoint = Choice("EvalCheckpoint", [(n, n) for n in ("last", "best")], module=__name__)  # checkpoint.pt, or best.pt
+Monitor = Choice("Monitor", [(n, n) for n in ("val_acc", "val_loss")], module=__name__)  # a validation figure
+ToyFunction = Choice("ToyFunction", [(n, n) for n in ("quadratic", "rosenbrock", "beale")], module=__name__)
+
+TASKS = Task.values()
+TOY_FUNCTIONS = ToyFunction.values()
 TOY_MAX_STEPS = 100_000  # every point of every trajectory goes into toy.json
-EVAL_CHECKPOINTS = ("last", "best")  # checkpoint.pt (the last epoch) or best.pt (the epoch chosen on validation)
+EVAL_CHECKPOINTS = EvalCheckpoint.values()  # checkpoint.pt (the last epoch) or best.pt (the epoch chosen on validation)
 DEVICES = "auto, cpu, cuda or cuda:N"
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-LOGGER_MODES = ("auto", "online", "offline", "disabled")
-LR_FIND_RULES = ("half_drop", "steepest", "min_div10", "valley")
-# keys that cannot change a run's numbers: they may differ between an interruption and its resume
-NEUTRAL_KEYS = ("resume", "logger", "trainer.progress", "trainer.checkpoint")
+PRECISIONS = Precision.values()
+LOGGER_MODES = LoggerMode.values()
+LR_FIND_RULES = LRFindRule.values()
+# What a key means beyond its value, declared once on its field with roles(...); keys_with(role) lists them:
+NEUTRAL = "neutral"  # it cannot change a run's numbers: it may differ between an interruption and its resume
+PER_ARM = "per arm"  # it may differ between the arms of one stack (hydra/launcher=stacked); all other keys may not
+EVAL_SETS = "eval sets"  # task=eval may set it: it changes where and how an evaluation runs, not what it evaluates
+EVAL_IGNORES = "eval ignores"  # task=eval does not use it: the command line's value is neither compared nor used
+
+
+def roles(*names: str, **kwargs):
+    """A schema field with its roles (NEUTRAL, PER_ARM, EVAL_SETS, EVAL_IGNORES)."""
+    return field(metadata={"roles": frozenset(names)}, **kwargs)
 LENET_MIN_IMAGE_SIZE = 12  # conv k5 pad2, pool 2, conv k5, pool 2: ((12 // 2) - 4) // 2 = 1 pixel left
 SEED_LIMIT = 2**32  # numpy's seed range
 
@@ -38,8 +75,8 @@ class ImageDatasetConfig:
     channels: int = 1
     image_size: int = 28
     num_classes: int = 10
-    root: str | None = None  # None: $SCHEDLAB_DATA, else ~/.cache/schedlab/data
-    download: bool = True
+    root: str | None = roles(EVAL_SETS, default=None)  # None: $SCHEDLAB_DATA, else ~/.cache/schedlab/data
+    download: bool = roles(EVAL_SETS, default=True)
     normalize: bool = True
     # held out of the training split, stratified by class: a count (>= 1) or a fraction (< 1); 0: none.
     # 5,000 of Fashion-MNIST's / MNIST's 60,000 and CIFAR-10's 50,000 (Lightning's MNIST convention)
@@ -288,14 +325,13 @@ class DivergenceConfig:
 @dataclass
 class EarlyStoppingConfig:
     patience: int | None = None  # epochs without improvement of `monitor` before the run stops; null: never
-    monitor: str = "val_acc"  # a validation figure: val_acc (higher is better) or val_loss (lower is better)
+    monitor: Monitor = Monitor.val_acc  # a validation figure: val_acc (higher is better) or val_loss (lower is better)
     min_delta: float = 0.0  # the smallest change that counts as an improvement
 
     def check(self) -> None:
         _finite(self, "trainer.early_stopping")
         if self.patience is not None:
             _require(self.patience >= 1, "trainer.early_stopping.patience", self.patience, "must be >= 1 or null (never stop early)")
-        _one_of("trainer.early_stopping.monitor", self.monitor, ("val_acc", "val_loss"))
         _require(self.min_delta >= 0, "trainer.early_stopping.min_delta", self.min_delta, "must be >= 0")
 
 
@@ -303,17 +339,17 @@ class EarlyStoppingConfig:
 class TrainerConfig:
     epochs: int = 30
     batch_size: int = 256
-    eval_batch_size: int = 2048
-    device: str = "auto"
-    precision: str = "auto"
-    channels_last: bool = True  # ~10 % faster fp32 LeNet epochs on CPU; bf16 needs it (benchmarks/README.md)
-    num_threads: int | None = None  # torch CPU threads; None: torch's default (one per core)
-    compile: bool = False
+    eval_batch_size: int = roles(EVAL_SETS, default=2048)
+    device: str = roles(EVAL_SETS, default="auto")
+    precision: Precision = roles(EVAL_SETS, default=Precision.auto)
+    channels_last: bool = roles(EVAL_SETS, default=True)  # ~10 % faster fp32 LeNet epochs on CPU; bf16 needs it (benchmarks/README.md)
+    num_threads: int | None = roles(EVAL_SETS, default=None)  # torch CPU threads; None: torch's default (one per core)
+    compile: bool = roles(EVAL_IGNORES, default=False)
     max_steps_per_epoch: int | None = None  # cap the batches of an epoch (smoke runs)
     deterministic: bool = False
-    progress: bool = True
-    checkpoint: bool = True
-    lr_find: bool = False  # run the LR range test first and train with its suggestion
+    progress: bool = roles(NEUTRAL, PER_ARM, EVAL_IGNORES, default=True)
+    checkpoint: bool = roles(NEUTRAL, EVAL_IGNORES, default=True)
+    lr_find: bool = roles(PER_ARM, EVAL_IGNORES, default=False)  # run the LR range test first and train with its suggestion
     # snapshot ensembles (Huang et al. 2017): the model saved at the end of every cycle of a restarting schedule
     # (cosine_restarts, cyclic) into snapshots/, and the ensemble of the last ones evaluated after each
     snapshots: bool = False
@@ -321,9 +357,9 @@ class TrainerConfig:
     snapshot_ensemble: int | None = None  # how many of the last snapshots the ensemble averages; null: all
     # examples of the training part evaluated at each epoch's end (evenly spread, the same every epoch and arm): the
     # honest train accuracy and gap (train_eval_acc, eval_gap) beside the running average of the epoch; 0: none
-    train_eval_size: int = 5000
-    divergence: DivergenceConfig = field(default_factory=DivergenceConfig)
-    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    train_eval_size: int = roles(EVAL_IGNORES, default=5000)
+    divergence: DivergenceConfig = roles(PER_ARM, EVAL_IGNORES, default_factory=DivergenceConfig)
+    early_stopping: EarlyStoppingConfig = roles(PER_ARM, default_factory=EarlyStoppingConfig)
 
     def check(self) -> None:
         _require(self.epochs >= 1, "trainer.epochs", self.epochs, "must be an integer >= 1")
@@ -333,7 +369,6 @@ class TrainerConfig:
             _require(self.max_steps_per_epoch >= 1, "trainer.max_steps_per_epoch", self.max_steps_per_epoch,
                      "must be >= 1 or null")
         _require(bool(re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device)), "trainer.device", self.device, f"use {DEVICES}")
-        _one_of("trainer.precision", self.precision, PRECISIONS)
         if self.num_threads is not None:
             _require(self.num_threads >= 1, "trainer.num_threads", self.num_threads, "must be >= 1 or null (one per core)")
         if self.snapshot_every is not None:
@@ -359,7 +394,7 @@ class LoggerConfig:
 @dataclass
 class WandbConfig(LoggerConfig):
     _target_: str = "trainer.tracking.WandbTracker"
-    mode: str = "auto"
+    mode: LoggerMode = LoggerMode.auto
     project: str = "schedlab"
     entity: str | None = None
     tags: list[str] = field(default_factory=list)
@@ -369,7 +404,6 @@ class WandbConfig(LoggerConfig):
 
     def check(self) -> None:
         super().check()
-        _one_of("logger.mode", self.mode, LOGGER_MODES)
         _require(self.init_timeout > 0, "logger.init_timeout", self.init_timeout, "must be > 0 seconds")
         _require(self.finish_timeout > 0, "logger.finish_timeout", self.finish_timeout, "must be > 0 seconds")
 
@@ -393,19 +427,17 @@ class LRFindConfig:
     start_lr: float = 1e-5
     end_lr: float = 10.0
     num_steps: int | None = None  # None: one epoch
-    mode: str = "exp"  # exp | linear
+    mode: LRFindMode = LRFindMode.exp  # exp | linear
     beta: float = 0.98
     diverge_factor: float = 4.0
-    suggestion: str = "half_drop"  # the middle of the descent: 1.4-3.4x below the best LR of sgd, momentum, adam
+    suggestion: LRFindRule = LRFindRule.half_drop  # the middle of the descent: 1.4-3.4x below the best LR of sgd, momentum, adam
 
     def check(self) -> None:
         _finite(self, "lr_find")
         _require(0 < self.start_lr < self.end_lr, "lr_find.start_lr", self.start_lr,
                  f"must be > 0 and below lr_find.end_lr ({self.end_lr})", needs=("lr_find.end_lr",))
-        _one_of("lr_find.mode", self.mode, ("exp", "linear"))
         _require(0 <= self.beta < 1, "lr_find.beta", self.beta, "must be in [0, 1)")
         _require(self.diverge_factor > 1, "lr_find.diverge_factor", self.diverge_factor, "must be > 1")
-        _one_of("lr_find.suggestion", self.suggestion, LR_FIND_RULES)
         if self.num_steps is not None:
             _require(self.num_steps >= 2, "lr_find.num_steps", self.num_steps, "must be >= 2 or null (one epoch)")
 
@@ -421,7 +453,7 @@ class ToyConfig:
     """task=toy: optimizers and schedules on a 2-D test function, drawn over its contours. One toy step is one
     epoch of the schedule (horizons, milestones and warmups count steps)."""
 
-    function: str = "quadratic"  # quadratic: (mu x^2 + L y^2) / 2; rosenbrock; beale
+    function: ToyFunction = ToyFunction.quadratic  # quadratic: (mu x^2 + L y^2) / 2; rosenbrock; beale
     condition: float = 100.0  # quadratic: kappa = L / mu, the ratio of its two curvatures
     curvature: float = 500.0  # quadratic: L, the larger curvature (gradient descent is stable for lr < 2 / L)
     start: list[float] | None = None  # [x, y]; null: the function's own starting point
@@ -430,7 +462,6 @@ class ToyConfig:
 
     def check(self) -> None:
         _finite(self, "toy")
-        _one_of("toy.function", self.function, TOY_FUNCTIONS)
         _require(self.condition >= 1, "toy.condition", self.condition, "must be >= 1 (the larger curvature over the smaller)")
         _require(self.curvature > 0, "toy.curvature", self.curvature, "must be > 0")
         if self.start is not None:
@@ -454,32 +485,55 @@ class ToyConfig:
 class EvalConfig:
     """task=eval resume=<run folder>: which of the folder's checkpoints to evaluate."""
 
-    checkpoint: str = "last"  # last: checkpoint.pt; best: best.pt (checkpoint.pt where the run saved none)
+    checkpoint: EvalCheckpoint = EvalCheckpoint.last  # last: checkpoint.pt; best: best.pt (checkpoint.pt where the run saved none)
 
     def check(self) -> None:
-        _one_of("eval.checkpoint", self.checkpoint, EVAL_CHECKPOINTS)
+        """eval.checkpoint's type (EvalCheckpoint) is its check."""
 
 
 @dataclass
 class SchedlabConfig:
     dataset: Any = None
     model: Any = None
-    optimizer: Any = None
-    scheduler: Any = None
+    optimizer: Any = roles(PER_ARM, default=None)
+    scheduler: Any = roles(PER_ARM, default=None)
     trainer: Any = None
-    logger: Any = None
-    task: str = "train"
-    seed: int = 0
-    resume: str | None = None
+    logger: Any = roles(NEUTRAL, PER_ARM, EVAL_IGNORES, default=None)
+    task: Task = roles(EVAL_IGNORES, default=Task.train)
+    seed: int = roles(PER_ARM, EVAL_IGNORES, default=0)
+    resume: str | None = roles(NEUTRAL, EVAL_IGNORES, default=None)
     # the summary.json figure a sweep returns (Optuna optimizes it); null: none
-    objective: str | None = None
+    objective: str | None = roles(PER_ARM, EVAL_IGNORES, default=None)
     # allow choices on the test set where there is no validation set (plateau on the test loss, the best
     # epoch by test accuracy, best_test_acc): for reproducing protocols that did so, never for new results
-    select_on_test: bool = False
-    lr_find: LRFindConfig = field(default_factory=LRFindConfig)
-    schedule_plot: SchedulePlotConfig = field(default_factory=SchedulePlotConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    toy: ToyConfig = field(default_factory=ToyConfig)
+    select_on_test: bool = roles(EVAL_IGNORES, default=False)
+    lr_find: LRFindConfig = roles(PER_ARM, EVAL_IGNORES, default_factory=LRFindConfig)
+    schedule_plot: SchedulePlotConfig = roles(PER_ARM, EVAL_IGNORES, default_factory=SchedulePlotConfig)
+    eval: EvalConfig = roles(PER_ARM, EVAL_IGNORES, default_factory=EvalConfig)
+    toy: ToyConfig = roles(PER_ARM, EVAL_IGNORES, default_factory=ToyConfig)
+
+
+# the schema each group's options share: where keys_with() finds the roles of a group's own keys
+GROUP_SCHEMAS = {"trainer": TrainerConfig, "dataset": ImageDatasetConfig}
+
+
+def keys_with(role: str, schema: type = SchedlabConfig, prefix: str = "") -> tuple[str, ...]:
+    """Every dotted key whose field declares `role`, the top level's first, then each group's (trainer, dataset)."""
+    own, nested = [], []
+    for f in dataclasses.fields(schema):
+        if role in f.metadata.get("roles", ()):
+            own.append(prefix + f.name)
+        elif sub := GROUP_SCHEMAS.get(f.name) if not prefix else None:
+            nested.append((sub, f.name))
+        elif dataclasses.is_dataclass(f.type if isinstance(f.type, type) else None):
+            nested.append((f.type, f.name))
+    order = list(GROUP_SCHEMAS)
+    for sub, name in sorted(nested, key=lambda n: order.index(n[1]) if n[1] in order else len(order)):
+        own += keys_with(role, sub, f"{prefix}{name}.")
+    return tuple(own)
+
+
+NEUTRAL_KEYS = keys_with(NEUTRAL)
 
 
 def epochs_for_schedule(scheduler: Any, at_least: int) -> int:

@@ -12,9 +12,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
-from trainer.config import NEUTRAL_KEYS
+from trainer.config import NEUTRAL_KEYS, resolved
 from trainer.errors import ConfigError
 from trainer.engine.schedulefree import averaged
 from trainer.records import FINISHED, RunFolder, atomic_write_bytes
@@ -22,7 +21,7 @@ from trainer.records import FINISHED, RunFolder, atomic_write_bytes
 
 def comparable_config(cfg) -> dict:
     """The resolved config without the keys that may change between an interruption and a resume."""
-    return without(OmegaConf.to_container(cfg, resolve=True), NEUTRAL_KEYS)
+    return without(resolved(cfg), NEUTRAL_KEYS)
 
 
 def without(c: dict, keys) -> dict:

@@ -23,6 +23,7 @@ from trainer.engine.loop import EpochResult, epochs_without_improvement, evaluat
 from trainer.engine.schedulefree import averaged, batch_norm_at_average, train_mode
 from trainer.engine.snapshots import ensemble_accuracy, snapshot_epochs
 from trainer.engine.lr_find import find_and_set_lr
+from trainer.config import typed
 from trainer.records import EpochRow, Job, RunFolder, StepRow, Summary, selected
 from trainer.engine.setup import Setup, build, device_name, memory_use, provenance
 from trainer.tracking import make_tracker
@@ -75,7 +76,7 @@ def stop_early(history: list[EpochRow], settings, select_on_test: bool) -> bool:
         return False
     values = [getattr(r, name) for r in history]
     mode = "max" if name.endswith("_acc") else "min"
-    return epochs_without_improvement(values, mode, float(settings.min_delta)) >= settings.patience
+    return epochs_without_improvement(values, mode, settings.min_delta) >= settings.patience
 
 
 def epoch_line(row: EpochRow, epochs: int) -> str:
@@ -119,7 +120,7 @@ def fit(cfg, run_dir: Path, job: Job | dict | None = None) -> Summary:
     already written. The run holds its folder for itself while it writes to it."""
     folder = RunFolder(run_dir)
     with folder.owned(), terminate_as_interrupt():
-        return train(cfg, folder, Job.of(job))
+        return train(typed(cfg), folder, Job.of(job))
 
 
 def train(cfg, folder: RunFolder, job: Job) -> Summary:
@@ -152,7 +153,7 @@ class Arm:
         self.cfg, self.folder, self.job, self.saved = cfg, folder, job, saved
         self.t = cfg.trainer
         self.progress = Progress.from_dict(saved["state"]) if saved else Progress()
-        self.summary = Summary(task=cfg.task, seed=int(cfg.seed), overrides=job.overrides, started_at=now())
+        self.summary = Summary(task=cfg.task, seed=cfg.seed, overrides=job.overrides, started_at=now())
         self.tracker = None
         self.bar = None
         self.finished = False
@@ -175,7 +176,7 @@ class Arm:
         self.steps_per_epoch = run.train_set.num_batches(t.batch_size, t.max_steps_per_epoch)
         self.snapshot_epochs = snapshot_epochs(cfg, self.steps_per_epoch)
         summary.device, summary.device_name, summary.precision = str(run.device), device_name(run.device), run.precision
-        summary.epochs, summary.steps_per_epoch = int(t.epochs), self.steps_per_epoch
+        summary.epochs, summary.steps_per_epoch = t.epochs, self.steps_per_epoch
         if self.saved is not None:
             self.log.info(f"resuming {self.folder.dir} from epoch {progress.epoch}")
         if t.lr_find and self.saved is None:
@@ -185,16 +186,16 @@ class Arm:
         elif progress.lr_find and progress.lr_find["lr"] is not None:  # resuming: the schedule's base is the found LR
             for group in run.optimizer.param_groups:
                 group["lr"] = progress.lr_find["lr"]
-        self.schedule = build_schedule(cfg.scheduler, run.optimizer, self.steps_per_epoch, int(t.epochs))
+        self.schedule = build_schedule(cfg.scheduler, run.optimizer, self.steps_per_epoch, t.epochs)
         if self.saved is None:  # once per run: a schedule planned for a longer run than this one says so
             initial_lr = float(run.optimizer.param_groups[0]["initial_lr"])
-            warn_schedule(cfg.scheduler, int(t.epochs), initial_lr, self.steps_per_epoch)
+            warn_schedule(cfg.scheduler, t.epochs, initial_lr, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(run.device.type, enabled=run.precision == "fp16")
-        self.shuffle = torch.Generator(device=run.device).manual_seed(int(cfg.seed))
+        self.shuffle = torch.Generator(device=run.device).manual_seed(cfg.seed)
         if self.saved is not None and restore:
             checkpoint.restore(self.saved, **self.parts())
         self.bar = tqdm(
-            total=int(t.epochs) * self.steps_per_epoch,
+            total=t.epochs * self.steps_per_epoch,
             initial=progress.step,
             disable=None if t.progress else True,
             desc=" ".join(self.job.overrides) or "train",
@@ -209,7 +210,7 @@ class Arm:
         )
 
     def epochs(self) -> range:
-        return range(self.progress.epoch + 1, int(self.t.epochs) + 1)
+        return range(self.progress.epoch + 1, self.t.epochs + 1)
 
     def epoch_settings(self, epoch: int) -> dict:
         """train_epoch()'s keyword arguments for this arm's epoch `epoch`."""
@@ -220,8 +221,8 @@ class Arm:
             amp=self.amp,
             scaler=self.scaler,
             first_loss=self.progress.first_loss,
-            check_every=int(self.t.divergence.check_every),
-            factor=float(self.t.divergence.factor),
+            check_every=self.t.divergence.check_every,
+            factor=self.t.divergence.factor,
             progress=self.bar,
         )
 
@@ -235,7 +236,7 @@ class Arm:
             self.record_divergence(result)
             return False
         row = self.epoch_row(epoch, result, forward, run, train_time)
-        self.schedule.step_epoch(monitored(self.schedule.monitor, row, bool(self.cfg.select_on_test)))
+        self.schedule.step_epoch(monitored(self.schedule.monitor, row, self.cfg.select_on_test))
         self.append(row, result.steps)
         if self.t.checkpoint:  # the commit point: a resume rewrites the result files from it
             self.save_checkpoints(commit)
@@ -299,12 +300,12 @@ class Arm:
         """checkpoint.pt (unless a stack commits it), and best.pt at the epoch chosen on validation."""
         if commit:
             checkpoint.save(self.folder, self.cfg, **self.parts(), **self.state())
-        if is_best(self.progress.history, bool(self.cfg.select_on_test)):
+        if is_best(self.progress.history, self.cfg.select_on_test):
             checkpoint.save(self.folder, self.cfg, **self.parts(), **self.state(), path=self.folder.best)
 
     def stops_early(self, epoch: int) -> bool:
         settings = self.t.early_stopping
-        if not stop_early(self.progress.history, settings, bool(self.cfg.select_on_test)):
+        if not stop_early(self.progress.history, settings, self.cfg.select_on_test):
             return False
         self.summary.stopped_early_at = epoch
         self.log.info(f"stopping early at epoch {epoch}: {settings.monitor} has not improved for {settings.patience} epochs")
@@ -322,7 +323,7 @@ class Arm:
         checkpoint.save_snapshot(self.folder, epoch, self.model)
         taken = [e for e in self.snapshot_epochs if e <= epoch][-(self.t.snapshot_ensemble or epoch) :]
         weights = [checkpoint.load_snapshot(self.folder, e, self.device) for e in taken]
-        size = int(self.t.eval_batch_size)
+        size = self.t.eval_batch_size
         sets = (run.val_set, run.test_set)
         figures = [None if s is None else ensemble_accuracy(self.model, weights, s, size, self.amp) for s in sets]
         return dict(zip(names, figures, strict=True))
@@ -345,7 +346,7 @@ class Arm:
             summary.error = f"{type(error).__name__}: {error}"
         if self.bar is not None:
             self.bar.close()
-        summary.record_history(progress.history, bool(self.cfg.select_on_test), int(self.cfg.dataset.num_classes))
+        summary.record_history(progress.history, self.cfg.select_on_test, self.cfg.dataset.num_classes)
         summary.wall_time_s = time.perf_counter() - self.started
         summary.finished_at = now()
         summary.lr_find = progress.lr_find

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trainer.config import LR_FIND_RULES
+from trainer.config import LR_FIND_RULES, resolved
 from trainer.errors import ConfigError
 from trainer.engine.schedulefree import train_mode
 from trainer.records import atomic_write_bytes, write_json
@@ -285,7 +285,7 @@ def range_test_from_config(cfg, model, optimizer, train_set, amp) -> LRFindResul
     """The test as cfg.lr_find sets it, on shuffled training batches drawn with a generator of its own."""
     f, t = cfg.lr_find, cfg.trainer
     num_steps = f.num_steps or max(MIN_DEFAULT_STEPS, train_set.num_batches(t.batch_size, t.max_steps_per_epoch))
-    shuffle = torch.Generator(device=train_set.labels.device).manual_seed(int(cfg.seed))
+    shuffle = torch.Generator(device=train_set.labels.device).manual_seed(cfg.seed)
 
     def epochs():
         while True:
@@ -296,20 +296,18 @@ def range_test_from_config(cfg, model, optimizer, train_set, amp) -> LRFindResul
         optimizer,
         epochs(),
         F.cross_entropy,
-        start_lr=float(f.start_lr),
-        end_lr=float(f.end_lr),
-        num_steps=int(num_steps),
+        start_lr=f.start_lr,
+        end_lr=f.end_lr,
+        num_steps=num_steps,
         mode=f.mode,
-        beta=float(f.beta),
-        diverge_factor=float(f.diverge_factor),
+        beta=f.beta,
+        diverge_factor=f.diverge_factor,
         amp=amp,
     )
 
 
 def settings(cfg) -> dict:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(cfg.lr_find, resolve=True)
+    return resolved(cfg.lr_find)
 
 
 def log_curve(tracker: Tracker, result: LRFindResult) -> None:
@@ -321,7 +319,7 @@ def find_and_set_lr(cfg, model, optimizer, train_set, run_dir: Path, amp, tracke
     """Run the test on the model and optimizer training is about to use, restore them, and set every
     param group's LR (and initial_lr, where a schedule keeps one) to the suggestion cfg.lr_find.suggestion
     names. Returns what summary.json records."""
-    rule = cfg.lr_find.suggestion
+    rule = str(cfg.lr_find.suggestion)  # a plain string: the checkpoint holds it (weights_only)
     result = range_test_from_config(cfg, model, optimizer, train_set, amp)
     lr = result.suggestions[rule]
     finite = sum(math.isfinite(v) for v in result.smoothed)

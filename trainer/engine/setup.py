@@ -45,7 +45,7 @@ def resolve_device(name: str, job_num: int | None = None) -> torch.device:
 def resolve_precision(name: str, device: torch.device) -> str:
     if name == "auto":
         return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
-    return name
+    return str(name)  # trainer.precision's Enum member as its plain value
 
 
 def autocast(device: torch.device, precision: str):
@@ -85,14 +85,14 @@ def build(cfg, job: Job, shared: Setup | None = None) -> Setup:
     """Seed, set the threads, pick the device and precision, load the data onto the device, build the model
     and its optimizer. `shared`: another run's setup whose device and data this one uses (a stack's arms)."""
     t = cfg.trainer
-    seed_everything(int(cfg.seed), bool(t.deterministic))
-    torch.set_num_threads(int(t.num_threads or DEFAULT_THREADS))  # jobs of one process must not inherit it
+    seed_everything(cfg.seed, t.deterministic)
+    torch.set_num_threads(t.num_threads or DEFAULT_THREADS)  # jobs of one process must not inherit it
     device = shared.device if shared else resolve_device(t.device, job.num)
     precision = resolve_precision(t.precision, device)
     if shared:
         train_set, val_set, test_set = shared.train_set, shared.val_set, shared.test_set
     else:
-        train_set, val_set, test_set = data.load(cfg.dataset, device, bool(t.channels_last))
+        train_set, val_set, test_set = data.load(cfg.dataset, device, t.channels_last)
     memory_format = torch.channels_last if t.channels_last else torch.preserve_format
     model = instantiate(cfg.model).to(device, memory_format=memory_format)
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
@@ -168,7 +168,7 @@ def provenance(cfg, device: torch.device, job: Job) -> dict:
         "device_name": device_name(device),
         "cuda": torch.version.cuda if device.type == "cuda" else None,
         "host": socket.gethostname(),
-        "seed": int(cfg.seed),
+        "seed": cfg.seed,
         "command": " ".join([sys.executable, *sys.argv]),
         "overrides": job.overrides,
     }

@@ -40,6 +40,7 @@ from torch.func import functional_call, vmap
 
 from trainer.engine import checkpoint
 from trainer.engine.checkpoint import atomic_torch_save, comparable_config, config_differences, without
+from trainer.config import PER_ARM, keys_with, typed
 from trainer.errors import ConfigError
 from trainer.engine.fit import Arm, terminate_as_interrupt
 from trainer.engine.loop import blown_up, epoch_result
@@ -49,28 +50,14 @@ from trainer.engine.setup import build, resolve_device
 log = logging.getLogger("schedlab")
 
 STRATEGIES = ("auto", "sequential", "batched")
-# What may differ between the arms of one stack; every other key must be equal.
-PER_ARM = (
-    "seed",
-    "optimizer",
-    "scheduler",
-    "trainer.divergence",
-    "trainer.early_stopping",
-    "trainer.lr_find",
-    "trainer.progress",
-    "lr_find",
-    "objective",
-    "logger",
-    "schedule_plot",
-    "eval",
-    "toy",
-)
+# What may differ between the arms of one stack (the schema's PER_ARM keys); every other key must be equal.
+PER_ARM_KEYS = keys_with(PER_ARM)
 
 
 def shared_config(cfg) -> dict:
     """The part of a job's config that every arm of its stack must have the same."""
-    c = without(comparable_config(cfg), PER_ARM)
-    c["trainer"]["checkpoint"] = bool(cfg.trainer.checkpoint)  # one checkpoint for all arms, or none
+    c = without(comparable_config(cfg), PER_ARM_KEYS)
+    c["trainer"]["checkpoint"] = cfg.trainer.checkpoint  # one checkpoint for all arms, or none
     return c
 
 
@@ -290,7 +277,7 @@ def fit_stack(
         for folder in folders:
             hold.enter_context(folder.owned())
         hold.enter_context(terminate_as_interrupt())
-        return _train_stack(cfgs, folders, [Job.of(j) for j in jobs], strategy, Path(state_path), loggers)
+        return _train_stack([typed(c) for c in cfgs], folders, [Job.of(j) for j in jobs], strategy, Path(state_path), loggers)
 
 
 def _load_state(path: Path, cfgs: list, folders: list[RunFolder]) -> dict | None:

@@ -16,17 +16,16 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from trainer.config import EVAL_IGNORES, EVAL_SETS, keys_with
 from trainer.errors import ConfigError
 from trainer.records import RunFolder, write_json
 
 EVAL_FILE = "eval.json"
 BEST_FILE = "best.pt"
-# keys the eval command line may set: they change where and how the evaluation runs, not what it evaluates
-EVAL_KEYS = ("trainer.device", "trainer.precision", "trainer.eval_batch_size", "trainer.num_threads",
-             "trainer.channels_last", "dataset.root", "dataset.download")
-# keys an evaluation does not use: the command line's values are neither compared nor used
-UNUSED_KEYS = ("task", "resume", "eval", "seed", "logger", "objective", "select_on_test", "lr_find", "schedule_plot",
-               "trainer.progress", "trainer.checkpoint", "trainer.compile", "trainer.lr_find", "trainer.divergence")
+# keys the eval command line may set (they change where and how the evaluation runs, not what it evaluates), and
+# keys an evaluation does not use (the command line's values are neither compared nor used): the schema's roles
+EVAL_KEYS = keys_with(EVAL_SETS)
+UNUSED_KEYS = keys_with(EVAL_IGNORES)
 
 
 def _within(key: str, prefix: str) -> bool:
@@ -140,26 +139,26 @@ def run_eval(trained: DictConfig, cfg: DictConfig) -> dict:
     from trainer.engine.setup import DEFAULT_THREADS, autocast, device_name, resolve_device, resolve_precision, seed_everything
 
     folder = RunFolder(Path(cfg.resume), create=False)
-    path, note = choose_checkpoint(folder, str(cfg.eval.checkpoint))
+    path, note = choose_checkpoint(folder, cfg.eval.checkpoint)
     with folder.owned():  # not while a run writes to the folder
         source = RunFolder(folder.dir, create=False)
         source.checkpoint = path
         saved = checkpoint.load(source, trained)  # weights_only; a checkpoint of another config is refused
         t = cfg.trainer
-        seed_everything(int(cfg.seed), bool(t.deterministic))
-        torch.set_num_threads(int(t.num_threads or DEFAULT_THREADS))
+        seed_everything(cfg.seed, t.deterministic)
+        torch.set_num_threads(t.num_threads or DEFAULT_THREADS)
         device = resolve_device(t.device)
         precision = resolve_precision(t.precision, device)
-        _, val_set, test_set = data.load(cfg.dataset, device, bool(t.channels_last))
+        _, val_set, test_set = data.load(cfg.dataset, device, t.channels_last)
         memory_format = torch.channels_last if t.channels_last else torch.preserve_format
         model = instantiate(cfg.model).to(device, memory_format=memory_format)
         model.load_state_dict(saved["model"])  # the weights training evaluated: a schedule-free optimizer's average
         amp = autocast(device, precision)
-        val_loss, val_acc = evaluate(model, val_set, int(t.eval_batch_size), amp) if val_set is not None else (None, None)
-        test_loss, test_acc = evaluate(model, test_set, int(t.eval_batch_size), amp)
+        val_loss, val_acc = evaluate(model, val_set, t.eval_batch_size, amp) if val_set is not None else (None, None)
+        test_loss, test_acc = evaluate(model, test_set, t.eval_batch_size, amp)
         result = {
             "checkpoint": path.name,
-            "requested": str(cfg.eval.checkpoint),
+            "requested": cfg.eval.checkpoint,
             "epoch": int(saved["state"]["epoch"]),
             "val_loss": val_loss,
             "val_acc": val_acc,
@@ -168,7 +167,7 @@ def run_eval(trained: DictConfig, cfg: DictConfig) -> dict:
             "device": str(device),
             "device_name": device_name(device),
             "precision": precision,
-            "eval_batch_size": int(t.eval_batch_size),
+            "eval_batch_size": t.eval_batch_size,
             "evaluated_at": datetime.now(timezone.utc).isoformat(),
         }
         if note:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from trainer.engine.lr_find import LRFindResult, log_curve, range_test_from_config, report, settings, write_results
 from trainer.engine.setup import build, provenance
+from trainer.config import typed
 from trainer.records import Job, RunFolder
 from trainer.tracking import make_tracker
 
@@ -18,7 +19,7 @@ def run(cfg, job: dict, run_dir: Path, show) -> None:
 def run_lr_find(cfg, run_dir: Path, job: Job | dict | None = None) -> LRFindResult:
     """task=lr_find: build the run's data, model and optimizer as training would, run the test, and
     write config.yaml, provenance.json, lr_find.json and lr_find.png; the tracker gets the curve."""
-    job = Job.of(job)
+    cfg, job = typed(cfg), Job.of(job)
     folder = RunFolder(run_dir)
     run = build(cfg, job)
     folder.write_config(cfg)

@@ -32,7 +32,7 @@ MAX_TORCH_STEPS = 1_000_000  # steps a torch scheduler is driven through to draw
 
 def steps_per_epoch(cfg) -> int:
     if cfg.schedule_plot.steps_per_epoch:
-        return int(cfg.schedule_plot.steps_per_epoch)
+        return cfg.schedule_plot.steps_per_epoch
     return num_batches(train_size(cfg.dataset), cfg.trainer.batch_size, cfg.trainer.max_steps_per_epoch)
 
 
@@ -118,7 +118,7 @@ def run(cfg, job: dict, run_dir: Path, show) -> None:
 
 def run_schedule_task(cfg, run_dir: Path) -> dict:
     spe = steps_per_epoch(cfg)
-    epochs = int(cfg.trainer.epochs)
+    epochs = cfg.trainer.epochs
     curves = {}
     configs = compared_configs(cfg)
     for c in configs.values():

@@ -59,7 +59,7 @@ def make_function(toy) -> Function:
 def trajectory(cfg) -> dict:
     """Run cfg's optimizer and schedule on cfg.toy's function: every point, f at every point, the LR of every step."""
     fn = make_function(cfg.toy)
-    steps = int(cfg.toy.steps)
+    steps = cfg.toy.steps
     w = torch.tensor(list(cfg.toy.start or fn.start), dtype=torch.float64, requires_grad=True)
     optimizer = build_optimizer(cfg.optimizer, [w])
     schedule = build_schedule(cfg.scheduler, optimizer, 1, steps)  # one step = one epoch of the schedule

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
+from trainer.config import resolved
 from trainer.records import EpochRow, Job, StepRow, Summary
 
 # the summary.json fields a tracker's run summary gets besides the figures
@@ -51,6 +50,6 @@ def make_tracker(cfg, run_dir: Path, job: Job, resume_id: str | None = None) -> 
     """The tracker cfg.logger names by `_target_`, given the logger node's other keys as options."""
     from hydra.utils import get_class
 
-    options = OmegaConf.to_container(cfg.logger, resolve=True)
+    options = resolved(cfg.logger)
     cls = get_class(options.pop("_target_", "trainer.tracking.WandbTracker"))
     return cls(config=cfg, run_dir=Path(run_dir), job=job, resume_id=resume_id, **options)

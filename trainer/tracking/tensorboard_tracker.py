@@ -6,6 +6,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from trainer.config import resolved
 from trainer.records import EpochRow, Job, StepRow, Summary
 from trainer.tracking.base import Tracker, summary_values
 
@@ -30,9 +31,9 @@ class TensorBoardTracker(Tracker):
         self.id = resume_id
         self.log_dir = Path(run_dir) / log_dir
         self._log_steps = bool(log_steps)
-        self._config = OmegaConf.to_container(config, resolve=True)
+        self._config = resolved(config)
         self.writer = SummaryWriter(log_dir=str(self.log_dir))
-        self.writer.add_text("config", "```\n" + OmegaConf.to_yaml(config, resolve=True) + "```", 0)
+        self.writer.add_text("config", "```\n" + OmegaConf.to_yaml(self._config) + "```", 0)
 
     def log_steps(self, steps: list[StepRow]) -> None:
         if self.writer is None or not self._log_steps:

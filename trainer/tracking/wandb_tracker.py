@@ -10,9 +10,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
 
-from trainer.config import NEUTRAL_KEYS
+from trainer.config import NEUTRAL_KEYS, resolved
 from trainer.records import EpochRow, Job, StepRow, Summary
 from trainer.tracking.base import Tracker, summary_values
 
@@ -109,7 +108,7 @@ class WandbTracker(Tracker):
             job_type=config.task,
             name=run_name(job.overrides),
             tags=[*tags, *([f"sweep:{job.sweep}"] if job.sweep else [])],
-            config=OmegaConf.to_container(config, resolve=True),
+            config=resolved(config),
             dir=str(run_dir),
             id=resume_id,
             resume="allow" if resume_id else None,
