@@ -23,15 +23,14 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 import yaml
-from conftest import ROOT
+from helpers import ROOT
 from matplotlib.colors import to_rgb
-from test_report import cells_of
 
-from experiments import dashboard
-from experiments.dashboard import CHARTS, LIVE_SCRIPT, MAX_STEP_POINTS, figures, run_files, sort_value, watch
-from experiments.report import main, write_report
+from experiments.report import dashboard, live, main, write_report
+from experiments.report.dashboard import CHARTS, LIVE_SCRIPT, MAX_STEP_POINTS, figures, sort_value
+from experiments.report.live import run_files, watch
+from trainer.config.sweeps import BASIC_SWEEPER
 from trainer.records import EpochRow, RunFolder, StepRow, Summary
-from trainer.sweeps import BASIC_SWEEPER
 
 STEPS = 4  # optimizer steps per epoch
 SCHEDULERS = ("constant", "cosine", "step")
@@ -156,6 +155,15 @@ class Tables(HTMLParser):
             self._cell.append(data)
 
 
+def cells_of(markdown: str, label: str) -> dict[str, str]:
+    """A group's row of table.md by column header (bold kept)."""
+    lines = markdown.splitlines()
+    header = next(line for line in lines if line.startswith("| ") and " n |" in line)
+    names = [c.strip() for c in header.strip("|").split(" | ")]
+    row = next(line for line in lines if line.startswith(f"| {label} |"))
+    return dict(zip(names, (c.strip() for c in row.strip("|").split(" | ")), strict=True))
+
+
 # --- the page, without a browser --------------------------------------------------------------------------------
 
 
@@ -176,12 +184,13 @@ def test_the_table_is_table_md_sortable_with_its_marks(report):
     for row in rows:  # every cell as table.md has it, bold aside
         expected = {k: v.replace("**", "") for k, v in cells_of(report.markdown, row[0]).items()}
         assert dict(zip(header, row, strict=True)) == expected
-    assert any(c.endswith(" †") for r in rows for c in r) and "p vs best (Holm)" in header
+    assert any(c.endswith(" †") for r in rows for c in r) and "p vs best (Holm, all pairs)" in header
     assert "mean ± sample standard deviation" in report.files["index.html"].read_text().lower()
 
 
 def test_every_run_is_listed_with_its_overrides_and_the_left_out_ones_with_the_reason(sweep, report):
-    _, excluded, runs = Tables(report.files["index.html"].read_text()).tables
+    _, pairs, excluded, runs = Tables(report.files["index.html"].read_text()).tables
+    assert [row[:2] for row in pairs[1:]] == [["constant", "cosine"]]  # step has no completed run to compare
     by_status = {row[1]: row[3] for row in excluded[1:]}
     assert by_status == {
         "diverged": "diverged at epoch 3, step 9 (loss inf)",
@@ -379,7 +388,7 @@ def test_run_files_are_those_the_report_reads(sweep, report):
 
 
 def test_serve_binds_to_loopback_and_a_port_in_use_is_one_line(sweep, tmp_path, monkeypatch):
-    monkeypatch.setattr(dashboard, "_final", lambda *args: 0)  # the whole report at the end: tested below
+    monkeypatch.setattr(live, "_final", lambda *args: 0)  # the whole report at the end: tested below
     watcher = Watcher([sweep], tmp_path / "out", port=0)
     deadline = time.monotonic() + 60
     while (
@@ -525,12 +534,13 @@ def test_the_page_renders_in_chromium(sweep, report, tmp_path):
     for name in CHARTS:  # every chart is drawn: its axes and lines with data
         chart = dom.split(f'id="chart-{name}"')[1].split('id="chart-')[0]
         assert 'class="main-svg"' in chart and re.search(r'class="js-line"[^>]* d="M', chart), name
-    main_table, excluded, runs = Tables(dom).tables
+    main_table, pairs, excluded, runs = Tables(dom).tables
+    assert len(pairs) - 1 == len(report.comparison.pairs)
     assert len(main_table) - 1 == len(report.groups) and len(runs) - 1 == len(report.runs)
     assert len(excluded) - 1 == len(report.excluded)
 
     data = [t for fig in figures(report).values() for t in fig["data"]]
-    band = sum(t["meta"]["kind"] in ("band", "mean") for t in data)
+    band = sum(t["meta"]["kind"] in ("band", "mean", "apart") for t in data)
     assert drawn_traces(dom) == band  # the band first: each group's mean and band, no run's line
     lines = sum(t["meta"]["kind"] in ("mean", "seed") and t["legendgroup"] != "g0" for t in data)
     assert drawn_traces(lines_dom) == lines  # the runs' lines, the first group hidden in every chart

@@ -18,28 +18,17 @@ from pathlib import Path
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
-from conftest import FAST, ROOT, run_cli
+from helpers import FAST, ROOT, run_cli
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.container import BarContainer
 from scipy import stats as scipy_stats
 
-from experiments import report as report_module
-from experiments.report import (
-    SPLITS,
-    Run,
-    aggregate,
-    collect,
-    display_path,
-    draw,
-    holm,
-    main,
-    paired_test,
-    plot_data,
-    short_values,
-    tex_escape,
-    welch_test,
-    write_report,
-)
+from experiments.report import columns, main, write_report
+from experiments.report.groups import aggregate, short_values
+from experiments.report.plots import PLOTS, SPLITS, Series, draw, plot_data
+from experiments.report.runs import Run, collect
+from experiments.report.statistics import Stat, holm, paired_test, t_quantile, welch_test
+from experiments.report.tables import display_path, tex_escape
 from trainer.records import METRICS, EpochRow, RunFolder, Summary
 
 SCHEDULES = ("constant", "cosine")
@@ -53,9 +42,7 @@ def sweep(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("multirun") / "sweep"
     args = [
         "-m",
-        *FAST,
-        "dataset.train_size=512",
-        "dataset.test_size=256",
+        *FAST,  # 2048 training images: every run leaves chance in two epochs
         f"trainer.epochs={EPOCHS}",
         f"scheduler={','.join(SCHEDULES)}",
         f"seed={','.join(map(str, SEEDS))}",
@@ -137,11 +124,13 @@ def test_means_and_stds_are_those_of_the_summaries(sweep, report):
             assert g.stats[metric].std == pytest.approx(statistics.stdev(values), rel=1e-12)
         accs = [100 * s["final_test_acc"] for s in expected]
         low, high = ci_by_hand(accs)
-        cell = f"{statistics.mean(accs):.2f} ± {statistics.stdev(accs):.2f} [{low:.2f}, {high:.2f}]"
+        shown = max(low, 0.0), min(high, 100.0)  # the table cuts the interval at what an accuracy can be
+        cell = f"{statistics.mean(accs):.2f} ± {statistics.stdev(accs):.2f} [{shown[0]:.2f}, {shown[1]:.2f}]"
         assert row_of(report.markdown, g.label)[2] == cell
+        assert row_of(report.markdown, g.label)[1] == "3/3"  # completed / runs
         assert g.stats["test_acc"].ci == pytest.approx((low / 100, high / 100), rel=1e-12)
     assert (report.files["table.md"]).read_text() == report.markdown
-    assert "| scheduler | n | test acc (%) | p vs best (Holm) |" in report.markdown
+    assert "| scheduler | n | test acc (%) | p vs best (Holm, all pairs) |" in report.markdown
     assert "wall time (s) |" in report.markdown and "**" not in cells_of(report.markdown, "cosine")["wall time (s)"]
     assert "95 % confidence interval of the mean" in report.markdown
 
@@ -149,13 +138,14 @@ def test_means_and_stds_are_those_of_the_summaries(sweep, report):
         rows = {r["group"]: r for r in csv.DictReader(f)}
     for g in report.groups:
         low, high = ci_by_hand([s["final_test_acc"] for s in summaries(sweep, g.label)])
+        low, high = max(low, 0.0), min(high, 1.0)
         row = rows[g.label]
         assert (int(row["test_acc_n"]), float(row["test_acc_ci_low"]), float(row["test_acc_ci_high"])) == (
             3,
             pytest.approx(low, rel=1e-9),
             pytest.approx(high, rel=1e-9),
         )
-    assert "`dataset.train_size=512`" in report.markdown  # the overrides all runs share
+    assert "`dataset.train_size=2048`" in report.markdown  # the overrides all runs share
     assert "Not included" not in report.markdown
 
 
@@ -168,8 +158,9 @@ def test_missing_failed_diverged_and_unfinished_jobs_are_listed_not_averaged(dam
         (only,) = summaries(damaged, g.label)
         assert g.stats["test_acc"].mean == only["final_test_acc"]
         assert g.stats["test_acc"].std is None
-        assert row_of(report.markdown, g.label)[2].endswith("± –")  # n = 1: no spread, no CI
-        assert row_of(report.markdown, g.label)[3] in ("best", "–")  # n = 1: no test
+        assert row_of(report.markdown, g.label)[2].removesuffix(" ‡").endswith("± –")  # n = 1: no spread, no CI
+        assert row_of(report.markdown, g.label)[1] == "1/3"
+        assert row_of(report.markdown, g.label)[3] in ("best", "n < 2")  # n = 1: no test
 
     listed = report.markdown.split("## Not included (4)")[1]
     expected = {
@@ -195,22 +186,26 @@ def test_missing_failed_diverged_and_unfinished_jobs_are_listed_not_averaged(dam
         ("cosine", "1", "no summary"),
         ("cosine", "2", "not run"),
     ]
-    assert {r["dataset.train_size"] for r in rows} == {"512"} and {r["logger"] for r in rows} == {"none"}
+    assert {r["dataset.train_size"] for r in rows} == {"2048"} and {r["logger"] for r in rows} == {"none"}
 
 
 def test_latex_table_has_a_row_per_group_and_balanced_braces(report):
     tex = (report.files["table.tex"]).read_text()
     assert tex == report.latex and "\\begin{table}" not in tex
     lines = tex.splitlines()
-    spec = re.fullmatch(r"\\begin\{tabular\}\{(lr*)\}", lines[1])
-    assert spec and lines[2] == r"\toprule" and r"\end{tabular}" in lines
-    assert all(line.startswith("% ") for line in lines[lines.index(r"\end{tabular}") + 1 :])  # the legend
-    assert r"$^\dagger$" in tex and "Holm" in tex
+    start = next(i for i, line in enumerate(lines) if line.startswith(r"\begin{tabular}{"))
+    spec = re.fullmatch(r"\\begin\{tabular\}\{(lr*)\}", lines[start])
+    assert spec and lines[start + 1] == r"\toprule" and lines[-1] == r"\end{tabular}"
+    assert start > 3 and all(line.startswith("% ") for line in lines[:start])  # the legend, above: a caption
+    assert tex.isascii()  # no raw Unicode: ± is \pm, † \dagger, α \alpha
+    assert r"$^\dagger$" in tex and "Holm" in tex and r"$\alpha$" in tex and "±" not in tex
     body = lines[lines.index(r"\midrule") + 1 : lines.index(r"\bottomrule")]
     assert [row.split(" & ")[0] for row in body] == list(SCHEDULES)
     header = lines[lines.index(r"\midrule") - 1]
     assert all(row.count(" & ") + 1 == len(spec.group(1)) and row.endswith(r" \\") for row in [header, *body])
-    assert r"test acc (\%)" in header and r"$\pm$" in body[0]
+    # by default the compared figure, its p-value and the validation figure that chose the best: a page's width
+    assert header.startswith(r"scheduler & n & test acc (\%) & p (Holm) & val acc (\%)") and len(spec.group(1)) == 5
+    assert r"$\pm$" in body[0]
     depth = 0
     for char in re.sub(r"\\[{}]", "", tex):
         depth += {"{": 1, "}": -1}.get(char, 0)
@@ -258,8 +253,9 @@ def test_every_plot_is_a_png_pdf_and_svg_with_one_series_per_group(sweep, report
         np.testing.assert_allclose(s.x, range(1, EPOCHS + 1))
         np.testing.assert_allclose(s.y, epoch_means(sweep, schedule, "test_acc"))
         assert s.n == len(SEEDS)
-    for schedule, s in zip(SCHEDULES, report.plots["gap"], strict=True):
-        np.testing.assert_allclose(s.y, epoch_means(sweep, schedule, "gap"))
+    for schedule, s in zip(SCHEDULES, report.plots["gap"], strict=True):  # the gap of an end-of-epoch evaluation
+        np.testing.assert_allclose(s.y, epoch_means(sweep, schedule, "eval_gap"))
+    assert "end of epoch" in report.figures["gap"].axes[0].get_title()
 
     # the bands are 95 % CIs of the mean: t(0.975, 2) s / sqrt(3) at each epoch
     for schedule, s in zip(SCHEDULES, report.plots["test_acc"], strict=True):
@@ -295,10 +291,10 @@ def test_every_plot_is_a_png_pdf_and_svg_with_one_series_per_group(sweep, report
     ax = report.figures["final_gap"].axes[0]
     (bars,) = [c for c in ax.containers if isinstance(c, BarContainer)]
     widths = [p.get_width() for p in bars.patches]
-    assert widths == pytest.approx([100 * g.stats["gap"].mean for g in report.groups])
+    assert widths == pytest.approx([100 * g.stats["eval_gap"].mean for g in report.groups])
     segments = bars.errorbar.lines[2][0].get_segments()
     half_lengths = [(seg[1][0] - seg[0][0]) / 2 for seg in segments]
-    halves = [100 * T_975[2] * g.stats["gap"].std / math.sqrt(3) for g in report.groups]
+    halves = [100 * T_975[2] * g.stats["eval_gap"].std / math.sqrt(3) for g in report.groups]
     assert half_lengths == pytest.approx(halves, rel=1e-3)
     assert [t.get_text() for t in ax.get_yticklabels()] == list(SCHEDULES)
 
@@ -307,8 +303,11 @@ def test_command_line_chooses_columns_and_order(sweep, tmp_path, capsys):
     assert main([str(sweep), "--out", str(tmp_path), "--metrics", "test_acc,train_loss", "--sort", "-test_acc"]) == 0
     printed = capsys.readouterr().out
     header = next(line for line in printed.splitlines() if line.startswith("| scheduler"))
-    assert header == "| scheduler | n | test acc (%) | p vs best (Holm) | train loss | diverged | failed |"
-    order = [line.split(" | ")[0][2:] for line in printed.splitlines() if line.startswith(("| constant", "| cosine"))]
+    assert header == (  # val acc: the figure the best was chosen on, beside the one it is compared on
+        "| scheduler | n | test acc (%) | p vs best (Holm, all pairs) | train loss | val acc (%) | diverged | failed |"
+    )
+    table = printed.split("## Pairwise")[0]
+    order = [line.split(" | ")[0][2:] for line in table.splitlines() if line.startswith(("| constant", "| cosine"))]
     mean_acc = {s: statistics.mean(x["final_test_acc"] for x in summaries(sweep, s)) for s in SCHEDULES}
     assert order == sorted(SCHEDULES, key=mean_acc.get, reverse=True)
     assert printed.strip() == (tmp_path / "table.md").read_text().strip()
@@ -325,7 +324,7 @@ def test_command_line_chooses_columns_and_order(sweep, tmp_path, capsys):
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert "| constant | 3 |" in done.stdout and (tmp_path / "cli" / "final_gap.png").exists()
+    assert "| constant | 3/3 |" in done.stdout and (tmp_path / "cli" / "final_gap.png").exists()
     assert not (sweep / "report").exists()  # --out was honoured
 
 
@@ -620,11 +619,11 @@ def test_the_confidence_interval_is_the_student_t_interval():
     mean = 7 / 3
     s = math.sqrt(((1 - mean) ** 2 + (2 - mean) ** 2 + (4 - mean) ** 2) / 2)
     half = 4.302652729749464 * s / math.sqrt(3)  # t(0.975, 2), tabled as 4.303
-    stat = report_module.Stat(values)
+    stat = Stat(values)
     assert (stat.n, stat.mean, stat.std) == (3, pytest.approx(mean), pytest.approx(s))
     assert stat.ci == pytest.approx((mean - half, mean + half), rel=1e-12)
-    assert report_module.t_quantile(3) == pytest.approx(T_975[2], abs=5e-4)
-    assert report_module.Stat([0.5]).ci is None and report_module.Stat([]).ci is None
+    assert t_quantile(3) == pytest.approx(T_975[2], abs=5e-4)
+    assert Stat([0.5]).ci is None and Stat([]).ci is None
 
 
 def test_welch_test_equals_the_formulas():
@@ -637,7 +636,9 @@ def test_welch_test_equals_the_formulas():
     assert result.kind == "Welch"
     assert (result.t, result.df) == (pytest.approx(t, rel=1e-12), pytest.approx(df, rel=1e-12))
     assert result.p == pytest.approx(t_two_sided_p(t, df), rel=1e-7)
-    assert welch_test([0.5, 0.5], [0.5, 0.5]).p == 1.0 and welch_test([0.5, 0.5], [0.7, 0.7]).p == 0.0
+    # no spread at all: no p-value from a zero variance (it would read p = 1 or p = 0)
+    assert math.isnan(welch_test([0.5, 0.5], [0.5, 0.5]).p) and math.isnan(welch_test([0.5, 0.5], [0.7, 0.7]).p)
+    assert not welch_test([0.5, 0.5], [0.7, 0.7]).testable and welch_test(a, b).testable
 
 
 def test_paired_test_equals_the_formulas():
@@ -650,7 +651,9 @@ def test_paired_test_equals_the_formulas():
     assert (result.kind, result.df) == ("paired", 3)
     assert result.t == pytest.approx(t, rel=1e-12)
     assert result.p == pytest.approx(t_two_sided_p(t, 3), rel=1e-7)
-    assert paired_test([1.0, 2.0], [1.0, 2.0]).p == 1.0 and paired_test([1.0, 2.0], [2.0, 3.0]).p == 0.0
+    assert math.isnan(paired_test([1.0, 2.0], [1.0, 2.0]).p) and math.isnan(paired_test([1.0, 2.0], [2.0, 3.0]).p)
+    # a constant one-image difference of 10,000 (floats differ in their last bits): no spread either
+    assert not paired_test([0.8787, 0.9001, 0.8655], [0.8786, 0.9000, 0.8654]).testable
 
 
 def test_holm_adjusts_step_down():
@@ -707,12 +710,39 @@ def test_groups_not_significantly_different_from_the_best_are_marked(tmp_path, c
     report = write_report([folder], tmp_path / "out", metrics=["test_acc", "wall_time"])
     md = report.markdown
     best, tied, worse, other, single = (cells_of(md, label) for label in TIED_AND_WORSE)
-    p = "p vs best (Holm)"
-    # "single" has the highest mean but n = 1: it is the best mean, untested; the reference is the best mean
-    assert (
-        report.comparison.reference.label == "single" and single[p] == "best" and single["test acc (%)"].endswith("†")
-    )
-    assert all(g[p] == "–" and not g["test acc (%)"].endswith("†") for g in (best, tied, worse, other))
+    p = "p vs best (Holm, all pairs)"
+    # "single" has the highest mean but one run: never silently best; the best has two runs or more
+    assert report.comparison.reference.label == "best" and report.comparison.mode == "all-pairs"
+    assert best[p] == "best" and best["test acc (%)"].startswith("**") and best["test acc (%)"].endswith("†")
+    assert single[p] == "n < 2" and single["test acc (%)"].endswith(" ‡") and "**" not in single["test acc (%)"]
+    assert "Not chosen, though their mean is better: single (n < 2)." in md
+    # every pair of the four groups with two runs: six tests, Holm-corrected across all six (by hand)
+    values = {k: list(v.values()) for k, v in TIED_AND_WORSE.items()}
+    shared = ("best", "tied", "worse")  # seeds 0, 1, 2: paired
+    family = [("best", "tied"), ("best", "worse"), ("best", "other_seeds"), ("tied", "worse")]
+    family += [("tied", "other_seeds"), ("worse", "other_seeds")]
+    raw = {
+        (a, b): (paired_test if a in shared and b in shared else welch_test)(values[a], values[b]).p for a, b in family
+    }
+    adjusted, running = {}, 0.0
+    for rank, pair in enumerate(sorted(raw, key=raw.get)):
+        running = max(running, min(1.0, (6 - rank) * raw[pair]))
+        adjusted[pair] = running
+    shown = {pair: "< 0.001" if q < 0.001 else f"{q:.3f}" for pair, q in adjusted.items()}
+    assert tied[p] == f"{shown[('best', 'tied')]} (P)" and tied["test acc (%)"].endswith("†")
+    assert worse[p] == f"{shown[('best', 'worse')]} (P)" and not worse["test acc (%)"].endswith(("†", "‡"))
+    with open(report.files["pairs.csv"], newline="") as f:
+        pairs = {(r["a"], r["b"]): r for r in csv.DictReader(f)}
+    assert len(pairs) == 10 and sum(r["untested"] == "n < 2" for r in pairs.values()) == 4
+    for pair, p_holm in adjusted.items():
+        assert float(pairs[pair]["p"]) == pytest.approx(raw[pair], rel=1e-12)
+        assert float(pairs[pair]["p_holm"]) == pytest.approx(p_holm, rel=1e-12)
+        assert pairs[pair]["significant"] == str(int(p_holm < 0.05))
+    assert "every pair of the 5 groups: 6 tests (4 pair(s) untested)" in md
+
+    # the old family, every group against the observed best, is still there, and says what it costs
+    old = write_report([folder], tmp_path / "old", metrics=["test_acc"], comparisons="best")
+    assert "| p vs best (Holm) |" in old.markdown and "these p-values are too small" in old.markdown
 
     report = write_report([folder], tmp_path / "out", metrics=["test_acc", "wall_time"], baseline="best")
     md = report.markdown
@@ -739,11 +769,12 @@ def test_groups_not_significantly_different_from_the_best_are_marked(tmp_path, c
     assert best[p] == "baseline" and best["test acc (%)"].endswith("†")
     assert tied["test acc (%)"].endswith("†") and tied[p] == f"{adjusted['tied']:.3f} (P)"
     assert not worse["test acc (%)"].endswith("†") and worse[p].endswith("(P)")
-    assert other[p].endswith("(W)") and single[p] == "–" and not single["test acc (%)"].endswith("†")
+    assert other[p].endswith("(W)") and single[p] == "n < 2" and single["test acc (%)"].endswith(" ‡")
     assert "**" not in "".join(g["wall time (s)"] for g in (best, tied, worse, other, single))  # timings: no best
     assert "† on test acc: the baseline (best)" in md and "α = 0.05" in md and "Holm" in md
     assert "paired t-test by seed (P)" in md and "Welch's t-test (W)" in md
     assert r"$^\dagger$" in report.latex and "(P)" in report.latex
+    assert r"$<$ 0.001 (P)" in report.latex and r"\$" not in report.latex  # escaped once, as LaTeX reads it
 
     with open(report.files["groups.csv"], newline="") as f:
         rows = {r["group"]: r for r in csv.DictReader(f)}
@@ -753,6 +784,8 @@ def test_groups_not_significantly_different_from_the_best_are_marked(tmp_path, c
     assert rows["tied"]["compare_test"] == "paired" and rows["other_seeds"]["compare_test"] == "Welch"
     assert [rows[k]["compare_marked"] for k in TIED_AND_WORSE] == ["1", "1", "0", "0", "0"]
     assert rows["single"]["compare_p"] == "" and {r["compare_reference"] for r in rows.values()} == {"best"}
+    assert rows["single"]["compare_untested"] == "n < 2" and rows["tied"]["compare_mode"] == "baseline"
+    assert {r["compare_family_size"] for r in rows.values()} == {"3"}
 
     # --compare on a figure without a direction needs a baseline; an unknown baseline lists the labels
     assert main([str(folder), "--out", str(tmp_path / "o2"), "--compare", "wall_time"]) == 2
@@ -857,7 +890,7 @@ def test_plots_of_many_groups_draw_without_warnings_legends_outside_and_labels_a
         for fig in report.figures.values():
             for fmt in ("png", "pdf", "svg"):
                 fig.savefig(io.BytesIO(), format=fmt)
-    for name in report_module.PLOTS:
+    for name in PLOTS:
         for fmt in ("png", "pdf", "svg"):
             assert report.files[f"{name}.{fmt}"].stat().st_size > 0
 
@@ -914,7 +947,7 @@ def test_float_labels_are_shortened_but_kept_apart():
 
 def test_default_columns_skip_figures_the_runs_or_the_records_lack(tmp_path, monkeypatch):
     folder = make_sweep(tmp_path / "sweep", {"a": {0: 0.5, 1: 0.6}})
-    monkeypatch.setattr(report_module, "DEFAULT_METRICS", ("no_such_figure", "val_acc", "test_acc", "wall_time"))
+    monkeypatch.setattr(columns, "DEFAULT_METRICS", ("no_such_figure", "val_acc", "test_acc", "wall_time"))
     report = write_report([folder], tmp_path / "out")
     assert [m.name for m in report.metrics] == ["test_acc", "wall_time"]  # no validation split in these runs
     with pytest.raises(ValueError, match="unknown metric 'no_such_figure'"):
@@ -932,8 +965,6 @@ def test_table_md_shows_no_absolute_paths(tmp_path):
 
 
 def test_an_accuracy_axis_stays_within_0_and_100_percent_whatever_the_interval():
-    from experiments.report import Series
-
     x = np.arange(1, 6, dtype=float)
     wide = Series("stuck seeds", x, np.full(5, 40.0), np.full(5, 120.0), 3, "C0")  # CI far past 0 and 100
     narrow = Series("fine", x, np.full(5, 88.0), np.full(5, 0.5), 3, "C1")
@@ -943,8 +974,6 @@ def test_an_accuracy_axis_stays_within_0_and_100_percent_whatever_the_interval()
 
 
 def test_learning_rates_decades_apart_share_a_log_axis_and_close_ones_a_linear_one():
-    from experiments.report import Series
-
     x = np.arange(0, 5, dtype=float)
     cosine = Series("sgd cosine", x, 0.3 * (1 + np.cos(np.pi * x / 4)) / 2, np.zeros(5), 1, "C0")  # ends at 0
     adam = Series("adam", x, np.full(5, 1e-3), np.zeros(5), 1, "C1")

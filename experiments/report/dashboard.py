@@ -8,67 +8,60 @@ The page holds plotly's JavaScript inline and draws, one colour per group as in 
 train / validation / test accuracy and loss, the LR and the gap against the epoch (metrics.jsonl), and the LR
 and loss of every optimizer step (steps.csv, thinned to a few hundred points a run: every k-th LR, the mean
 loss of every k steps). A group is its mean over its runs with a 95 % CI band, or its runs as thin lines (a
-toggle); hovering shows the values; clicking a group in a legend hides it in every chart, a double click
-shows it alone. Below the charts: the table of table.md (sortable by any column, with its † marks), the runs
-left out of the means with the reason, every run with its overrides, and the notes.
+toggle); diverged runs and runs at chance are left out of the mean and band and drawn dotted; hovering shows
+the values; clicking a group in a legend hides it in every chart, a double click
+shows it alone. Below the charts: the table of table.md (sortable by any column, with its † and ‡ marks), its
+pairwise comparisons, the runs left out of the means with the reason, every run with its overrides, and the notes.
 
---watch looks at the run files every few seconds and, when one changed, rewrites the tables and the page
-(not the figures) and live.js beside the page with the page's version; the open page loads live.js as often
-and reloads when the version differs, keeping the band / lines choice and the hidden groups (in the address's
-#fragment). It reads the run folders through the report's readers, which take a half-written last line as
-the end of the file, and writes only into the report's folder. Ctrl-C stops it and writes the whole report.
+A page written for --watch (experiments/report/live.py) carries `Live`: it loads live.js beside it every few
+seconds and reloads when the version there differs from its own, keeping the band / lines choice and the hidden
+groups (in the address's #fragment).
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import html
 import json
 import math
 import os
 import re
-import signal
 import statistics
-import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+import numpy as np
 import plotly.io as pio
 from matplotlib.colors import to_hex, to_rgba
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
-from experiments.report import (
+from experiments.report.groups import Group, common_overrides
+from experiments.report.plots import SPLITS, gap_column, mean_curve
+from experiments.report.runs import Run, run_steps, seed_of
+from experiments.report.tables import (
     DASH,
+    FROM_RESULTS,
     MARK,
-    SPLITS,
-    NoRunsError,
+    UNTESTED,
     Style,
-    _common_overrides,
-    _mean_curve,
-    _number,
-    _one_line,
-    _seed,
+    choice_line,
     display_path,
     legend,
-    output_folder,
+    number,
+    pair_rows,
+    pairs_legend,
     report_notes,
-    run_steps,
     scrub_paths,
     table_rows,
-    write_report,
 )
 from trainer.records import LOCK_FILE, StepRow, atomic_write_bytes
 
-if TYPE_CHECKING:
-    from experiments.report import Group, Report, Run
+if TYPE_CHECKING:  # the report that write_report (build.py) hands over
+    from experiments.report.build import Report
 
 PAGE = "index.html"
 LIVE_SCRIPT = "live.js"  # dashboardVersion("<version>"): what the open page compares its own version with
@@ -82,8 +75,11 @@ class Chart(NamedTuple):
     scale: float = 1.0  # 100: a fraction shown in percent
     per_step: bool = False
     wide: bool = False  # the page's whole width (several panels)
-    # the values the y-axis may show: a wide band (a seed stuck at chance) must not stretch it past them
+    # the values the y-axis may show: a wide band must not stretch it past them, and no band goes beyond them
     y_range: tuple[float | None, float | None] = (0, None)
+    # a value that holds over its epoch (the LR of its first step): drawn as a staircase from the epoch's start
+    # (epoch e over [e - 1, e], the last epoch's lr_end at its end), as lr.png draws it
+    staircase: bool = False
 
 
 CHARTS = {
@@ -91,11 +87,19 @@ CHARTS = {
         "Accuracy", "accuracy (%)", ("train_acc", "val_acc", "test_acc"), 100, wide=True, y_range=(0, 100)
     ),
     "loss": Chart("Loss", "loss", ("train_loss", "val_loss", "test_loss"), wide=True),
-    "lr": Chart("Learning rate at each epoch's first step", "learning rate", ("lr",)),
-    "gap": Chart("Generalization gap (train − test accuracy)", "gap (%)", ("gap",), 100, y_range=(None, None)),
+    "lr": Chart("Learning rate at each epoch's first step", "learning rate", ("lr",), staircase=True),
+    "gap": Chart("Generalization gap (train − test accuracy)", "gap (%)", ("gap",), 100, y_range=(-100, 100)),
     "step_lr": Chart("Learning rate of every step", "learning rate", ("lr",), per_step=True),
     "step_loss": Chart("Training loss of every step", "loss", ("loss",), per_step=True),
 }
+# the gap chart where the runs evaluate a fixed training subset at each epoch's end
+EVAL_GAP_CHART = Chart(
+    "Generalization gap, end of epoch (train subset − test accuracy)",
+    "gap (%)",
+    ("eval_gap",),
+    100,
+    y_range=(-100, 100),
+)
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 
 
@@ -139,9 +143,20 @@ def _thin(rows: Sequence[StepRow], field: str, every: int) -> dict[float, float]
 
 def run_curves(runs: Sequence[Run], chart: Chart, every: int) -> dict[str, list[dict]]:
     """For each field of the chart, each run's points {x: value} (unscaled; empty where the run has none);
-    steps.csv thinned to one point per `every` steps."""
+    steps.csv thinned to one point per `every` steps; a staircase chart's points at each epoch's start."""
     if chart.per_step:
         return {f: [_thin(run_steps(run), f, every) for run in runs] for f in chart.fields}
+    if chart.staircase:
+        out = {}
+        for f in chart.fields:
+            out[f] = []
+            for run in runs:
+                points = {r.epoch - 1: v for r in run.history if _finite(v := getattr(r, f, None))}
+                end = getattr(run.history[-1], f"{f}_end", None) if run.history else None
+                if points and _finite(end):
+                    points[run.history[-1].epoch] = end  # where lr.png's last step ends
+                out[f].append(points)
+        return out
     return {
         f: [{r.epoch: v for r in run.history if _finite(v := getattr(r, f, None))} for run in runs]
         for f in chart.fields
@@ -157,20 +172,43 @@ def _rgba(color: str, alpha: float) -> str:
     return f"rgba({round(r * 255)}, {round(g * 255)}, {round(b * 255)}, {alpha})"
 
 
-def _group_traces(group: Group, index: int, points: list[dict], scale: float) -> list[dict]:
-    """One group in one panel, as plotly traces: its 95 % CI band and mean (over its runs but the diverged ones,
-    or over all of them when every run diverged), and a thin line per run (hidden until the page shows lines)."""
+def _hv(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float], list[float]]:
+    """A staircase's corners: each value held from its x to the next one."""
+    x_out, y_out = [], []
+    for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
+        if i:
+            x_out.append(x)
+            y_out.append(ys[i - 1])
+        x_out.append(x)
+        y_out.append(y)
+    return x_out, y_out
+
+
+def _group_traces(group: Group, index: int, points: list[dict], chart: Chart) -> list[dict]:
+    """One group in one panel, as plotly traces: its 95 % CI band (cut to the chart's range) and mean over its
+    runs but the diverged ones and those at chance (over all of them when none is left), a thin line per run
+    (hidden until the page shows lines), and the runs at chance as dotted lines that stay in view."""
+    scale = chart.scale
     color = to_hex(f"C{index % 10}")  # the report's colour of the group's place in the table
     common = {"type": "scatter", "legendgroup": f"g{index}", "name": group.label}
     runs = [(run, p) for run, p in zip(group.runs, points, strict=True) if p]
     if not runs:
         return []
-    kept = [p for run, p in runs if run.status != "diverged"] or [p for _, p in runs]
-    xs, mean, err = _mean_curve(kept, scale)
+    apart = [(run, p) for run, p in runs if run.included and run.at_chance]
+    kept = [p for run, p in runs if run.status != "diverged" and not (run.included and run.at_chance)]
+    if not kept:
+        apart, kept = [], [p for run, p in runs if run.status != "diverged"] or [p for _, p in runs]
+    xs, mean, err = mean_curve(kept, scale)
     counts = [sum(x in p for p in kept) for x in xs]
+    shape = {"shape": "hv"} if chart.staircase else {}
     traces = []
     if any(err > 0):
-        band = {"x": [*xs, *xs[::-1]], "y": _rounded([*(mean + err), *(mean - err)[::-1]]), "fill": "toself"}
+        low, high = chart.y_range
+        upper = np.minimum(mean + err, math.inf if high is None else high)
+        lower = np.maximum(mean - err, -math.inf if low is None else low)
+        bx, by = _hv(xs, upper) if chart.staircase else (list(xs), list(upper))
+        lx, ly = _hv(xs, lower) if chart.staircase else (list(xs), list(lower))
+        band = {"x": [*bx, *lx[::-1]], "y": _rounded([*by, *ly[::-1]]), "fill": "toself", "mode": "lines"}
         band |= {"fillcolor": _rgba(color, 0.2), "line": {"width": 0}, "hoverinfo": "skip", "showlegend": False}
         traces.append({**common, **band, "meta": {"kind": "band"}})
     traces.append(
@@ -180,26 +218,30 @@ def _group_traces(group: Group, index: int, points: list[dict], scale: float) ->
             "y": _rounded(mean),
             "customdata": [[float(f"{e:.3g}"), n] for e, n in zip(err, counts, strict=True)],
             "mode": "lines+markers" if len(xs) <= 40 else "lines",
-            "line": {"color": color, "width": 2},
+            "line": {"color": color, "width": 2, **shape},
             "marker": {"size": 5},
             "meta": {"kind": "mean"},
             "hovertemplate": "%{y:.4g} ± %{customdata[0]} (95 % CI, n = %{customdata[1]})<extra>%{fullData.name}</extra>",
         }
     )
+    apart_ids = {id(run) for run, _ in apart}
     for run, p in runs:
-        seed, status = html.escape(str(_seed(run))), html.escape(run.status)
+        seed, status = html.escape(str(seed_of(run))), html.escape(run.status)
         x = sorted(p)
+        at_chance = id(run) in apart_ids
+        dash = "dot" if run.status == "diverged" or at_chance else "solid"
+        what = f"{status}, {html.escape(run.at_chance)}" if at_chance else status
         traces.append(
             {
                 **common,
                 "x": x,
                 "y": _rounded(p[k] * scale for k in x),
                 "mode": "lines",
-                "line": {"color": color, "width": 1, "dash": "dot" if run.status == "diverged" else "solid"},
+                "line": {"color": color, "width": 1, "dash": dash, **shape},
                 "showlegend": False,
-                "visible": False,
-                "meta": {"kind": "seed", "seed": seed},
-                "hovertemplate": f"%{{y:.4g}}<extra>seed {seed} ({status})</extra>",
+                "visible": at_chance,
+                "meta": {"kind": "apart" if at_chance else "seed", "seed": seed},
+                "hovertemplate": f"%{{y:.4g}}<extra>seed {seed} ({what})</extra>",
             }
         )
     return traces
@@ -216,7 +258,10 @@ def figures(report: Report) -> dict[str, dict]:
     last = max((steps[-1].step for g in report.groups for r in g.runs if (steps := run_steps(r))), default=1)
     every = max(1, math.ceil(last / MAX_STEP_POINTS))  # the same stretches for every run: their means line up
     out = {}
-    for name, chart in CHARTS.items():
+    charts = dict(CHARTS)
+    if gap_column(report.groups) == "eval_gap":
+        charts["gap"] = EVAL_GAP_CHART
+    for name, chart in charts.items():
         by_group = [run_curves(g.runs, chart, every) for g in report.groups]
         fields = [f for f in chart.fields if any(p for curves in by_group for p in curves[f])]
         if not fields:
@@ -245,7 +290,7 @@ def figures(report: Report) -> dict[str, dict]:
         for col, f in enumerate(fields, start=1):
             axes = {"xaxis": f"x{col if col > 1 else ''}", "yaxis": f"y{col if col > 1 else ''}"}
             for i, (g, curves) in enumerate(zip(report.groups, by_group, strict=True)):
-                for trace in _group_traces(g, i, curves[f], chart.scale):
+                for trace in _group_traces(g, i, curves[f], chart):
                     trace.update(axes)
                     if trace["meta"]["kind"] == "mean":  # one legend entry per group: the first panel's mean
                         trace["showlegend"] = not any(
@@ -258,7 +303,7 @@ def figures(report: Report) -> dict[str, dict]:
 
 # ------------------------------------------------------------------------------------------------ the tables
 
-HTML = Style(" ± ", DASH, "<b>{}</b>", html.escape, f" {MARK}", "&lt; ")
+HTML = Style(" ± ", DASH, "<b>{}</b>", html.escape, f" {MARK}", "&lt; ", f" {UNTESTED}")
 _LEADING_NUMBER = re.compile(r"\s*(?:<\s*)?([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)")
 
 
@@ -325,8 +370,8 @@ def _runs_rows(report: Report, out: Path, running: set[Path]) -> list[list[str]]
         value = r.value(metric)
         epochs = r.summary.epochs_completed if r.summary else len(r.history)
         status, reason = _shown(r, running)
-        cells = [display_path(r.path, out), label[id(r)], str(_seed(r) if _seed(r) is not None else DASH), status]
-        cells += [str(epochs), DASH if value is None else _number(value, metric)]
+        cells = [display_path(r.path, out), label[id(r)], str(seed_of(r) if seed_of(r) is not None else DASH), status]
+        cells += [str(epochs), DASH if value is None else number(value, metric)]
         rows.append([*map(html.escape, cells), _code(r.overrides), html.escape(scrub_paths(reason, out))])
     return rows
 
@@ -341,7 +386,7 @@ def _excluded_rows(report: Report, out: Path, running: set[Path]) -> list[list[s
     return rows
 
 
-def _counts(runs: Sequence[Run], running: set[Path]) -> str:
+def counts_line(runs: Sequence[Run], running: set[Path]) -> str:
     """'6 runs: 4 completed, 1 running, 1 diverged'."""
     counts = Counter(_shown(r, running)[0] for r in runs)
     return f"{len(runs)} runs: " + ", ".join(f"{n} {status}" for status, n in counts.items())
@@ -469,20 +514,25 @@ def render(report: Report, out: Path, live: Live | None = None) -> str:
     running = running_folders([r.path for r in report.runs])
     head = [
         "<h1>schedlab sweep</h1>",
-        f'<p class="meta">{_counts(report.runs, running)}, from {_sources(report.folders, out)}, in {len(groups)} groups; '
+        f'<p class="meta">{counts_line(report.runs, running)}, from {_sources(report.folders, out)}, in {len(groups)} groups; '
         f"{len(report.runs) - len(report.excluded)} completed and in the means.</p>",
     ]
-    if common := _common_overrides(report.runs):
+    if common := common_overrides(report.runs):
         head.append(
             '<p class="meta">Common overrides: ' + " ".join(f"<code>{html.escape(o)}</code>" for o in common) + ".</p>"
         )
+    if report.comparison is not None:
+        head.append(f'<p class="meta">{html.escape(choice_line(report.comparison))}</p>')
+    if report.from_results:
+        head.append(f'<p class="meta">{html.escape(FROM_RESULTS)}</p>')
     head.append(_status_line(live))
     charts = figures(report)
     controls = (
         '<div class="controls">Each group: <button data-mode="band">mean and 95 % CI band</button>'
         '<button data-mode="lines">its runs as lines</button>'
         '<span class="meta">Click a group in a legend to hide it in every chart, double-click to show it alone. '
-        "The mean and band leave diverged runs out.</span></div>"
+        "The mean and band leave diverged runs and runs at chance out; runs at chance stay in view, dotted."
+        "</span></div>"
     )
     plots = [
         f'<div class="chart{" wide" if CHARTS[name].wide else ""}">'
@@ -499,8 +549,18 @@ def render(report: Report, out: Path, live: Live | None = None) -> str:
         f'<div class="charts">{"".join(plots)}</div>',
         "<h2>Table</h2>",
         html_table(rows, "l" + "r" * (len(rows[0]) - 1)),
-        *(f'<p class="legend">{html.escape(p)}</p>' for p in legend(report.comparison, report.targets)),
+        *(
+            f'<p class="legend">{html.escape(p)}</p>'
+            for p in legend(report.comparison, report.targets, groups, report.metrics)
+        ),
     ]
+    if report.comparison is not None and report.comparison.pairs:
+        pairs = pair_rows(report.comparison, HTML)
+        body += [
+            f"<h2>Pairwise comparisons ({len(report.comparison.pairs)})</h2>",
+            html_table(pairs, "lll" + "r" * (len(pairs[0]) - 3)),
+            f'<p class="legend">{html.escape(pairs_legend(report.comparison))}</p>',
+        ]
     if report.excluded:
         body += [f"<h2>Not included ({len(report.excluded)})</h2>", html_table(_excluded_rows(report, out, running))]
     body += ["<h2>Runs</h2>", html_table(_runs_rows(report, out, running), "llrlrr")]
@@ -524,139 +584,3 @@ def write_waiting_page(folders: Sequence[Path], out: Path, live: Live) -> Path:
     path = Path(out) / PAGE
     atomic_write_bytes(path, _page("schedlab sweep", body, live).encode())
     return path
-
-
-# ------------------------------------------------------------------------------------------------ live mode
-
-WATCHED = {"summary.json", "metrics.jsonl", "steps.csv", "overrides.yaml", "multirun.yaml"}
-
-
-def run_files(folders: Sequence[Path], out: Path) -> tuple:
-    """(path, mtime, size) of every file under the folders that the report reads, the report's folder aside:
-    what changes when a job starts, finishes an epoch or ends."""
-    skip = Path(out).resolve()
-    found = []
-    for folder in folders:
-        for root, dirs, files in os.walk(folder):
-            dirs[:] = [d for d in dirs if (Path(root) / d).resolve() != skip and d not in ("wandb", "tensorboard")]
-            for name in WATCHED.intersection(files):
-                path = os.path.join(root, name)
-                try:
-                    st = os.stat(path)
-                except OSError:  # removed between the listing and the look
-                    continue
-                found.append((path, st.st_mtime_ns, st.st_size))
-    return tuple(sorted(found))
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 -- the base class's name
-        pass
-
-    def end_headers(self):
-        self.send_header("Cache-Control", "no-store")  # live.js and the page are new at every look
-        super().end_headers()
-
-
-def serve(folder: Path, port: int) -> ThreadingHTTPServer:
-    """Serve `folder` on http://127.0.0.1:PORT/ (loopback only) from a background thread; an OSError in one
-    line when the port cannot be had."""
-    try:
-        server = ThreadingHTTPServer(("127.0.0.1", port), partial(_QuietHandler, directory=str(folder)))
-    except OSError as e:
-        reason = (e.strerror or type(e).__name__).lower()
-        raise OSError(f"cannot serve on 127.0.0.1:{port}: {reason}; choose another --serve PORT") from None
-    threading.Thread(target=server.serve_forever, name="report-server", daemon=True).start()
-    return server
-
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def watch(
-    folders: Sequence[str | Path],
-    out: str | Path | None,
-    options: dict,
-    interval: float = 2.0,
-    port: int | None = None,
-    stop: threading.Event | None = None,
-    say: Callable[[str], None] = _say,
-) -> int:
-    """Keep the tables and the page in `out` (default: <first folder>/report) current until Ctrl-C, SIGTERM or
-    `stop`, then write the whole report; `options` are write_report's. Returns the exit code: 2 after a one-line
-    error (a folder that cannot be written, a port in use, a bad argument)."""
-    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
-        return _watch([Path(f) for f in folders], out, options, interval, port, stop or threading.Event(), say)
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill ends it as Ctrl-C does
-    try:
-        return _watch([Path(f) for f in folders], out, options, interval, port, stop or threading.Event(), say)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _watch(folders: list[Path], out, options: dict, interval: float, port, stop: threading.Event, say) -> int:
-    server = None
-    try:
-        if missing := [f for f in folders if not f.is_dir()]:
-            say(f"report: waiting for {', '.join(map(str, missing))} to appear (Ctrl-C to stop)")
-        while [f for f in folders if not f.is_dir()]:
-            if stop.wait(interval):
-                return 0
-    except KeyboardInterrupt:
-        return 0
-    out = Path(out) if out else folders[0] / "report"
-    try:
-        try:
-            output_folder(out)
-            if port is not None:
-                server = serve(out, port)
-        except (ValueError, OSError) as e:
-            say(f"report: error: {_one_line(e)}")
-            return 2
-        if server is not None:
-            say(f"report: serving http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C to stop)")
-        say(f"report: watching {', '.join(map(str, folders))}; the page is {out / PAGE}")
-        seen = None
-        while not stop.is_set():
-            files = run_files(folders, out)
-            if files != seen:
-                live = Live(hashlib.sha1(repr(files).encode()).hexdigest()[:16], interval, time.strftime("%H:%M:%S"))
-                try:
-                    report = write_report(folders, out, live=live, **options)
-                    running = running_folders([r.path for r in report.runs])
-                    say(f"report: {live.updated} {_counts(report.runs, running)}")
-                except NoRunsError:
-                    write_waiting_page(folders, out, live)
-                except (ValueError, OSError) as e:
-                    say(f"report: error: {_one_line(e)}")
-                    if seen is None:  # the arguments themselves: nothing will change that
-                        return 2
-                atomic_write_bytes(out / LIVE_SCRIPT, f"dashboardVersion({json.dumps(live.version)});\n".encode())
-                seen = files
-            stop.wait(interval)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-    return _final(folders, out, options, say)
-
-
-def _final(folders: list[Path], out: Path, options: dict, say: Callable[[str], None]) -> int:
-    """The whole report, figures included; live.js then tells an open page to load it."""
-    try:
-        report = write_report(folders, out, **options)
-    except NoRunsError:
-        say("report: stopped; no training run to report")
-        return 0
-    except (ValueError, OSError) as e:
-        say(f"report: error: {_one_line(e)}")
-        return 2
-    except KeyboardInterrupt:
-        say("report: stopped before the whole report was written")
-        return 130
-    atomic_write_bytes(out / LIVE_SCRIPT, f"dashboardVersion({json.dumps('final ' + time.ctime())});\n".encode())
-    say(f"report: stopped; wrote {', '.join(report.files)} to {out}")
-    return 0
