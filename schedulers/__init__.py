@@ -3,7 +3,8 @@
 The error type, the schemas and the run-length warnings (`schedule_warnings`) load without torch, so that
 `trainer.errors` (which re-exports `ConfigError`) and the config checks that run before any work starts stay
 light; the schedules, which drive a torch optimizer, load on first use: `build_schedule` for the trainer, and
-`torch_scheduler` / `SchedlabLR`, the same schedules as a torch LRScheduler for a plain PyTorch loop.
+`torch_scheduler` / `SchedlabLR`, the same schedules as a torch LRScheduler for a plain PyTorch loop, and
+`param_groups`, a model's param groups with LR multipliers per module and no weight decay on norms and biases.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from schedulers.errors import ConfigError
 from schedulers.run_length import cycle_ends, schedule_warnings, warn_schedule
 
 if TYPE_CHECKING:
+    from schedulers.groups import param_groups, rebase_lr
     from schedulers.lr_scheduler import SchedlabLR, SchedlabPlateauLR, torch_scheduler
     from schedulers.plot import key_epochs, lr_curve, plot_schedules
     from schedulers.scheduler import Scheduler, build_schedule, validate_schedule
@@ -30,6 +32,8 @@ _NEEDS_TORCH = {
     "SchedlabLR": "schedulers.lr_scheduler",
     "SchedlabPlateauLR": "schedulers.lr_scheduler",
     "torch_scheduler": "schedulers.lr_scheduler",
+    "param_groups": "schedulers.groups",
+    "rebase_lr": "schedulers.groups",
 }
 
 __all__ = [
@@ -41,7 +45,9 @@ __all__ = [
     "cycle_ends",
     "key_epochs",
     "lr_curve",
+    "param_groups",
     "plot_schedules",
+    "rebase_lr",
     "register_configs",
     "schedule_warnings",
     "torch_scheduler",

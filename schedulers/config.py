@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -22,11 +23,31 @@ import schedulers.custom as custom
 from schedulers.errors import ConfigError
 
 INTERVALS = ("epoch", "step")
+# What a schedule drives besides the LR: each a scheduler node of its own (scheduler.momentum, ...), what it
+# sets on every param group, named as the refusals name it
+VALUES = {"momentum": "momentum or beta1", "beta2": "beta2", "weight_decay": "weight_decay"}
+BELOW_ONE = ("momentum", "beta2")  # momenta: a schedule of theirs must stay in [0, 1)
+# not as a schedule of a value: plateau steps on a metric, onecycle and cyclic are LR shapes with absolute
+# LR keys that cycle the momentum themselves
+NOT_FOR_VALUES = ("plateau", "onecycle", "cyclic")
+VALUE_GRID = 16  # positions per epoch at which a value schedule is checked to stay in range, over [0, epochs)
 
 
 def _require(ok: bool, key: str, allowed: str, got: Any) -> None:
     if not ok:
         raise ConfigError(f"scheduler.{key} must be {allowed}, got {got!r}")
+
+
+def within(key: str, check: Any, base_name: str | None = None) -> Any:
+    """check(), its errors naming the keys of the value schedule scheduler.<key> (scheduler.momentum.final_lr,
+    ...) and `base_name` for what is its base; returns what check() returns."""
+    try:
+        return check()
+    except ConfigError as e:
+        message = re.sub(r"\bscheduler\.", f"scheduler.{key}.", str(e))
+        if base_name is not None:
+            message = message.replace("the base LR (the optimizer's lr,", f"the base value ({base_name},")
+        raise ConfigError(message) from None
 
 
 @dataclass
@@ -45,6 +66,13 @@ class Schedule:
     # epoch: the LR changes once per epoch (d2l staircase); step: every optimizer step, smooth
     interval: str = "epoch"
     warmup: Warmup = field(default_factory=Warmup)
+    # Schedules of the optimizer's other values (optax's inject_hyperparams; timm's param_group_field): each a
+    # scheduler node of its own, {name: cosine, final_lr: 0.85, warmup: {...}}, from the optimizer's value (its
+    # base) with the same curves, at the same position t and interval as the LR. Its LR-valued keys (final_lr,
+    # min_lr, end_lr, eta_min, warmup.start_lr) are values of what it schedules. null: left as the optimizer sets it.
+    momentum: Any = None  # momentum (SGD, RMSprop) or Adam's beta1, as onecycle's cycling (torch's rule)
+    beta2: Any = None  # Adam's beta2
+    weight_decay: Any = None  # every param group's, scaled from its own (a no-decay group stays at 0)
 
     # What each schedule's keys allow, checked by `check`. A key set to null (where its type allows it)
     # means "derived" and is not checked.
@@ -91,6 +119,54 @@ class Schedule:
                 value = functools.reduce(getattr, key.split("."), self)
                 if value is not None:
                     _require(ok(value), key, allowed, value)
+        for key, sub in self.value_schedules().items():
+            within(key, lambda sub=sub: sub.check(epochs))
+            if key == "momentum" and getattr(self, "cycle_momentum", False):
+                raise ConfigError(f"scheduler.momentum must be null with scheduler.cycle_momentum=true ({self.name} "
+                                  "cycles the momentum itself): set scheduler.cycle_momentum=false to schedule it")
+
+    def value_schedules(self) -> dict[str, Schedule]:
+        """The parsed schedules of the values other than the LR (VALUES) that this schedule sets, at its interval."""
+        out = {}
+        for key in VALUES:
+            node = getattr(self, key, None)
+            if node is None:
+                continue
+            if isinstance(node, Schedule):  # already parsed (a plain loop's schedule object)
+                out[key] = node
+                continue
+            _require(isinstance(node, (dict, DictConfig)), key, "null or a scheduler node, e.g. {name: cosine, "
+                     "final_lr: 0.85}", node)
+            node = dict(node)
+            _require(node.get("interval", self.interval) == self.interval, f"{key}.interval",
+                     f"the LR's scheduler.interval ({self.interval!r}): every value moves at the same positions",
+                     node.get("interval"))
+            _require(node.get("name") not in NOT_FOR_VALUES, f"{key}.name", "a schedule that is a function of the "
+                     f"position alone, not {', '.join(NOT_FOR_VALUES)}", node.get("name"))
+            nested = next((k for k in VALUES if node.get(k) is not None), None)
+            _require(nested is None, f"{key}.{nested}", "null: a value schedule drives one value", node.get(nested))
+            out[key] = within(key, lambda node=node: parse({**node, "interval": self.interval}))
+        return out
+
+    def check_values(self, epochs: int, bases: dict[str, float | None], owner: str) -> None:
+        """Raise ConfigError for a value schedule the optimizer cannot take: `bases` holds each value as param group 0
+        has it (None: the optimizer has no such knob), `owner` names the optimizer's class."""
+        from schedulers import curves  # not at the top: curves imports this module
+
+        for key, sub in self.value_schedules().items():
+            base = bases.get(key)
+            what = VALUES[key]
+            if base is None:
+                raise ConfigError(f"scheduler.{key} must be null: {owner} has no {what} to schedule")
+            _require(base > 0, key, f"null where the optimizer's {what} is 0: a schedule scales it from its value "
+                     f"(set it > 0 on the optimizer)", sub.name)
+            within(key, lambda sub=sub, base=base: sub.check(epochs, base), base_name=f"the optimizer's {what}")
+            if key in BELOW_ONE:
+                curve = curves.make_curve(sub, epochs, 1.0 / VALUE_GRID)
+                t, top = max(((k / VALUE_GRID, curve(k / VALUE_GRID, base)) for k in range(epochs * VALUE_GRID)),
+                             key=lambda p: p[1])
+                _require(top < 1, key, f"a schedule that stays below 1 ({what}), reaching {top:.4g} at epoch {t:g}",
+                         sub.name)
 
 
 @dataclass

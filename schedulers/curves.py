@@ -307,3 +307,9 @@ def make_curve(c: config.Schedule, epochs: int, quantum: float) -> Curve:
     span = None if end is None else end - c.warmup.epochs
     curve = FACTORIES[c.name](c, span, quantum)
     return Warmup(curve, c.warmup.epochs, c.warmup.start_lr) if c.warmup.epochs > 0 else curve
+
+
+def make_value_curves(c: config.Schedule, epochs: int, quantum: float) -> dict[str, Curve]:
+    """The curves of the values other than the LR that a parsed config schedules (config.VALUES), each
+    value(t, base) with the same contract as the LR's."""
+    return {key: make_curve(sub, epochs, quantum) for key, sub in c.value_schedules().items()}

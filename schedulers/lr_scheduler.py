@@ -38,7 +38,18 @@ import schedulers.config as config
 import schedulers.curves as curves
 import schedulers.custom as custom
 from schedulers.errors import ConfigError
-from schedulers.scheduler import _set, _torch_kwargs, lrs_at, momentum_key, plateau_of, set_momentum, validate_torch
+from schedulers.scheduler import (
+    ValueSchedules,
+    _set,
+    _torch_kwargs,
+    lrs_at,
+    momentum_key,
+    optimizer_name,
+    plateau_of,
+    set_momentum,
+    validate_torch,
+    value_bases,
+)
 
 ScheduleLike = str | Mapping | DictConfig | config.Schedule | Callable[[float], float]
 
@@ -124,11 +135,13 @@ class SchedlabLR(LRScheduler):
         if base_lr <= 0:
             raise ConfigError(f"optimizer.lr must be > 0 to be scheduled, got {base_lr}")
         c.check(int(epochs), base_lr)
+        c.check_values(int(epochs), value_bases(optimizer), optimizer_name(optimizer))
         self.schedule, self.interval, self.steps_per_epoch = c, c.interval, steps_per_epoch
         quantum = 1.0 if c.interval == "epoch" else 1.0 / steps_per_epoch
         self.curve = curves.make_curve(c, int(epochs), quantum)
         self.plateau, self.warmup_epochs = plateau_of(self.curve)
         self.momentum_key = momentum_key(optimizer)
+        self.values = ValueSchedules(curves.make_value_curves(c, int(epochs), quantum), optimizer)
         super().__init__(optimizer, last_epoch)  # steps once: the LRs of t = 0
 
     @property
@@ -140,9 +153,11 @@ class SchedlabLR(LRScheduler):
         return float(self.last_epoch // self.steps_per_epoch)
 
     def get_lr(self) -> list[float]:
-        """The LR of every param group at the current position; sets a cycled momentum (onecycle, cyclic)."""
+        """The LR of every param group at the current position; sets a cycled momentum (onecycle, cyclic) and the
+        scheduled values (scheduler.momentum, beta2, weight_decay)."""
         t = self.t
         set_momentum(self.optimizer, self.momentum_key, curves.momentum_of(self.curve, t))
+        self.values.apply(t)
         return lrs_at(self.curve, t, [float(base) for base in self.base_lrs])
 
     _get_closed_form_lr = get_lr  # a pure function of the position: step(epoch) (SequentialLR) jumps exactly

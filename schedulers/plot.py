@@ -14,11 +14,14 @@ from schedulers.scheduler import build_schedule
 
 def _without_metric(cfg: Any) -> Any:
     """Plateau needs a validation loss that a drawing does not have: draw its LR before any reduction,
-    i.e. constant after its warmup."""
+    i.e. constant after its warmup. The LR alone: the schedules of other values (scheduler.momentum, ...) are
+    left out, as the drawing's optimizer has none of the run's values to drive."""
     cfg = config.as_node(cfg)
     target = cfg.get("_target_", "")
     if cfg.get("name") == "plateau" or target.endswith("ReduceLROnPlateau"):
         return {"name": "constant", **{k: cfg[k] for k in ("interval", "warmup") if k in cfg}}
+    if any(cfg.get(k) is not None for k in config.VALUES) and not target:
+        return {k: v for k, v in cfg.items() if k not in config.VALUES}
     return cfg
 
 

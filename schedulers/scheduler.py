@@ -1,4 +1,5 @@
-"""Drives an optimizer's LR from a schedule: per epoch (the d2l staircase) or per optimizer step (smooth).
+"""Drives an optimizer's LR from a schedule: per epoch (the d2l staircase) or per optimizer step (smooth); and the
+momentum (or Adam's beta1), beta2 and weight decay where the schedule has schedules for them (scheduler.momentum, ...).
 
 The trainer calls `step_batch()` after every optimizer.step() and `step_epoch(val_loss)` after every
 epoch's evaluation. The LR is a Python float written to each param group, so stepping never touches
@@ -89,10 +90,75 @@ def set_momentum(optimizer: torch.optim.Optimizer, key: str | None, momentum: fl
             _set(group, "momentum", momentum)
 
 
-class CurveScheduler(Scheduler):
-    """One of the library's schedules: the LR is curve(t), t the position in epochs."""
+def value_of(group: dict, key: str, momentum: str | None) -> float | torch.Tensor | None:
+    """A param group's value of `key` (config.VALUES; `momentum`: momentum_key's answer), None where it has none."""
+    if key == "momentum":
+        return None if momentum is None else group["betas"][0] if momentum == "betas" else group["momentum"]
+    if key == "beta2":
+        return group["betas"][1] if "betas" in group else None
+    return group.get("weight_decay")
 
-    def __init__(self, curve: curves.Curve, optimizer: torch.optim.Optimizer, interval: str, steps_per_epoch: int):
+
+def set_value(group: dict, key: str, value: float, momentum: str | None) -> None:
+    if key == "momentum" and momentum == "betas" or key == "beta2":
+        betas = list(group["betas"])
+        betas[0 if key == "momentum" else 1] = value
+        group["betas"] = tuple(betas)
+    else:
+        _set(group, "momentum" if key == "momentum" else key, value)
+
+
+def value_bases(optimizer: torch.optim.Optimizer) -> dict[str, float | None]:
+    """Param group 0's base of every value a schedule can drive (its initial_<key> where a schedule keeps one),
+    None where the optimizer has no such knob: what config.Schedule.check_values checks against."""
+    group, key = optimizer.param_groups[0], momentum_key(optimizer)
+    out = {}
+    for name in config.VALUES:
+        value = group.get(f"initial_{name}", value_of(group, name, key))
+        out[name] = None if value is None else float(value)
+    return out
+
+
+def optimizer_name(optimizer: torch.optim.Optimizer) -> str:
+    """torch.optim.Adagrad, schedulefree.SGDScheduleFree: the class as a config's _target_ names it."""
+    cls = type(optimizer)
+    module = "torch.optim" if cls.__module__.startswith("torch.optim") else cls.__module__.split(".")[0]
+    return f"{module}.{cls.__name__}"
+
+
+class ValueSchedules:
+    """The schedules of the values other than the LR (config.VALUES): each value of each param group is
+    curve(t, base of group 0) scaled by the group's own base, as the LR is (lrs_at), set in place. The bases are
+    kept in the groups as initial_<key> (torch's initial_lr), so a schedule built after the optimizer's state was
+    loaded still starts from them; the state is the position, as for the LR."""
+
+    def __init__(self, value_curves: dict[str, curves.Curve], optimizer: torch.optim.Optimizer):
+        self.curves, self.optimizer = value_curves, optimizer
+        self.key = momentum_key(optimizer)
+        for name in value_curves:
+            for group in optimizer.param_groups:
+                if f"initial_{name}" not in group:
+                    group[f"initial_{name}"] = float(value_of(group, name, self.key))
+        self.bases = {name: [float(g[f"initial_{name}"]) for g in optimizer.param_groups] for name in value_curves}
+
+    def apply(self, t: float) -> None:
+        for name, curve in self.curves.items():
+            for group, value in zip(self.optimizer.param_groups, lrs_at(curve, t, self.bases[name]), strict=True):
+                set_value(group, name, value, self.key)
+
+
+class CurveScheduler(Scheduler):
+    """One of the library's schedules: the LR is curve(t), t the position in epochs; `values`: the curves of the
+    other values it schedules (momentum, beta2, weight_decay), at the same t."""
+
+    def __init__(
+        self,
+        curve: curves.Curve,
+        optimizer: torch.optim.Optimizer,
+        interval: str,
+        steps_per_epoch: int,
+        values: dict[str, curves.Curve] | None = None,
+    ):
         self.curve, self.optimizer, self.interval = curve, optimizer, interval
         self.steps_per_epoch = steps_per_epoch
         self.plateau, self.warmup_epochs = plateau_of(curve)
@@ -101,6 +167,7 @@ class CurveScheduler(Scheduler):
                 group["initial_lr"] = _detached(group["lr"])
         self.base_lrs = [float(group["initial_lr"]) for group in optimizer.param_groups]
         self.momentum_key = momentum_key(optimizer)
+        self.values = ValueSchedules(values or {}, optimizer)
         self.steps = 0  # step_batch calls
         self.epochs = 0  # step_epoch calls
         self._apply()
@@ -140,6 +207,7 @@ class CurveScheduler(Scheduler):
         for group, lr in zip(self.optimizer.param_groups, lrs, strict=True):
             _set(group, "lr", lr)
         set_momentum(self.optimizer, self.momentum_key, curves.momentum_of(self.curve, t))
+        self.values.apply(t)
 
     def state_dict(self) -> dict:
         plateau = self.plateau.state_dict() if self.plateau else None
@@ -191,6 +259,9 @@ def validate_torch(cfg: DictConfig, has_val_metric: bool = True, why_no_metric: 
         raise ConfigError(
             "scheduler.warmup is not available with _target_: chain a warmup with torch.optim.lr_scheduler.SequentialLR"
         )
+    if value := next((k for k in config.VALUES if cfg.get(k) is not None), None):
+        raise ConfigError(f"scheduler.{value} is not available with _target_: torch's schedulers drive the LR only "
+                          "(schedule it with one of schedlab's schedules, e.g. scheduler=cosine)")
     interval = cfg.get("interval", "epoch")
     if interval not in config.INTERVALS:
         raise ConfigError(f"scheduler.interval must be one of 'epoch', 'step', got {interval!r}")
@@ -262,17 +333,23 @@ def validate_schedule(
     base_lr: float | None = None,
     has_val_metric: bool = True,
     why_no_metric: str | None = None,
+    values: dict[str, float | None] | None = None,
+    optimizer: str = "the optimizer",
 ) -> None:
     """Raise ConfigError, one line naming the key, for a schedule that cannot work. Needs no data and no
     optimizer; give `base_lr` (the optimizer's lr) to also check floors against it now, and
     `has_val_metric=False` when the run has no validation figure each epoch (`why_no_metric`: the reason,
-    naming the key to change)."""
+    naming the key to change). `values`: the optimizer's momentum (or beta1), beta2 and weight_decay as its config
+    sets them (None where it has no such knob; OptimizerConfig.hyperparameters()), to check the schedules of
+    scheduler.momentum, beta2 and weight_decay against them now; `optimizer`: its class, for the message."""
     cfg = config.as_node(cfg)
     if "_target_" in cfg:
         validate_torch(cfg, has_val_metric, why_no_metric)
         return
     c = config.parse(cfg)
     c.check(epochs, base_lr)
+    if values is not None:
+        c.check_values(epochs, values, optimizer)
     if isinstance(c, config.Plateau) and not has_val_metric:
         raise ConfigError(_no_metric(c.name, c.monitor, why_no_metric))
 
@@ -291,5 +368,7 @@ def build_schedule(cfg: Any, optimizer: torch.optim.Optimizer, steps_per_epoch: 
         raise ConfigError(f"optimizer.lr must be > 0 to be scheduled, got {base_lr}")
     c = config.parse(cfg)
     c.check(epochs, base_lr)
+    c.check_values(epochs, value_bases(optimizer), optimizer_name(optimizer))
     quantum = 1.0 if c.interval == "epoch" else 1.0 / steps_per_epoch
-    return CurveScheduler(curves.make_curve(c, epochs, quantum), optimizer, c.interval, steps_per_epoch)
+    curve, values = curves.make_curve(c, epochs, quantum), curves.make_value_curves(c, epochs, quantum)
+    return CurveScheduler(curve, optimizer, c.interval, steps_per_epoch, values)

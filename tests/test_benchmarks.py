@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import statistics
 
+import pytest
+
 from benchmarks import epoch, sweep
 from benchmarks.common import memory_check
 
 TINY = ["--dataset", "synthetic", "--epochs", "2", "--workers", "0", "--device", "cpu"]
 
 
+@pytest.mark.slow
 def test_epoch_benchmark_times_the_baseline_and_each_variant(tmp_path, capsys):
     out = tmp_path / "epoch.json"
     report = epoch.main([*TINY, "--variants", "default", "trainer.channels_last=false", "--json", str(out)])
@@ -30,6 +33,7 @@ def test_epoch_benchmark_times_the_baseline_and_each_variant(tmp_path, capsys):
     assert "d2l baseline" in printed and "schedlab (defaults)" in printed and "baseline/this" in printed
 
 
+@pytest.mark.slow
 def test_a_failing_variant_is_reported_and_repeats_give_the_median_of_the_runs(tmp_path):
     report = epoch.main(
         [*TINY, "--no-baseline", "--repeat", "2", "--variants", "+optimizer.no_such_option=1", "default"]
@@ -56,6 +60,7 @@ def test_memory_growth_beyond_the_tolerance_is_flagged():
     assert not check["steady"] and check["growth_mb"]["peak_rss_mb"] == 100.0
 
 
+@pytest.mark.slow
 def test_sweep_benchmark_runs_the_five_d2l_schedules_with_each_launcher(tmp_path, capsys):
     out = tmp_path / "sweep.json"
     report = sweep.main(

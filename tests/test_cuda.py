@@ -9,12 +9,12 @@ import math
 
 import pytest
 import torch
-from conftest import FAST, compose_config, stop_in_epoch
+from helpers import FAST, compose_config, stop_in_epoch
 
 import trainer.engine.fit
 from trainer.engine.fit import fit
-from trainer.records import Job, RunFolder
 from trainer.engine.setup import build
+from trainer.records import Job, RunFolder
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 

@@ -8,13 +8,14 @@ import math
 
 import pytest
 import torch
-from conftest import FAST, compose_config, run_cli, stop_in_epoch
+from helpers import FAST, bad_input, compose_config, run_cli, stop_in_epoch
 
 from experiments.report import write_report
 from trainer.engine.fit import fit
 from trainer.records import EpochRow, collapse, read_metrics
 
 
+@pytest.mark.slow
 def test_the_synthetic_example_learns_in_two_epochs_at_the_defaults(tmp_path):
     """README: `python run.py dataset=synthetic trainer.epochs=2` (the d2l LeNet, SGD 0.3, batch 256)."""
     result = run_cli(["dataset=synthetic", "trainer.epochs=2", "logger=none", f"hydra.run.dir={tmp_path}"])
@@ -47,6 +48,7 @@ def test_a_collapse_is_a_run_that_learned_then_sat_at_chance(history, expected):
     assert collapse(rows, 10) == expected
 
 
+@pytest.mark.slow
 def test_a_collapsed_run_is_completed_and_flagged_in_its_summary_and_the_report(tmp_path, monkeypatch):
     import trainer.engine.fit as loop
 
@@ -66,6 +68,7 @@ def test_a_collapsed_run_is_completed_and_flagged_in_its_summary_and_the_report(
     assert "collapsed to chance at epoch 2" in report.markdown
 
 
+@pytest.mark.slow
 def test_without_a_terminal_each_epoch_is_one_line_and_run_log_keeps_them(tmp_path):
     run = tmp_path / "run"
     result = run_cli([*FAST, "trainer.epochs=2", "trainer.max_steps_per_epoch=3", "trainer.progress=true", f"hydra.run.dir={run}"])
@@ -80,6 +83,7 @@ def test_without_a_terminal_each_epoch_is_one_line_and_run_log_keeps_them(tmp_pa
     assert result.stdout.splitlines()[-1].startswith("completed: test acc")
 
 
+@pytest.mark.slow
 def test_a_resumed_run_says_so(tmp_path, monkeypatch):
     run = tmp_path / "run"
     overrides = [*FAST, "trainer.epochs=2", "trainer.max_steps_per_epoch=3"]
@@ -98,13 +102,14 @@ def test_best_pt_holds_the_epoch_chosen_on_validation(tmp_path, monkeypatch):
 
     figures = iter([(1.0, 0.5), (0.5, 0.5), (0.5, 0.9), (0.5, 0.5), (0.7, 0.7), (0.5, 0.5)])  # val, test per epoch
     monkeypatch.setattr(loop, "evaluate", lambda *args, **kwargs: next(figures))
-    fit(compose_config([*FAST, "trainer.epochs=3", "trainer.max_steps_per_epoch=2"]), tmp_path, {})
+    fit(compose_config([*FAST, "trainer.epochs=3", "trainer.max_steps_per_epoch=2", "trainer.train_eval_size=0"]), tmp_path, {})
     best = torch.load(tmp_path / "best.pt", weights_only=True)
     last = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert best["state"]["epoch"] == 2 and last["state"]["epoch"] == 3
     assert json.loads((tmp_path / "summary.json").read_text())["best_epoch"] == 2
 
 
+@pytest.mark.slow
 def test_a_schedule_planned_for_a_longer_run_says_so_once_at_the_start(tmp_path):
     result = run_cli([*FAST, "trainer.epochs=2", "trainer.max_steps_per_epoch=2", "scheduler=cosine", "scheduler.horizon=20",
                       "optimizer.lr=0.3", f"hydra.run.dir={tmp_path}"])
@@ -133,15 +138,14 @@ def test_early_stopping_ends_the_run_on_validation_and_says_so(tmp_path, monkeyp
 
     figures = iter([(1.0, 0.5), (0.5, 0.5), (0.9, 0.6), (0.5, 0.9), (0.9, 0.55), (0.5, 0.5), (0.9, 0.6), (0.5, 0.5)])
     monkeypatch.setattr(loop, "evaluate", lambda *args, **kwargs: next(figures))  # (loss, acc): val, then test
-    cfg = compose_config([*FAST, "trainer.epochs=10", "trainer.max_steps_per_epoch=2", "trainer.early_stopping.patience=2"])
+    cfg = compose_config([*FAST, "trainer.epochs=10", "trainer.max_steps_per_epoch=2", "trainer.early_stopping.patience=2",
+                          "trainer.train_eval_size=0"])
     summary = fit(cfg, tmp_path, {})
     assert summary.status == "completed" and summary.stopped_early_at == 4 and summary.epochs_completed == 4
     assert [r["val_acc"] for r in read_metrics(tmp_path)] == [0.5, 0.6, 0.55, 0.6]  # epochs 3 and 4 do not beat 0.6
 
 
 def test_early_stopping_needs_validation(capsys):
-    from test_config import bad_input
-
     message = bad_input(capsys, *FAST, "dataset.val_size=0", "trainer.early_stopping.patience=3")
     assert message.startswith("schedlab: error: trainer.early_stopping.patience=3 is not allowed: stops on a validation figure")
     assert "dataset.val_size=0 holds out no validation set" in message

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import FAST, compose_config, run_cli
+from helpers import FAST, compose_config, run_cli
 from torch import nn
 
 from trainer.config import LRFindConfig
@@ -243,6 +243,7 @@ def test_training_after_the_test_is_training_from_the_suggested_lr(tmp_path):
     assert (tmp_path / "a" / "lr_find.png").read_bytes()[:8] == PNG_SIGNATURE
 
 
+@pytest.mark.slow
 def test_task_lr_find_writes_json_and_png(tmp_path):
     out = tmp_path / "run"
     proc = run_cli(["task=lr_find", *FAST, "lr_find.num_steps=40", f"hydra.run.dir={out}"])
@@ -259,6 +260,7 @@ def test_task_lr_find_writes_json_and_png(tmp_path):
     assert f"curve: {out / 'lr_find.png'}" in proc.stdout  # where to look
 
 
+@pytest.mark.slow
 def test_training_starts_from_the_suggested_lr(tmp_path):
     out = tmp_path / "run"
     args = [*FAST, "trainer.epochs=1", "trainer.max_steps_per_epoch=4", "trainer.lr_find=true"]

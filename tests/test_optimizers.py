@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF, FAST, compose_config
+from helpers import CONF, FAST, bad_input, compose_config
 from omegaconf import OmegaConf
-from test_config import bad_input
 from torch.optim import lr_scheduler as tl
 
 from schedulers import build_schedule, lr_curve

@@ -7,11 +7,11 @@ import json
 import matplotlib.image
 import numpy as np
 import pytest
-from conftest import compose_config, run_cli
+from helpers import compose_config, run_cli
 
 from schedulers import lr_curve
-from trainer.tasks import schedule as schedule_task
 from trainer.errors import ConfigError
+from trainer.tasks import schedule as schedule_task
 
 
 def test_schedule_task_overlays_several_schedules(tmp_path):
@@ -86,6 +86,7 @@ def test_a_torch_scheduler_too_long_to_step_through_is_refused_in_one_line(monke
     assert "trainer.epochs=12 x schedule_plot.steps_per_epoch=40 = 480 steps" in str(e.value)
 
 
+@pytest.mark.slow
 def test_a_billion_epochs_are_drawn_fast_at_a_bounded_number_of_points(tmp_path):
     run = tmp_path / "run"
     result = run_cli(["task=schedule", "scheduler=multistep", "trainer.epochs=1000000000", "schedule_plot.steps_per_epoch=235",

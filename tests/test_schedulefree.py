@@ -13,25 +13,24 @@ import pytest
 import schedulefree
 import torch
 import torch.nn.functional as F
-from conftest import FAST, compose_config, stop_in_epoch
-from test_config import bad_input
-from test_stack import TINY, alone, assert_close, stacked
+from helpers import FAST, TINY, alone, assert_close, bad_input, compose_config, stacked, stop_in_epoch
 
 import trainer.engine.fit
 import trainer.engine.schedulefree
 from trainer.config import validate
-from trainer.tasks.eval import eval_config, run_eval
 from trainer.engine.fit import fit
 from trainer.engine.schedulefree import averaged, train_mode
-from trainer.records import read_metrics, read_summary
 from trainer.engine.setup import build
+from trainer.records import machine_figures
+from trainer.records import read_metrics, read_summary
+from trainer.tasks.eval import eval_config, run_eval
 
 RUN = [*FAST, "trainer.epochs=2", "trainer.max_steps_per_epoch=5", "trainer.num_threads=1"]
 OPTIMIZERS = {
     "sgd_schedulefree": ["optimizer=sgd_schedulefree", "optimizer.lr=0.5"],
     "adamw_schedulefree": ["optimizer=adamw_schedulefree", "optimizer.weight_decay=0.01"],
 }
-TIMING = ("epoch_time", "rss_mb", "peak_rss_mb")
+TIMING = machine_figures()
 
 
 def loss_at(model, dataset) -> float:
@@ -231,6 +230,7 @@ STACK_ARMS = [
 ]
 
 
+@pytest.mark.slow
 def test_a_stacked_sweep_gives_each_arm_its_numbers_alone(tmp_path):
     base = [*TINY, "trainer.epochs=2", "trainer.max_steps_per_epoch=4"]
     reference = alone(tmp_path, STACK_ARMS, base=base)

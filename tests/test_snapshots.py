@@ -12,11 +12,9 @@ import math
 
 import pytest
 import torch
-from conftest import CONF, FAST, compose_config, stop_in_epoch
+from helpers import CONF, FAST, TINY, alone, assert_close, bad_input, compose_config, stacked, stop_in_epoch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from test_config import bad_input
-from test_stack import TINY, alone, assert_close, stacked
 
 import trainer.engine.fit
 import trainer.engine.snapshots
@@ -25,10 +23,11 @@ from trainer.cli import precheck
 from trainer.config import validate
 from trainer.data import load
 from trainer.engine.fit import fit
+from trainer.records import machine_figures
 from trainer.records import RunFolder, read_metrics, read_summary
 
 ENSEMBLE = ("ensemble_val_acc", "ensemble_test_acc")
-TIMING = ("epoch_time", "rss_mb", "peak_rss_mb")
+TIMING = machine_figures()
 
 # ------------------------------------------------------------------------------------- where cycles end
 
@@ -182,6 +181,7 @@ def test_a_resumed_run_keeps_its_snapshots(restarts, tmp_path, monkeypatch):
         assert all(torch.equal(a[k], b[k]) for k in a), name
 
 
+@pytest.mark.slow
 def test_the_report_shows_the_ensemble_beside_the_single_models(tmp_path):
     from experiments.report import write_report
 
@@ -211,6 +211,7 @@ def test_the_report_shows_the_ensemble_beside_the_single_models(tmp_path):
 # ------------------------------------------------------------------------------------- stacked
 
 
+@pytest.mark.slow
 def test_snapshots_work_per_arm_in_a_stack(tmp_path):
     base = [*TINY, "trainer.snapshots=true"]
     arms = [["seed=0", "scheduler=cosine_restarts", "scheduler.T_0=1", "scheduler.interval=step"],

@@ -18,18 +18,15 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST, ROOT, compose_config, run_cli
+from helpers import FAST, ROOT, TINY, alone, assert_close, compose_config, find_run_files, read_run, run_cli, stacked
 
 import trainer.engine.fit
-from trainer.engine.fit import fit
+from trainer.engine.stack import StackedModel, plan
 from trainer.records import RunFolder, read_metrics
-from trainer.engine.stack import StackedModel, fit_stack, plan
 
-TINY = [*FAST, "trainer.epochs=3", "trainer.max_steps_per_epoch=6", "trainer.num_threads=1"]
 # three arms that differ in everything an arm may: seed, optimizer and its settings, schedule (per-step
 # interval, momentum cycling, plateau on its own arm's validation loss), divergence settings
 ARMS = [
@@ -38,36 +35,6 @@ ARMS = [
     ["seed=2", "optimizer=momentum", "optimizer.lr=0.05", "optimizer.dampening=0.1", "scheduler=plateau",
      "scheduler.patience=0", "scheduler.interval=epoch"],
 ]
-
-
-def stacked(tmp_path: Path, name: str, arms: list[list[str]], strategy: str, base=TINY):
-    cfgs = [compose_config([*base, *a]) for a in arms]
-    dirs = [tmp_path / name / str(i) for i in range(len(arms))]
-    summaries = fit_stack(cfgs, dirs, [{}] * len(arms), strategy=strategy, state_path=tmp_path / name / "stack.pt")
-    return summaries, dirs
-
-
-def alone(tmp_path: Path, arms: list[list[str]], base=TINY):
-    dirs = [tmp_path / "alone" / str(i) for i in range(len(arms))]
-    for a, d in zip(arms, dirs, strict=True):
-        fit(compose_config([*base, *a]), d, {})
-    return dirs
-
-
-def assert_close(a: Path, b: Path, rel: float | None):
-    """metrics.jsonl and steps.csv of two run folders: equal (rel None), or within rel; LRs always equal."""
-    ma, mb = RunFolder(a).read_metrics(), RunFolder(b).read_metrics()
-    sa, sb = RunFolder(a).read_steps(), RunFolder(b).read_steps()
-    assert len(ma) == len(mb) and len(sa) == len(sb)
-    assert [s.lr for s in sa] == [s.lr for s in sb]
-    for x, y in zip(ma, mb, strict=True):
-        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "lr_end"):
-            if rel is None:
-                assert getattr(x, key) == getattr(y, key), (key, x.epoch)
-            else:
-                assert math.isclose(getattr(x, key), getattr(y, key), rel_tol=rel, abs_tol=rel), (key, x.epoch)
-    for x, y in zip(sa, sb, strict=True):
-        assert x.loss == y.loss if rel is None else math.isclose(x.loss, y.loss, rel_tol=rel)
 
 
 def test_both_strategies_equal_the_jobs_run_one_by_one(tmp_path):
@@ -163,6 +130,7 @@ def test_one_arms_overflow_does_not_skip_another_arms_step():
     assert scalers[1].get_scale() == 2.0**10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["sequential", "batched"])
 def test_a_diverged_arm_is_frozen_and_the_others_are_unaffected(tmp_path, strategy):
     arms = [ARMS[0], ["seed=1", "optimizer.lr=1e4", "trainer.divergence.check_every=1"], ARMS[2]]
@@ -177,6 +145,7 @@ def test_a_diverged_arm_is_frozen_and_the_others_are_unaffected(tmp_path, strate
     assert_close(dirs[2], without[1], rel=None if strategy == "sequential" else 1e-4)
 
 
+@pytest.mark.slow
 def test_batch_norm_keeps_per_arm_statistics(tmp_path):
     base = [*TINY, "model=resnet", "model.widths=[8,16]", "trainer.epochs=2", "trainer.max_steps_per_epoch=3"]
     arms = [["seed=0"], ["seed=1", "optimizer=adam", "optimizer.lr=0.01"]]
@@ -188,6 +157,7 @@ def test_batch_norm_keeps_per_arm_statistics(tmp_path):
     assert not torch.equal(a["features.1.running_mean"], b["features.1.running_mean"])
 
 
+@pytest.mark.slow
 def test_an_interrupted_stack_continues_every_arm_from_its_checkpoint(tmp_path, monkeypatch):
     whole, whole_dirs = stacked(tmp_path, "whole", ARMS, "batched")
     real = trainer.engine.fit.evaluate
@@ -214,6 +184,7 @@ def test_an_interrupted_stack_continues_every_arm_from_its_checkpoint(tmp_path, 
 CUDA = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "device", [[], pytest.param(["trainer.device=cuda", "trainer.deterministic=true"], marks=CUDA, id="cuda")]
 )
@@ -256,6 +227,7 @@ def test_plan_groups_jobs_that_can_share_a_process_and_says_why_the_others_canno
 SWEEP = [*FAST, "trainer.epochs=2", "trainer.max_steps_per_epoch=4", "trainer.num_threads=1"]
 
 
+@pytest.mark.slow
 def test_the_stacked_launcher_writes_each_job_as_the_basic_launcher_does(tmp_path):
     stacked_dir, basic_dir = tmp_path / "stacked", tmp_path / "basic"
     sweep = ["-m", *SWEEP, "seed=0,1", "model=lenet,mlp"]
@@ -280,6 +252,7 @@ def test_the_stacked_launcher_writes_each_job_as_the_basic_launcher_does(tmp_pat
     assert len(rows) == 9  # header + 4 stacked + 4 basic runs, none listed as damaged or unfinished
 
 
+@pytest.mark.slow
 def test_a_job_that_cannot_stack_runs_alone_with_one_line_why(tmp_path):
     result = run_cli(["-m", *SWEEP, "trainer.epochs=1,2", "hydra/launcher=stacked", f"hydra.sweep.dir={tmp_path}"])
     assert result.returncode == 0, result.stderr
@@ -288,6 +261,7 @@ def test_a_job_that_cannot_stack_runs_alone_with_one_line_why(tmp_path):
     assert [len(read_metrics(tmp_path / j)) for j in "01"] == [1, 2]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("setting", "says"),
     [
@@ -302,6 +276,7 @@ def test_a_bad_launcher_setting_is_one_line_before_any_job(tmp_path, setting, sa
     assert not (tmp_path / "0").exists()
 
 
+@pytest.mark.slow
 def test_optuna_trials_train_as_stacks(tmp_path):
     result = run_cli([
         "-m", *SWEEP, "hparams_search=optuna_lr", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2",
@@ -314,6 +289,7 @@ def test_optuna_trials_train_as_stacks(tmp_path):
     assert objectives == [["0", "1"], ["0", "1"], ["2", "3"], ["2", "3"]]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_stack_and_the_same_command_continues_every_arm(tmp_path):
     """The sweep's command, killed with SIGKILL after the stack's first checkpoint, run again as typed: every
     arm ends with the numbers of an uninterrupted stacked sweep."""
@@ -352,9 +328,8 @@ def test_the_cuda_stack_matches_its_runs(tmp_path, extra):
         assert_close(ref, bat, rel=5e-2 if extra else 1e-2)  # bf16/fp16 autocast: low-precision sums
 
 
+@pytest.mark.slow
 def test_each_arm_of_a_stack_logs_to_its_own_wandb_run(tmp_path):
-    from wandb_records import find_run_files, read_run
-
     result = run_cli(["-m", *SWEEP, "trainer.epochs=1", "logger=wandb", "scheduler=constant,cosine", "seed=0,1",
                       "hydra/launcher=stacked", f"hydra.sweep.dir={tmp_path}"], env={"WANDB_MODE": "offline"})
     assert result.returncode == 0, result.stderr
@@ -372,6 +347,7 @@ def test_each_arm_of_a_stack_logs_to_its_own_wandb_run(tmp_path):
     assert len(ids) == 4 and len(groups) == 2  # one run per arm, one group per schedule
 
 
+@pytest.mark.slow
 def test_a_sweep_begun_one_job_per_process_continues_its_interrupted_jobs_on_their_own(tmp_path):
     """A job folder holding a checkpoint of a run of its own is never restarted inside a stack."""
     args = ["-m", *SWEEP, "seed=0,1", f"hydra.sweep.dir={tmp_path}"]

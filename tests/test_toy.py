@@ -9,8 +9,7 @@ import math
 import matplotlib.image
 import numpy as np
 import pytest
-from conftest import compose_config, run_cli
-from test_config import bad_input
+from helpers import bad_input, compose_config, run_cli
 
 from schedulers import lr_curve
 from trainer.config import TASKS, validate
@@ -106,6 +105,7 @@ def test_a_schedule_sets_the_lr_of_every_step():
     assert run["lr"][0] == 0 and run["lr"][5] == 0.003 and run["lr"][-1] < 0.0004
 
 
+@pytest.mark.slow
 def test_the_figure_and_the_data_are_written_with_every_trajectory(tmp_path):
     folder = tmp_path / "run"
     result = run_cli(["task=toy", "optimizer=sgd", "optimizer.lr=0.0038", "toy.steps=80",

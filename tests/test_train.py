@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import FAST, compose_config
+from helpers import FAST, compose_config
 
 from trainer import data
 from trainer.engine.fit import fit
+from trainer.records import machine_figures
 from trainer.records import read_metrics
 
 RESULT_FILES = ["config.yaml", "metrics.jsonl", "steps.csv", "summary.json", "provenance.json", "checkpoint.pt"]
-TIMING_KEYS = {"epoch_time", "rss_mb", "peak_rss_mb"}
+TIMING_KEYS = set(machine_figures())
 
 
 def train(tmp_path, *overrides, name="run"):
@@ -64,6 +65,7 @@ def test_summary_and_provenance_describe_the_run(tmp_path):
     assert "max_steps_per_epoch: 3" in (run / "config.yaml").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not data.DEBIAN_FASHION_MNIST.exists(), reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
 def test_real_fashion_mnist_run_through_run_py(cli, tmp_path):
     run = tmp_path / "fm"

@@ -7,15 +7,15 @@ import json
 
 import pytest
 import torch
-from conftest import FAST, compose_config
+from helpers import FAST, bad_input, compose_config
 
 import trainer.engine.fit as loop
 from trainer import data
 from trainer.config import validate
-from trainer.errors import ConfigError
 from trainer.engine.fit import fit
-from trainer.records import Job, read_metrics
 from trainer.engine.setup import build
+from trainer.errors import ConfigError
+from trainer.records import Job, read_metrics
 
 
 def numbered_split(labels: list[int]) -> data.Split:
@@ -84,7 +84,7 @@ class Scripted:
 
 
 def scripted_run(tmp_path, monkeypatch, overrides, val, test):
-    cfg = compose_config([*FAST, "trainer.epochs=3", "trainer.max_steps_per_epoch=2", *overrides])
+    cfg = compose_config([*FAST, "trainer.epochs=3", "trainer.max_steps_per_epoch=2", "trainer.train_eval_size=0", *overrides])
     script = Scripted(val, test, data.val_count(cfg.dataset, 2048))
     monkeypatch.setattr(loop, "evaluate", script)
     summary = fit(cfg, tmp_path / "run", {})
@@ -146,8 +146,6 @@ def test_select_on_test_reproduces_a_protocol_that_chose_on_the_test_set(tmp_pat
     ],
 )
 def test_choices_that_need_validation_are_refused_without_it_naming_val_size(overrides, capsys):
-    from test_config import bad_input
-
     message = bad_input(capsys, *FAST, "dataset.val_size=0", *overrides)
     assert "dataset.val_size=0 holds out no validation set" in message and "select_on_test=true" in message
 

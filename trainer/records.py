@@ -1,8 +1,8 @@
 """The run folder and what a run records in it: one owner, one writer, one reader.
 
 A run folder holds config.yaml, metrics.jsonl (one `EpochRow` per epoch), steps.csv (one `StepRow` per
-optimizer step), summary.json (a `Summary`), provenance.json, checkpoint.pt (trainer/engine/checkpoint.py) and, with
-trainer.snapshots, snapshots/epoch_NNN.pt.
+optimizer step), summary.json (a `Summary`), provenance.json, checkpoint.pt (trainer/engine/checkpoint.py), with
+trainer.snapshots snapshots/epoch_NNN.pt, and with trainer.keep_checkpoints checkpoints/epoch_NNN.pt.
 Training, the LR range test, the trackers, the command line's closing line and objective, the report and
 the benchmarks all read and write these files through this module, so a new per-epoch metric is one field
 of `EpochRow` (with its `metric(...)` description): it then lands in metrics.jsonl, in every tracker, as
@@ -99,8 +99,9 @@ def metric(
 
 
 # what a figure needs (Metric.requires): a validation set; a best epoch (validation, or select_on_test=true);
-# select_on_test=true itself; snapshots (trainer.snapshots=true)
+# select_on_test=true itself; snapshots (trainer.snapshots=true); the weight averages (trainer.ema, trainer.swa_start)
 VALIDATION, SELECTION, TEST_SELECTION, SNAPSHOTS = "validation", "selection", "test selection", "snapshots"
+EMA, SWA = "ema", "swa"
 
 
 def _memory(title: str):
@@ -137,6 +138,21 @@ class EpochRow:
     ensemble_test_acc: float | None = metric(
         "ensemble test acc (%)", scale=100, decimals=2, better="max", requires=SNAPSHOTS, default=None
     )
+    # weight averages (trainer/engine/averages.py), evaluated beside the raw weights after every epoch: the EMA of the
+    # weights (trainer.ema, updated every optimizer step) and the equal-weight mean of the end-of-epoch weights from
+    # epoch trainer.swa_start on (SWA; None before it)
+    ema_val_loss: float | None = metric("EMA val loss", better="min", requires=(VALIDATION, EMA), default=None)
+    ema_val_acc: float | None = metric(
+        "EMA val acc (%)", scale=100, decimals=2, better="max", requires=(VALIDATION, EMA), default=None
+    )
+    ema_test_loss: float | None = metric("EMA test loss", better="min", requires=EMA, default=None)
+    ema_test_acc: float | None = metric("EMA test acc (%)", scale=100, decimals=2, better="max", requires=EMA, default=None)
+    swa_val_loss: float | None = metric("SWA val loss", better="min", requires=(VALIDATION, SWA), default=None)
+    swa_val_acc: float | None = metric(
+        "SWA val acc (%)", scale=100, decimals=2, better="max", requires=(VALIDATION, SWA), default=None
+    )
+    swa_test_loss: float | None = metric("SWA test loss", better="min", requires=SWA, default=None)
+    swa_test_acc: float | None = metric("SWA test acc (%)", scale=100, decimals=2, better="max", requires=SWA, default=None)
     lr: float = metric("LR at the epoch's first step", decimals=4, summary=None)
     lr_end: float = metric("LR at the epoch's last step", decimals=4, summary=None)
     epoch_time: float = metric("epoch time (s)", decimals=2, better="min", summary="mean", key="mean_epoch_time_s", machine=True)
@@ -201,7 +217,7 @@ class Metric:
     objective: bool = True  # a sweep may optimize it (timings and the best epoch's number are no objective)
     # what a run needs to have the figure: VALIDATION (a validation set), SELECTION (a best epoch: a
     # validation set, or select_on_test=true), TEST_SELECTION (select_on_test=true), SNAPSHOTS
-    # (trainer.snapshots=true), a tuple of them, or None
+    # (trainer.snapshots=true), EMA (trainer.ema), SWA (trainer.swa_start), a tuple of them, or None
     requires: str | tuple[str, ...] | None = None
 
 
@@ -233,9 +249,16 @@ METRICS: dict[str, Metric] = {m.name: m for m in _summary_metrics()}
 OBJECTIVES = tuple(m.key for m in METRICS.values() if m.objective)
 
 
-def missing_for(key: str, has_validation: bool, select_on_test: bool, has_snapshots: bool = True) -> str | None:
-    """Why a run without a validation set (or without select_on_test, or without snapshots) has no figure `key`;
-    None if it has it."""
+def missing_for(
+    key: str,
+    has_validation: bool,
+    select_on_test: bool,
+    has_snapshots: bool = True,
+    has_ema: bool = True,
+    has_swa: bool = True,
+) -> str | None:
+    """Why a run without a validation set (or without select_on_test, snapshots, an EMA or an SWA) has no figure
+    `key`; None if it has it."""
     metric = next((m for m in METRICS.values() if m.key == key), None)
     requires = metric.requires if metric else None
     needs = requires if isinstance(requires, tuple) else (requires,)
@@ -247,6 +270,10 @@ def missing_for(key: str, has_validation: bool, select_on_test: bool, has_snapsh
         return "it selects on the test set"
     if SNAPSHOTS in needs and not has_snapshots:
         return "it is a snapshot ensemble's figure"
+    if EMA in needs and not has_ema:
+        return "it is a figure of the EMA of the weights: set trainer.ema (a decay, e.g. 0.999)"
+    if SWA in needs and not has_swa:
+        return "it is a figure of the SWA of the weights: set trainer.swa_start (the first epoch averaged)"
     return None
 
 
@@ -352,12 +379,16 @@ class Summary:
     error: str | None = None
     lr_find: dict | None = None  # rule, lr, suggestions, stop_reason when trainer.lr_find ran
     stack: dict | None = None  # a stacked sweep's: the jobs that trained in one process with this one, how
+    # a branch's (branch.parent, branch.epoch): the parent folder (absolute), the epoch it branched at, and what it
+    # shares with the parent: its first `epoch` epochs (metrics.jsonl's rows 1..epoch are the parent's), their
+    # optimizer steps and seconds (counted in wall_time_s: the cost of the branch alone is wall_time_s - shared)
+    branch: dict | None = None
     figures: dict[str, float] = field(default_factory=dict)  # METRICS keys: final_*, best_*, mean_*
 
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "figures"}
         d.update(self.figures)
-        for key in ("error", "stack"):  # only where there is one
+        for key in ("error", "stack", "branch"):  # only where there is one
             if d[key] is None:
                 del d[key]
         return d
@@ -410,12 +441,22 @@ class RunFolder:
         self.checkpoint = self.dir / "checkpoint.pt"
         self.best = self.dir / "best.pt"  # the state at the best epoch (validation accuracy)
         self.snapshots = self.dir / "snapshots"  # trainer.snapshots: the model's weights at each cycle end
+        self.checkpoints = self.dir / "checkpoints"  # trainer.keep_checkpoints: the states a branch starts from
         self.overrides = self.dir / ".hydra" / "overrides.yaml"
         self.hydra_config = self.dir / ".hydra" / "config.yaml"
         self.damaged: list[Damaged] = []  # what the readers found unreadable, for the report to list
 
     def snapshot(self, epoch: int) -> Path:
         return self.snapshots / f"epoch_{epoch:03d}.pt"
+
+    def kept(self, epoch: int) -> Path:
+        """checkpoints/epoch_NNN.pt: the state at the end of epoch `epoch` (trainer.keep_checkpoints)."""
+        return self.checkpoints / f"epoch_{epoch:03d}.pt"
+
+    def kept_epochs(self) -> list[int]:
+        """The epochs of checkpoints/ (trainer.keep_checkpoints), in order."""
+        names = self.checkpoints.glob("epoch_*.pt") if self.checkpoints.is_dir() else []
+        return sorted(int(p.stem[len("epoch_") :]) for p in names if p.stem[len("epoch_") :].isdigit())
 
     # --- ownership
 

@@ -15,6 +15,8 @@ from trainer.records import METRICS, Metric
 DEFAULT_METRICS = (
     "test_acc",
     "ensemble_test_acc",
+    "ema_test_acc",
+    "swa_test_acc",
     "best_epoch_test_acc",
     "best_test_acc",
     "val_acc",
@@ -36,6 +38,8 @@ SELECTED_ON = {
     "test_loss": "val_loss",
     "best_epoch_test_acc": "best_val_acc",
     "ensemble_test_acc": "ensemble_val_acc",
+    "ema_test_acc": "ema_val_acc",
+    "swa_test_acc": "swa_val_acc",
 }
 GAPS = ("eval_gap", "gap")  # the two generalization gaps, the honest one first
 

@@ -11,7 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from trainer.config.rules import _SAMPLED, _one_of, _require, _sampled
-from trainer.config.schema import (EvalConfig, ImageDatasetConfig, LRFindConfig, LoggerConfig, ModelConfig, OptimizerConfig, SCHEDULE_FREE_SCHEDULES, SEED_LIMIT, ScheduleFreeConfig, ToyConfig, TrainerConfig)
+from trainer.config.schema import (BranchConfig, EvalConfig, ImageDatasetConfig, LRFindConfig, LoggerConfig, ModelConfig, OptimizerConfig, SCHEDULE_FREE_SCHEDULES, SEED_LIMIT, ScheduleFreeConfig, ToyConfig, TrainerConfig)
 from trainer.errors import ConfigError
 from trainer.records import OBJECTIVES, missing_for
 
@@ -78,6 +78,7 @@ def _validate(cfg: Any) -> None:
     _require(cfg.seed < SEED_LIMIT, "seed", cfg.seed, "must be an integer in [0, 2**32)")
     trainer = _typed(cfg, "trainer", TrainerConfig)
     trainer.check()
+    _typed(cfg, "branch", BranchConfig).check(trainer)
     _typed(cfg, "dataset", ImageDatasetConfig).check()
     if not _sampled("trainer.batch_size", "dataset"):
         n_file = file_train_size(cfg.dataset)
@@ -93,11 +94,14 @@ def _validate(cfg: Any) -> None:
         _require(why is None, "objective", cfg.objective, f"{why}, and {_no_validation(cfg)}", needs=("dataset",))
         why = missing_for(cfg.objective, True, True, has_snapshots=trainer.snapshots)
         _require(why is None, "objective", cfg.objective, f"{why}: set trainer.snapshots=true", needs=("trainer.snapshots",))
+        why = missing_for(cfg.objective, True, True, has_ema=trainer.ema is not None, has_swa=trainer.swa_start is not None)
+        _require(why is None, "objective", cfg.objective, why or "", needs=("trainer.ema", "trainer.swa_start"))
     _typed(cfg, "model", ModelConfig).check()
     _typed(cfg, "logger", LoggerConfig).check()
     optimizer = _typed(cfg, "optimizer", OptimizerConfig)
     optimizer.check()
     _check_momentum_cycle(cfg.scheduler, optimizer)
+    _check_param_groups(cfg.model, optimizer)
     _check_schedule_free(cfg.scheduler, optimizer, cfg.task)
     _typed(cfg, "lr_find", LRFindConfig).check()
     toy = _typed(cfg, "toy", ToyConfig)
@@ -110,8 +114,9 @@ def _validate(cfg: Any) -> None:
         if cfg.task == "toy":
             toy.check_schedule(cfg.scheduler, base_lr)
         else:
+            values = None if _sampled("optimizer") else optimizer.hyperparameters()
             validate_schedule(cfg.scheduler, trainer.epochs, base_lr=base_lr, has_val_metric=metric is None,
-                              why_no_metric=metric)
+                              why_no_metric=metric, values=values, optimizer=optimizer._target_)
             _check_snapshots(cfg.scheduler, trainer)
 
 
@@ -125,6 +130,24 @@ def _check_snapshots(scheduler: Any, trainer: TrainerConfig) -> None:
     _require(cycle_ends(scheduler, trainer.epochs) is not None, "trainer.snapshots", trainer.snapshots,
              f"scheduler={name} has no cycles to end: use scheduler=cosine_restarts or cyclic, or set "
              "trainer.snapshot_every=<epochs>", needs=("trainer.snapshot_every",))
+
+
+def _check_param_groups(model: Any, optimizer: OptimizerConfig) -> None:
+    """Each prefix of optimizer.lr_multipliers must hold a parameter of the model, built on the meta device (no
+    memory, no random numbers drawn); a model that cannot be built there is checked when the run builds it."""
+    if not optimizer.lr_multipliers or _sampled("model", "optimizer.lr_multipliers"):
+        return
+    import torch
+
+    from schedulers import param_groups
+    from trainer.models import build_model
+
+    try:
+        with torch.device("meta"):
+            net = build_model(model)
+    except Exception:  # model=custom's own check names what fails; the run's build checks the prefixes
+        return
+    param_groups(net, lr=optimizer.lr, lr_multipliers=optimizer.lr_multipliers)
 
 
 def _check_momentum_cycle(scheduler: Any, optimizer: OptimizerConfig) -> None:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from trainer.config.rules import _at_least, _finite, _require
+from trainer.config.rules import _at_least, _finite, _one_of, _require, _sampled
 from trainer.errors import ConfigError
 
 
@@ -110,6 +110,92 @@ class SyntheticDatasetConfig(ImageDatasetConfig):
         _require(self.noise >= 0, "dataset.noise", self.noise, "must be >= 0")
 
 
+# Your own data (README "Your own model, data and schedule"): read by trainer/data.py by `format`, which the
+# option sets; held on the device, split and normalized as the shipped sets are. Their files are checked here,
+# before any data is loaded, where that is cheap (an image folder's class folders, a tensors file's keys, dtypes
+# and shapes); a root or path left unset, and what only the loaded data tells, are refused once loaded.
+DATASET_FORMATS = ("image_folder", "torchvision", "tensors")
+Layout = Choice("Layout", [(n, n) for n in ("NCHW", "NHWC")], module=__name__)
+
+
+@dataclass
+class OwnDatasetConfig(ImageDatasetConfig):
+    option: ClassVar[str] = ""
+    format: str = ""  # the reader: fixed by the option (dataset=image_folder, torchvision, tensors)
+    val_size: float = 0.1  # a fraction: right for any size
+
+    def check(self) -> None:
+        super().check()
+        _one_of("dataset.format", self.format, DATASET_FORMATS)
+        _require(self.format == self.option, "dataset.format", self.format,
+                 f"it is set by the option: use dataset={self.format} for that format")
+
+
+@dataclass
+class ImageFolderDatasetConfig(OwnDatasetConfig):
+    """dataset=image_folder dataset.root=DIR: DIR/train/<class>/<image> and DIR/test/<class>/<image> (torchvision's
+    ImageFolder layout; the sorted class folder names of train/ are the labels 0, 1, ...), every image converted
+    to grey (channels 1) or RGB (3) and resized to image_size x image_size once, when it is loaded."""
+
+    option: ClassVar[str] = "image_folder"
+    name: str = "image_folder"
+    format: str = "image_folder"
+    channels: int = 3
+    image_size: int = 32
+
+    def check(self) -> None:
+        super().check()
+        _require(self.channels in (1, 3), "dataset.channels", self.channels,
+                 "must be 1 (images converted to grey) or 3 (to RGB)")
+        if self.root is not None and not _sampled("dataset"):
+            from trainer.data import check_image_folder
+
+            check_image_folder(self)
+
+
+@dataclass
+class TorchvisionDatasetConfig(OwnDatasetConfig):
+    """dataset=torchvision dataset.name=SVHN: a classification set of torchvision.datasets by its class name, in
+    dataset.root (downloaded there with dataset.download and a network); its `train` argument (True / False) or
+    its `split` (train_split / test_split) gives the two splits. FakeData (the default) needs no files."""
+
+    option: ClassVar[str] = "torchvision"
+    name: str = "FakeData"
+    format: str = "torchvision"
+    channels: int = 3
+    image_size: int = 32
+    train_split: str = "train"  # the `split` argument of sets that have one (SVHN, STL10, Flowers102, ...)
+    test_split: str = "test"
+    kwargs: dict[str, Any] = field(default_factory=dict)  # the class's other arguments (EMNIST: split=digits)
+
+    def check(self) -> None:
+        super().check()
+        if not _sampled("dataset"):
+            from trainer.data import check_torchvision_name
+
+            check_torchvision_name(self)
+
+
+@dataclass
+class TensorsDatasetConfig(OwnDatasetConfig):
+    """dataset=tensors dataset.path=FILE: a .pt (torch.save of a dict) or .npz (numpy.savez) file holding
+    train_images, train_labels, test_images, test_labels; images uint8 (0..255) or floats in [0, 1], N x C x H x W
+    (layout NCHW) or N x H x W x C (NHWC), or N x H x W for one channel; labels integers 0..num_classes-1."""
+
+    option: ClassVar[str] = "tensors"
+    name: str = "tensors"
+    format: str = "tensors"
+    path: str | None = None
+    layout: Layout = Layout.NCHW
+
+    def check(self) -> None:
+        super().check()
+        if self.path is not None and not _sampled("dataset"):
+            from trainer.data import check_tensor_file
+
+            check_tensor_file(self)
+
+
 @dataclass
 class ModelConfig:
     _target_: str = "trainer.models.LeNet"
@@ -164,6 +250,26 @@ class ResNetConfig(ModelConfig):
 
 
 @dataclass
+class CustomModelConfig(ModelConfig):
+    """model=custom model._target_=<module>.<Class>: your own nn.Module class (or a function returning one),
+    importable from PYTHONPATH. Its constructor gets those of in_channels, image_size and num_classes (the
+    dataset's, by conf/model/custom.yaml's interpolations) that it names as parameters, and `kwargs`, its own
+    arguments (which win). Imported, built and run on a zero batch of the dataset's shape when the config is
+    checked, before any data is loaded; on a batch of the data, on the run's device, once it is loaded."""
+
+    image_size: int = 28
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        super().check()
+        _at_least("model.image_size", self.image_size, 1)
+        if not _sampled("model", "dataset"):
+            from trainer.models import check_model
+
+            check_model(self._target_, self.kwargs, self.in_channels, self.image_size, self.num_classes)
+
+
+@dataclass
 class OptimizerConfig:
     _target_: str = "torch.optim.SGD"
     _partial_: bool = True
@@ -171,11 +277,35 @@ class OptimizerConfig:
     weight_decay: float = 0.0
     # torch's implementation switch (the benchmarks time it); None: torch picks, as it does by default
     foreach: bool | None = None
+    # param groups (schedulers.param_groups): weight_decay 0 for every parameter of a normalization layer
+    # (BatchNorm, LayerNorm, GroupNorm, ...) and every bias, the usual AdamW recipe
+    no_decay_norm_and_bias: bool = False
+    # module-name prefix -> factor of lr for the parameters under it ({features.0: 0.1}); the longest prefix
+    # that holds a parameter decides; every schedule keeps each group at its factor of group 0. Any, not a
+    # typed dict: Hydra's struct mode refuses new keys in a dict field, so `optimizer.lr_multipliers={...}` sets it
+    lr_multipliers: Any = None
 
     def check(self) -> None:
         _finite(self, "optimizer")
         _require(self.lr > 0, "optimizer.lr", self.lr, "must be > 0")
         self.non_negative("weight_decay")
+        multipliers = self.lr_multipliers
+        _require(multipliers is None or isinstance(multipliers, dict), "optimizer.lr_multipliers", multipliers,
+                 "must be null or a mapping of module-name prefixes to factors of optimizer.lr, e.g. {features.0:0.1}")
+        for prefix, factor in (multipliers or {}).items():
+            key = f"optimizer.lr_multipliers[{prefix}]"
+            _require(bool(str(prefix).strip()), key, factor, "a prefix names a module (e.g. features.0); the whole "
+                     "model's LR is optimizer.lr")
+            number = isinstance(factor, (int, float)) and not isinstance(factor, bool)
+            _require(number and 0 < factor < float("inf"), key, factor, "must be > 0 (a factor of optimizer.lr)")
+
+    def hyperparameters(self) -> dict[str, float | None]:
+        """The values a schedule can drive besides the LR (scheduler.momentum, beta2, weight_decay), as this
+        optimizer's config sets them; None where the optimizer has no such knob."""
+        betas = getattr(self, "betas", None)
+        momentum = betas[0] if betas is not None else getattr(self, "momentum", None)
+        return {"momentum": momentum, "beta2": betas[1] if betas is not None else None,
+                "weight_decay": self.weight_decay}
 
     def non_negative(self, *names: str) -> None:
         for name in names:
@@ -355,6 +485,15 @@ class TrainerConfig:
     snapshots: bool = False
     snapshot_every: int | None = None  # epochs between snapshots, whatever the schedule; null: its cycle ends
     snapshot_ensemble: int | None = None  # how many of the last snapshots the ensemble averages; null: all
+    # weight averages evaluated beside the raw weights after every epoch (trainer/engine/averages.py): an exponential
+    # moving average of the weights with this decay, updated after every optimizer step (ema_* figures); null: none
+    ema: float | None = roles(EVAL_IGNORES, default=None)
+    # the epoch from which an equal-weight average of the end-of-epoch weights is taken (SWA, tail averaging),
+    # updated at the end of every epoch from this one on (swa_* figures); null: none
+    swa_start: int | None = roles(EVAL_IGNORES, default=None)
+    # epochs whose end-of-epoch state is kept as checkpoints/epoch_NNN.pt besides checkpoint.pt (the same state,
+    # written atomically): what branch.parent / branch.epoch start a new run from (a WSD run's cooldowns)
+    keep_checkpoints: list[int] = roles(NEUTRAL, EVAL_IGNORES, default_factory=list)
     # examples of the training part evaluated at each epoch's end (evenly spread, the same every epoch and arm): the
     # honest train accuracy and gap (train_eval_acc, eval_gap) beside the running average of the epoch; 0: none
     train_eval_size: int = roles(EVAL_IGNORES, default=5000)
@@ -375,6 +514,16 @@ class TrainerConfig:
             _at_least("trainer.snapshot_every", self.snapshot_every, 1, "must be >= 1 (epochs) or null (the schedule's cycle ends)")
         if self.snapshot_ensemble is not None:
             _at_least("trainer.snapshot_ensemble", self.snapshot_ensemble, 1, "must be >= 1 (snapshots) or null (all of them)")
+        if self.ema is not None:
+            _require(0 < self.ema < 1, "trainer.ema", self.ema, "must be a decay in (0, 1), e.g. 0.999, or null (no EMA)")
+        if self.swa_start is not None:
+            _require(1 <= self.swa_start <= self.epochs, "trainer.swa_start", self.swa_start,
+                     f"must be an epoch in [1, trainer.epochs={self.epochs}] (the first epoch averaged), or null (no SWA)",
+                     needs=("trainer.epochs",))
+        for i, epoch in enumerate(self.keep_checkpoints):
+            _require(1 <= epoch <= self.epochs, f"trainer.keep_checkpoints[{i}]", epoch,
+                     f"must be an epoch in [1, trainer.epochs={self.epochs}] (its end-of-epoch state is kept)",
+                     needs=("trainer.epochs",))
         _at_least("trainer.train_eval_size", self.train_eval_size, 0, "must be >= 0 (examples; 0: no end-of-epoch train figures)")
         self.divergence.check()
         self.early_stopping.check()
@@ -492,6 +641,47 @@ class EvalConfig:
 
 
 @dataclass
+class BranchConfig:
+    """branch.parent=<run folder> branch.epoch=N: a new run from that run's state at the end of its epoch N (its
+    checkpoints/epoch_NNN.pt, kept with trainer.keep_checkpoints, or its checkpoint.pt where that is epoch N's) with
+    a schedule of its own, the cooldown of a WSD run. The branch's schedule starts at t = 0 there and spans epochs
+    N+1..trainer.epochs (horizons, milestones and decay fractions follow that span); nothing but the schedule,
+    trainer.epochs and the keys that cannot change a run's numbers may differ from the parent's config (checked
+    against its checkpoint when the branch starts, before any data is loaded)."""
+
+    parent: str | None = None  # the run folder to branch from
+    epoch: int | None = None  # the parent's epoch whose end-of-epoch state the branch starts from
+
+    def check(self, trainer: Any) -> None:
+        """The keys and the parent folder's files (`trainer`: the run's TrainerConfig)."""
+        if self.parent is None and self.epoch is None:
+            return
+        _require(self.parent is not None, "branch.epoch", self.epoch,
+                 "needs branch.parent=<run folder>: the run to branch from", needs=("branch.parent",))
+        _require(self.epoch is not None, "branch.parent", self.parent,
+                 "needs branch.epoch=N: the parent's epoch to branch at", needs=("branch.epoch",))
+        _require(1 <= self.epoch < trainer.epochs, "branch.epoch", self.epoch,
+                 f"must be an epoch in [1, trainer.epochs={trainer.epochs}): the branch trains the epochs after it",
+                 needs=("trainer.epochs",))
+        _require(not trainer.snapshots, "trainer.snapshots", trainer.snapshots,
+                 "a branch takes no snapshots (its ensemble would mix two schedules' cycles): set trainer.snapshots=false",
+                 needs=("branch",))
+        if _sampled("branch"):
+            return
+        from pathlib import Path
+
+        from trainer.records import RunFolder
+
+        folder = RunFolder(Path(self.parent), create=False)
+        _require(folder.config.is_file(), "branch.parent", self.parent,
+                 "must be a schedlab run folder (one with a config.yaml) to branch from")
+        kept = folder.kept_epochs()
+        _require(self.epoch in kept or folder.checkpoint.is_file(), "branch.epoch", self.epoch,
+                 f"{self.parent} holds no checkpoint of epoch {self.epoch} (it keeps "
+                 f"{', '.join(map(str, kept)) or 'none'}): run the parent with trainer.keep_checkpoints=[{self.epoch}]")
+
+
+@dataclass
 class SchedlabConfig:
     dataset: Any = None
     model: Any = None
@@ -511,6 +701,8 @@ class SchedlabConfig:
     schedule_plot: SchedulePlotConfig = roles(PER_ARM, EVAL_IGNORES, default_factory=SchedulePlotConfig)
     eval: EvalConfig = roles(PER_ARM, EVAL_IGNORES, default_factory=EvalConfig)
     toy: ToyConfig = roles(PER_ARM, EVAL_IGNORES, default_factory=ToyConfig)
+    # a new run from another run's state at one of its epochs, with a schedule of its own (BranchConfig)
+    branch: BranchConfig = roles(EVAL_IGNORES, default_factory=BranchConfig)
 
 
 # the schema each group's options share: where keys_with() finds the roles of a group's own keys
@@ -566,9 +758,13 @@ def register_configs() -> None:
     for group, name, node in [
         ("dataset", "image_dataset_schema", ImageDatasetConfig),
         ("dataset", "synthetic_dataset_schema", SyntheticDatasetConfig),
+        ("dataset", "image_folder_dataset_schema", ImageFolderDatasetConfig),
+        ("dataset", "torchvision_dataset_schema", TorchvisionDatasetConfig),
+        ("dataset", "tensors_dataset_schema", TensorsDatasetConfig),
         ("model", "lenet_schema", LeNetConfig),
         ("model", "mlp_schema", MLPConfig),
         ("model", "resnet_schema", ResNetConfig),
+        ("model", "custom_model_schema", CustomModelConfig),
         ("optimizer", "sgd_schema", SGDConfig),
         ("optimizer", "adam_schema", AdamConfig),
         ("optimizer", "adagrad_schema", AdagradConfig),

@@ -1,6 +1,7 @@
 """fit(): one training run, from its config to its run folder. Read it top to bottom: set up (trainer/engine/setup.py),
-resume from the checkpoint if there is one (trainer/engine/checkpoint.py), then per epoch train (trainer/engine/loop.py),
-evaluate, step the schedule, record (trainer/records.py, trainer/tracking/) and checkpoint."""
+resume from the checkpoint if there is one, or start a branch from its parent's (trainer/engine/checkpoint.py), then
+per epoch train (trainer/engine/loop.py), evaluate (the weight averages too: trainer/engine/averages.py), step the
+schedule, record (trainer/records.py, trainer/tracking/) and checkpoint."""
 
 from __future__ import annotations
 
@@ -17,13 +18,15 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from schedulers import build_schedule, warn_schedule
+from schedulers import build_schedule, rebase_lr, warn_schedule
 from trainer.engine import checkpoint
+from trainer.engine.averages import Averages
 from trainer.engine.loop import EpochResult, epochs_without_improvement, evaluate, train_epoch
 from trainer.engine.schedulefree import averaged, batch_norm_at_average, train_mode
 from trainer.engine.snapshots import ensemble_accuracy, snapshot_epochs
 from trainer.engine.lr_find import find_and_set_lr
 from trainer.config import typed
+from trainer.errors import ConfigError
 from trainer.records import EpochRow, Job, RunFolder, StepRow, Summary, selected
 from trainer.engine.setup import Setup, build, device_name, memory_use, provenance
 from trainer.tracking import make_tracker
@@ -42,6 +45,7 @@ class Progress:
     first_loss: float | None = None  # divergence is measured against it
     elapsed: float = 0.0  # seconds of fit() before an interruption
     lr_find: dict | None = None  # the LR range test's outcome when trainer.lr_find ran
+    branch: dict | None = None  # a branch's parent, epoch and what it shares with it (summary.json's `branch`)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -83,9 +87,12 @@ def epoch_line(row: EpochRow, epochs: int) -> str:
     """One line per epoch for logs: what a progress bar shows in a terminal."""
     val = "" if row.val_acc is None else f", val loss {row.val_loss:.4f} acc {row.val_acc:.2%}"
     ensemble = "" if row.ensemble_test_acc is None else f", ensemble test acc {row.ensemble_test_acc:.2%}"
+    ema = "" if row.ema_test_acc is None else f", EMA test acc {row.ema_test_acc:.2%}"
+    swa = "" if row.swa_test_acc is None else f", SWA test acc {row.swa_test_acc:.2%}"
     return (
         f"epoch {row.epoch}/{epochs}: train loss {row.train_loss:.4f} acc {row.train_acc:.2%}{val}, "
-        f"test loss {row.test_loss:.4f} acc {row.test_acc:.2%}{ensemble}, lr {row.lr:.4g}, {row.epoch_time:.1f} s"
+        f"test loss {row.test_loss:.4f} acc {row.test_acc:.2%}{ensemble}{ema}{swa}, lr {row.lr:.4g}, "
+        f"{row.epoch_time:.1f} s"
     )
 
 
@@ -124,7 +131,8 @@ def fit(cfg, run_dir: Path, job: Job | dict | None = None) -> Summary:
 
 
 def train(cfg, folder: RunFolder, job: Job) -> Summary:
-    saved = checkpoint.load(folder, cfg)  # before any data is loaded, so a mismatch fails fast
+    # before any data is loaded, so a mismatch fails fast: the folder's own checkpoint, else a branch's start
+    saved = checkpoint.load(folder, cfg) or checkpoint.branch(cfg)
     arm = Arm(cfg, folder, job, saved)
     try:
         arm.open_tracker()
@@ -150,10 +158,17 @@ class Arm:
     side. Each arm writes its own folder exactly as a run of its own would."""
 
     def __init__(self, cfg, folder: RunFolder, job: Job, saved: dict | None):
+        if saved is None and cfg.branch.parent is not None:  # fit() passes a branch its start; a stack does not
+            raise ConfigError(f"branch.parent={cfg.branch.parent!r} is not allowed in a stack: a branch trains on its "
+                              "own (run its sweep with the basic launcher)")
         self.cfg, self.folder, self.job, self.saved = cfg, folder, job, saved
         self.t = cfg.trainer
         self.progress = Progress.from_dict(saved["state"]) if saved else Progress()
+        self.branched = bool(saved and saved.get("branched"))  # a branch's first start, from its parent's state
+        # where the schedule's t = 0 is: a branch's own schedule spans the epochs after its branch point
+        self.schedule_start = self.progress.branch["epoch"] if self.progress.branch else 0
         self.summary = Summary(task=cfg.task, seed=cfg.seed, overrides=job.overrides, started_at=now())
+        self.summary.branch = self.progress.branch
         self.tracker = None
         self.bar = None
         self.finished = False
@@ -165,35 +180,46 @@ class Arm:
     def open_tracker(self) -> None:
         resume_id = self.saved.get("wandb_id") if self.saved else None
         self.tracker = make_tracker(self.cfg, self.folder.dir, self.job, resume_id=resume_id)
+        if self.branched:  # a branch's run of its own starts with the epochs it shares with its parent
+            for row in self.progress.history:
+                self.tracker.log_epoch(row, [s for s in self.progress.steps if s.epoch == row.epoch])
 
     def begin(self, run: Setup, restore: bool = True) -> None:
-        """Take the run's model and optimizer; run the LR range test if asked; build the schedule, the grad
-        scaler and the data order; put a checkpoint's state into them (unless the caller restores it)."""
+        """Take the run's model and optimizer; run the LR range test if asked; build the weight averages, the
+        schedule, the grad scaler and the data order; put a checkpoint's state into them (unless the caller restores
+        it)."""
         cfg, t, progress, summary = self.cfg, self.t, self.progress, self.summary
         self.model, self.optimizer, self.device, self.amp = run.model, run.optimizer, run.device, run.amp
         train_mode(run.optimizer)  # a schedule-free optimizer steps only in train mode
-        self.folder.write_provenance(provenance(cfg, run.device, self.job))
+        self.folder.write_provenance(self.provenance(run))
         self.steps_per_epoch = run.train_set.num_batches(t.batch_size, t.max_steps_per_epoch)
         self.snapshot_epochs = snapshot_epochs(cfg, self.steps_per_epoch)
         summary.device, summary.device_name, summary.precision = str(run.device), device_name(run.device), run.precision
         summary.epochs, summary.steps_per_epoch = t.epochs, self.steps_per_epoch
-        if self.saved is not None:
+        if self.branched:
+            self.log.info(f"branching {self.folder.dir} from {progress.branch['parent']} at epoch {progress.epoch}")
+        elif self.saved is not None:
             self.log.info(f"resuming {self.folder.dir} from epoch {progress.epoch}")
         if t.lr_find and self.saved is None:
             progress.lr_find = find_and_set_lr(
                 cfg, run.model, run.optimizer, run.train_set, self.folder.dir, run.amp, self.tracker
             )
         elif progress.lr_find and progress.lr_find["lr"] is not None:  # resuming: the schedule's base is the found LR
-            for group in run.optimizer.param_groups:
-                group["lr"] = progress.lr_find["lr"]
-        self.schedule = build_schedule(cfg.scheduler, run.optimizer, self.steps_per_epoch, t.epochs)
-        if self.saved is None:  # once per run: a schedule planned for a longer run than this one says so
+            rebase_lr(run.optimizer, progress.lr_find["lr"])
+        # after the range test, which steps the optimizer: the EMA follows training's steps only
+        self.averages = Averages(run.model, run.optimizer, t.ema, t.swa_start)
+        span = t.epochs - self.schedule_start  # a branch's schedule: over the epochs after its branch point
+        self.schedule = build_schedule(cfg.scheduler, run.optimizer, self.steps_per_epoch, span)
+        if self.saved is None or self.branched:  # once per run: a schedule planned for a longer run says so
             initial_lr = float(run.optimizer.param_groups[0]["initial_lr"])
-            warn_schedule(cfg.scheduler, t.epochs, initial_lr, self.steps_per_epoch)
+            warn_schedule(cfg.scheduler, span, initial_lr, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(run.device.type, enabled=run.precision == "fp16")
         self.shuffle = torch.Generator(device=run.device).manual_seed(cfg.seed)
         if self.saved is not None and restore:
             checkpoint.restore(self.saved, **self.parts())
+        if self.branched and progress.steps and progress.steps[-1].lr != self.schedule.lr:
+            print(f"schedlab: warning: the branch starts at LR {self.schedule.lr:.4g} where its parent's epoch "
+                  f"{progress.epoch} ended at {progress.steps[-1].lr:.4g}", file=sys.stderr, flush=True)
         self.bar = tqdm(
             total=t.epochs * self.steps_per_epoch,
             initial=progress.step,
@@ -204,9 +230,22 @@ class Arm:
             dynamic_ncols=True,
         )
 
+    def provenance(self, run: Setup) -> dict:
+        """provenance.json; a branch's also names its parent (its folder, epoch, commit and command)."""
+        out = provenance(self.cfg, run.device, self.job)
+        if self.progress.branch:
+            parent = RunFolder(Path(self.progress.branch["parent"]), create=False).read_provenance() or {}
+            out["branch"] = {**self.progress.branch, **{f"parent_{k}": parent.get(k) for k in ("git_commit", "command")}}
+        return out
+
     def parts(self) -> dict:
         return dict(
-            model=self.model, optimizer=self.optimizer, schedule=self.schedule, scaler=self.scaler, shuffle=self.shuffle
+            model=self.model,
+            optimizer=self.optimizer,
+            schedule=self.schedule,
+            scaler=self.scaler,
+            shuffle=self.shuffle,
+            averages=self.averages,
         )
 
     def epochs(self) -> range:
@@ -235,11 +274,14 @@ class Arm:
         if result.diverged:
             self.record_divergence(result)
             return False
+        self.averages.end_epoch(epoch)
         row = self.epoch_row(epoch, result, forward, run, train_time)
         self.schedule.step_epoch(monitored(self.schedule.monitor, row, self.cfg.select_on_test))
         self.append(row, result.steps)
         if self.t.checkpoint:  # the commit point: a resume rewrites the result files from it
             self.save_checkpoints(commit)
+        if epoch in self.t.keep_checkpoints:  # what a branch starts from (in a stack too: its arm's own state)
+            checkpoint.keep(self.folder, epoch, self.cfg, **self.parts(), **self.state())
         return not self.stops_early(epoch)
 
     def record_divergence(self, result: EpochResult) -> None:
@@ -251,7 +293,8 @@ class Arm:
     def epoch_row(self, epoch: int, result: EpochResult, forward, run: Setup, train_time: float) -> EpochRow:
         """The epoch's row: its training figures, and the model at the epoch's end evaluated (a schedule-free
         optimizer's averaged weights) on the validation and test sets, the fixed training subset and the snapshot
-        ensemble; train_time and eval_time apart, epoch_time their sum."""
+        ensemble, and the weight averages (EMA, SWA) on the validation and test sets; train_time and eval_time apart,
+        epoch_time their sum."""
         start = time.perf_counter()
         figures = self.evaluate(epoch, forward, run)
         eval_time = time.perf_counter() - start
@@ -281,8 +324,9 @@ class Arm:
             test = evaluate(forward, run.test_set, size, run.amp)
             train = evaluate(forward, run.train_eval_set, size, run.amp) if run.train_eval_set else (None, None)
             ensemble = self.ensemble(epoch, run)
+        averages = self.averages.figures(run, self.t.batch_size, size)  # their own copies of the model
         names = ("val_loss", "val_acc", "test_loss", "test_acc", "train_eval_loss", "train_eval_acc")
-        return dict(zip(names, (*val, *test, *train), strict=True)) | ensemble
+        return dict(zip(names, (*val, *test, *train), strict=True)) | ensemble | averages
 
     def append(self, row: EpochRow, steps: list[StepRow]) -> None:
         """The row and its steps into the progress, the run folder, the tracker, the bar and run.log."""

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from schedulers import rebase_lr
 from trainer.config import LR_FIND_RULES, resolved
 from trainer.errors import ConfigError
 from trainer.engine.schedulefree import train_mode
@@ -176,6 +177,8 @@ def range_test(
     lr_at(0, start_lr, end_lr, num_steps, mode)  # rejects an unknown mode before any work
     amp = amp if amp is not None else nullcontext()
     params = [p for group in optimizer.param_groups for p in group["params"]]
+    # every group keeps its ratio to the first (optimizer.lr_multipliers): the test sweeps the base LR
+    factors = [float(g["lr"]) / float(optimizer.param_groups[0]["lr"]) for g in optimizer.param_groups]
     train_mode(optimizer)  # a schedule-free optimizer steps only in train mode, and is left in it
     model_state = copy.deepcopy(model.state_dict())
     optimizer_state = copy.deepcopy(optimizer.state_dict())
@@ -190,8 +193,8 @@ def range_test(
             model.train()
             for i, (x, y) in zip(range(num_steps), _passes(batches), strict=False):
                 lr = lr_at(i, start_lr, end_lr, num_steps, mode)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
+                for group, factor in zip(optimizer.param_groups, factors, strict=True):
+                    group["lr"] = lr * factor
                 with amp:
                     loss = loss_fn(model(x), y)
                 value = float(loss.detach().float())
@@ -336,10 +339,7 @@ def find_and_set_lr(cfg, model, optimizer, train_set, run_dir: Path, amp, tracke
             f"LR range test saw no finite loss; training keeps optimizer.lr={lr}", RuntimeWarning, stacklevel=2
         )
     else:
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-            if "initial_lr" in group:
-                group["initial_lr"] = lr
+        rebase_lr(optimizer, lr)
     png = write_results(result, run_dir, settings(cfg))
     if tracker is not None:
         log_curve(tracker, result)

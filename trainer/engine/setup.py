@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 
-from trainer import data
+from trainer import data, models
 from trainer.errors import ConfigError
 from trainer.records import Job
 
@@ -93,18 +93,39 @@ def build(cfg, job: Job, shared: Setup | None = None) -> Setup:
         train_set, val_set, test_set = shared.train_set, shared.val_set, shared.test_set
     else:
         train_set, val_set, test_set = data.load(cfg.dataset, device, t.channels_last)
+        # a set whose size only its loading tells (trainer/data.py SIZE_UNKNOWN) is checked here
+        if t.batch_size > len(train_set):
+            raise ConfigError(f"trainer.batch_size={t.batch_size} is not allowed: must be at most the training set "
+                              f"size ({len(train_set)} for dataset={cfg.dataset.name})")
     memory_format = torch.channels_last if t.channels_last else torch.preserve_format
-    model = instantiate(cfg.model).to(device, memory_format=memory_format)
-    optimizer = build_optimizer(cfg.optimizer, model.parameters())
+    model = models.build_model(cfg.model).to(device, memory_format=memory_format)
+    # before any training: the model on two examples of the data, on the run's device (one line if it fails)
+    x, _ = next(train_set.batches(models.PROBE_BATCH))
+    models.probe(model, x, cfg.dataset.num_classes, cfg.model._target_, autocast(device, precision))
+    optimizer = build_optimizer(cfg.optimizer, model)
     train_eval_set = shared.train_eval_set if shared else train_set.fixed_subset(t.train_eval_size)
     return Setup(
         device, precision, autocast(device, precision), train_set, val_set, test_set, model, optimizer, train_eval_set
     )
 
 
-def build_optimizer(optimizer: Any, params) -> torch.optim.Optimizer:
-    """The configured torch optimizer (conf/optimizer/<option>.yaml: a `_partial_` of its class) over `params`."""
-    return instantiate(optimizer)(params)
+# optimizer keys that shape the param groups (schedulers.groups), not arguments of the optimizer's class
+GROUP_KEYS = ("lr_multipliers", "no_decay_norm_and_bias")
+
+
+def build_optimizer(optimizer: Any, model: torch.nn.Module | Any) -> torch.optim.Optimizer:
+    """The configured torch optimizer (conf/optimizer/<option>.yaml: a `_partial_` of its class) over `model`'s
+    parameters, in the param groups optimizer.lr_multipliers and optimizer.no_decay_norm_and_bias ask for (one
+    group when neither is set). `model`: an nn.Module, or an iterable of tensors (a model without modules)."""
+    from schedulers import param_groups
+    from trainer.config import resolved
+
+    node = dict(resolved(optimizer))  # a copy: the group keys are taken out of it
+    settings = {key: node.pop(key, None) for key in GROUP_KEYS}
+    groups = param_groups(model, lr=float(node["lr"]), weight_decay=float(node.get("weight_decay", 0.0)),
+                          lr_multipliers=settings["lr_multipliers"],
+                          no_decay_norm_and_bias=bool(settings["no_decay_norm_and_bias"]))
+    return instantiate(node)(groups if len(groups) > 1 else groups[0]["params"])
 
 
 # --------------------------------------------------------------------------------- the machine

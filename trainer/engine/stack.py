@@ -79,9 +79,12 @@ def plan(cfgs: list, max_stack: int | None, names: list[str] | None = None) -> P
     closest job), naming jobs by `names` (their numbers)."""
     names = names or [str(i) for i in range(len(cfgs))]
     groups: dict[str, list[int]] = {}
-    for i, cfg in enumerate(cfgs):
-        groups.setdefault(stack_key(cfg), []).append(i)
     stacks, alone = [], {}
+    for i, cfg in enumerate(cfgs):
+        if cfg.branch.parent is not None:
+            alone[i] = "a branch starts from its parent's state (branch.parent)"
+            continue
+        groups.setdefault(stack_key(cfg), []).append(i)
     size = max_stack or len(cfgs)
     for members in groups.values():
         for start in range(0, len(members), size):
