@@ -433,7 +433,7 @@ def test_the_keys_that_matter_for_resume_stacking_and_eval_are_declared_on_their
 
     from trainer.config import EVAL_IGNORES, EVAL_SETS, NEUTRAL, NEUTRAL_KEYS, PER_ARM, keys_with
 
-    assert set(NEUTRAL_KEYS) == set(keys_with(NEUTRAL)) == {"resume", "logger", "trainer.progress", "trainer.checkpoint"}
+    assert set(NEUTRAL_KEYS) == set(keys_with(NEUTRAL)) == {"resume", "logger", "trainer.progress", "trainer.checkpoint", "trainer.keep_checkpoints"}
     assert set(keys_with(PER_ARM)) == {
         "seed", "optimizer", "scheduler", "trainer.divergence", "trainer.early_stopping", "trainer.lr_find",
         "trainer.progress", "lr_find", "objective", "logger", "schedule_plot", "eval", "toy",

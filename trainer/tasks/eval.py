@@ -131,7 +131,6 @@ def run_choices(run_dir: Path) -> dict:
 def run_eval(trained: DictConfig, cfg: DictConfig) -> dict:
     """Evaluate the checkpoint on the validation and test sets; write eval.json; print one line."""
     import torch
-    from hydra.utils import instantiate
 
     from trainer import data
     from trainer.engine import checkpoint
@@ -151,7 +150,9 @@ def run_eval(trained: DictConfig, cfg: DictConfig) -> dict:
         precision = resolve_precision(t.precision, device)
         _, val_set, test_set = data.load(cfg.dataset, device, t.channels_last)
         memory_format = torch.channels_last if t.channels_last else torch.preserve_format
-        model = instantiate(cfg.model).to(device, memory_format=memory_format)
+        from trainer.models import build_model
+
+        model = build_model(cfg.model).to(device, memory_format=memory_format)
         model.load_state_dict(saved["model"])  # the weights training evaluated: a schedule-free optimizer's average
         amp = autocast(device, precision)
         val_loss, val_acc = evaluate(model, val_set, t.eval_batch_size, amp) if val_set is not None else (None, None)
