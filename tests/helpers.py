@@ -381,6 +381,12 @@ ORACLES = {
         {"name": "cosine_restarts", "T_0": 5, "T_mult": 1, "eta_min": 0.0},
         lambda o, u: tl.CosineAnnealingWarmRestarts(o, T_0=5 * u),
     ),
+    # the presets at their defaults: to 0 over the whole run
+    "linear_to_zero_preset": (
+        {"name": "linear_to_zero"},
+        lambda o, u: tl.LinearLR(o, start_factor=1.0, end_factor=0.0, total_iters=EPOCHS * u),
+    ),
+    "cosine_to_zero_preset": ({"name": "cosine_to_zero"}, lambda o, u: tl.CosineAnnealingLR(o, T_max=EPOCHS * u)),
 }
 
 # ReduceLROnPlateau settings, each run on LOSSES against torch's

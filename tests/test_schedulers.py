@@ -11,6 +11,21 @@ import matplotlib.image
 import pytest
 import torch
 from conftest import compose_config
+from helpers import (
+    BASE,
+    EPOCHS,
+    INTERVALS,
+    LOSSES,
+    ORACLES,
+    PLATEAUS,
+    SPE,
+    lrs,
+    momenta,
+    run_ours,
+    run_torch,
+    sgd,
+    trace,
+)
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
@@ -33,13 +48,6 @@ from schedulers.errors import ConfigError
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf" / "scheduler"
 
-BASE = 0.5
-EPOCHS = 12
-SPE = 5  # steps per epoch
-UNITS = {"epoch": 1, "step": SPE}  # torch scheduler steps per epoch in each interval
-INTERVALS = list(UNITS)
-# a validation loss that improves, stalls, wobbles and improves again
-LOSSES = [1.0, 0.9, 0.95, 0.95, 0.9, 0.91, 0.89999, 0.8, 0.85, 0.85, 0.85, 0.85, 0.7, 0.71, 0.72, 0.73]
 
 # every schedule, with the keys that make it meaningful for BASE and EPOCHS (others are the yaml's)
 CASES = {
@@ -69,139 +77,6 @@ CASES = {
 TORCH_EXAMPLE = {"name": "torch", "_target_": "torch.optim.lr_scheduler.StepLR", "step_size": 3, "gamma": 0.5}
 
 
-def sgd(*lrs):
-    """SGD with momentum, one param group per LR."""
-    groups = [{"params": [torch.zeros(1, requires_grad=True)], "lr": lr} for lr in lrs or (BASE,)]
-    return torch.optim.SGD(groups, lr=groups[0]["lr"], momentum=0.9)
-
-
-def trace(optimizer, on_step, on_epoch, epochs, start=0):
-    """The trainer's loop: LR and momentum of every param group before every optimizer step."""
-    seen = []
-    for epoch in range(start, epochs):
-        for _ in range(SPE):
-            seen.append([(g["lr"], g["momentum"]) for g in optimizer.param_groups])
-            optimizer.step()
-            on_step()
-        on_epoch(epoch)
-    return seen
-
-
-def run_ours(cfg, interval, epochs=EPOCHS, optimizer=None, scheduler=None, start=0, losses=LOSSES):
-    optimizer = optimizer or sgd()
-    scheduler = scheduler or build_schedule({**cfg, "interval": interval}, optimizer, SPE, epochs)
-    return trace(optimizer, scheduler.step_batch, lambda e: scheduler.step_epoch(losses[e]), epochs, start)
-
-
-def run_torch(make, interval, epochs=EPOCHS, metrics=None):
-    optimizer = sgd()
-    scheduler = make(optimizer, UNITS[interval])
-
-    def on_step():
-        if interval == "step" and metrics is None:
-            scheduler.step()
-
-    def on_epoch(epoch):
-        if metrics is not None:
-            scheduler.step(metrics[epoch])
-        elif interval == "epoch":
-            scheduler.step()
-
-    return trace(optimizer, on_step, on_epoch, epochs)
-
-
-def lrs(seen, group=0):
-    return [step[group][0] for step in seen]
-
-
-def momenta(seen):
-    return [step[0][1] for step in seen]
-
-
-ORACLES = {
-    "step": ({"name": "step", "step_size": 3, "gamma": 0.5}, lambda o, u: tl.StepLR(o, 3 * u, gamma=0.5)),
-    "multistep": (
-        {"name": "multistep", "milestones": [3, 7], "gamma": 0.3},
-        lambda o, u: tl.MultiStepLR(o, [3 * u, 7 * u], gamma=0.3),
-    ),
-    "exponential": ({"name": "exponential", "gamma": 0.8}, lambda o, u: tl.ExponentialLR(o, 0.8 ** (1 / u))),
-    "cosine": (
-        {"name": "cosine", "final_lr": 0.02, "horizon": EPOCHS},
-        lambda o, u: tl.CosineAnnealingLR(o, T_max=EPOCHS * u, eta_min=0.02),
-    ),
-    "cosine_to_zero": (
-        {"name": "cosine", "final_lr": 0.0, "horizon": None},
-        lambda o, u: tl.CosineAnnealingLR(o, T_max=EPOCHS * u),
-    ),
-    "polynomial": (
-        {"name": "polynomial", "power": 2.0, "end_lr": 0.0, "horizon": 8},
-        lambda o, u: tl.PolynomialLR(o, total_iters=8 * u, power=2.0),
-    ),
-    "linear": (
-        {"name": "linear", "start_factor": 1.0, "end_factor": 0.1, "horizon": 8},
-        lambda o, u: tl.LinearLR(o, start_factor=1.0, end_factor=0.1, total_iters=8 * u),
-    ),
-    "linear_rising": (
-        {"name": "linear", "start_factor": 0.25, "end_factor": 1.0, "horizon": 3},
-        lambda o, u: tl.LinearLR(o, start_factor=0.25, end_factor=1.0, total_iters=3 * u),
-    ),
-    "onecycle": (
-        {"name": "onecycle"},
-        lambda o, u: tl.OneCycleLR(o, max_lr=BASE, total_steps=EPOCHS * u),
-    ),
-    "onecycle_three_phase_linear": (
-        {"name": "onecycle", "three_phase": True, "anneal_strategy": "linear", "pct_start": 0.25, "div_factor": 10.0},
-        lambda o, u: tl.OneCycleLR(
-            o,
-            max_lr=BASE,
-            total_steps=EPOCHS * u,
-            three_phase=True,
-            anneal_strategy="linear",
-            pct_start=0.25,
-            div_factor=10.0,
-        ),
-    ),
-    "cyclic_triangular": (
-        {"name": "cyclic", "max_lr": 2.0, "step_size_up": 2, "step_size_down": 3},
-        lambda o, u: tl.CyclicLR(o, BASE, 2.0, step_size_up=2 * u, step_size_down=3 * u),
-    ),
-    "cyclic_triangular2": (
-        {"name": "cyclic", "max_lr": 2.0, "step_size_up": 1.5, "mode": "triangular2"},
-        lambda o, u: tl.CyclicLR(o, BASE, 2.0, step_size_up=1.5 * u, mode="triangular2"),
-    ),
-    "cyclic_exp_range": (
-        {"name": "cyclic", "max_lr": 2.0, "step_size_up": 2, "mode": "exp_range", "gamma": 0.7},
-        lambda o, u: tl.CyclicLR(o, BASE, 2.0, step_size_up=2 * u, mode="exp_range", gamma=0.7 ** (1 / u)),
-    ),
-    "cosine_restarts": (
-        {"name": "cosine_restarts", "T_0": 2, "T_mult": 2, "eta_min": 0.01},
-        lambda o, u: tl.CosineAnnealingWarmRestarts(o, T_0=2 * u, T_mult=2, eta_min=0.01),
-    ),
-    "step_default_a_third_of_the_run": (
-        {"name": "step", "gamma": 0.5},
-        lambda o, u: tl.StepLR(o, EPOCHS // 3 * u, gamma=0.5),
-    ),
-    "multistep_default_half_and_three_quarters": (
-        {"name": "multistep", "gamma": 0.3},
-        lambda o, u: tl.MultiStepLR(o, [EPOCHS // 2 * u, EPOCHS * 3 // 4 * u], gamma=0.3),
-    ),
-    "multistep_fractions": (
-        {"name": "multistep", "milestone_fractions": [0.25, 0.5, 0.75], "gamma": 0.5},
-        lambda o, u: tl.MultiStepLR(o, [3 * u, 6 * u, 9 * u], gamma=0.5),
-    ),
-    "cosine_restarts_constant_period": (
-        {"name": "cosine_restarts", "T_0": 5, "T_mult": 1, "eta_min": 0.0},
-        lambda o, u: tl.CosineAnnealingWarmRestarts(o, T_0=5 * u),
-    ),
-    # the presets at their defaults: to 0 over the whole run
-    "linear_to_zero_preset": (
-        {"name": "linear_to_zero"},
-        lambda o, u: tl.LinearLR(o, start_factor=1.0, end_factor=0.0, total_iters=EPOCHS * u),
-    ),
-    "cosine_to_zero_preset": ({"name": "cosine_to_zero"}, lambda o, u: tl.CosineAnnealingLR(o, T_max=EPOCHS * u)),
-}
-
-
 @pytest.mark.parametrize("interval", INTERVALS)
 @pytest.mark.parametrize("case", ORACLES)
 def test_equals_torch_over_a_run(case, interval):
@@ -209,20 +84,6 @@ def test_equals_torch_over_a_run(case, interval):
     ours, theirs = run_ours(cfg, interval), run_torch(make, interval)
     assert lrs(ours) == pytest.approx(lrs(theirs), rel=1e-9)
     assert momenta(ours) == pytest.approx(momenta(theirs), rel=1e-9)
-
-
-PLATEAUS = {
-    "rel": {"patience": 1, "factor": 0.5, "threshold": 1e-2},
-    "abs_cooldown_floor": {
-        "patience": 0,
-        "factor": 0.5,
-        "threshold": 0.02,
-        "threshold_mode": "abs",
-        "cooldown": 2,
-        "min_lr": 0.1,
-    },
-    "max": {"mode": "max", "patience": 2, "factor": 0.3, "threshold": 0.0},
-}
 
 
 @pytest.mark.parametrize("interval", INTERVALS)
