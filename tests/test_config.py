@@ -31,15 +31,6 @@ def test_defaults_are_the_d2l_baseline():
     assert (cfg.trainer.device, cfg.trainer.precision, cfg.task) == ("auto", "auto", "train")
 
 
-def bad_input(capsys, *overrides: str) -> str:
-    with pytest.raises(SystemExit) as e:
-        precheck(list(overrides))
-    assert e.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0, f"expected one line, got:\n{err}"
-    return err
-
-
 @pytest.mark.parametrize(
     "override,expected",
     [

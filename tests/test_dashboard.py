@@ -23,7 +23,7 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 import yaml
-from helpers import ROOT
+from helpers import ROOT, cells_of
 from matplotlib.colors import to_rgb
 
 from experiments.report import dashboard, live, main, write_report
@@ -153,15 +153,6 @@ class Tables(HTMLParser):
     def handle_data(self, data):
         if self._cell is not None:
             self._cell.append(data)
-
-
-def cells_of(markdown: str, label: str) -> dict[str, str]:
-    """A group's row of table.md by column header (bold kept)."""
-    lines = markdown.splitlines()
-    header = next(line for line in lines if line.startswith("| ") and " n |" in line)
-    names = [c.strip() for c in header.strip("|").split(" | ")]
-    row = next(line for line in lines if line.startswith(f"| {label} |"))
-    return dict(zip(names, (c.strip() for c in row.strip("|").split(" | ")), strict=True))
 
 
 # --- the page, without a browser --------------------------------------------------------------------------------
