@@ -1,12 +1,12 @@
 """schedlab: train, find a learning rate, evaluate a run, or draw schedules; single runs and Hydra sweeps.
 
-    python run.py                                       # d2l baseline: LeNet, Fashion-MNIST, SGD 0.3
-    python run.py debug=fast scheduler=onecycle         # any config in seconds
-    python run.py -m scheduler=cosine,multistep seed=0,1,2
-    python run.py task=lr_find
-    python run.py task=eval resume=outputs/runs/<date>/<time>
-    python run.py task=schedule scheduler=cosine 'schedule_plot.compare=[multistep,sqrt]'
-    python run.py --help                                # the groups, options, tasks and keys
+python run.py                                       # d2l baseline: LeNet, Fashion-MNIST, SGD 0.3
+python run.py debug=fast scheduler=onecycle         # any config in seconds
+python run.py -m scheduler=cosine,multistep seed=0,1,2
+python run.py task=lr_find
+python run.py task=eval resume=outputs/runs/<date>/<time>
+python run.py task=schedule scheduler=cosine 'schedule_plot.compare=[multistep,sqrt]'
+python run.py --help                                # the groups, options, tasks and keys
 """
 
 import os

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MEMORY_TOLERANCE_MB = 48.0
 MEMORY_TOLERANCE_FRACTION = 0.05
 
+
 def git_commit() -> str | None:
     try:
         out = subprocess.run(

@@ -28,9 +28,9 @@ from benchmarks.common import hardware, median_after_warmup, memory_check, reset
 from trainer import data
 from trainer.cli import compose_config
 from trainer.engine.fit import fit
+from trainer.engine.setup import memory_use, resolve_device
 from trainer.models import LeNet
 from trainer.records import read_metrics, write_json
-from trainer.engine.setup import memory_use, resolve_device
 
 BATCH_SIZE = 256
 D2L_LR = 0.3

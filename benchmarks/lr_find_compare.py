@@ -39,8 +39,8 @@ from benchmarks.common import hardware
 from trainer.cli import compose_config
 from trainer.engine.fit import fit
 from trainer.engine.lr_find import LRFindResult, range_test_from_config
-from trainer.records import Job, write_json
 from trainer.engine.setup import build
+from trainer.records import Job, write_json
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 GRID = {

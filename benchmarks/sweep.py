@@ -92,7 +92,9 @@ def main(argv: list[str] | None = None) -> dict:
         report["launchers"] = {launcher: r for launcher, r in zip(launchers, reports, strict=True)}
         base = reports[0]["wall_s"]
         for launcher, r in zip(launchers[1:], reports[1:], strict=True):
-            print(f"{launcher} vs {launchers[0]}: {r['wall_s']:.1f} s vs {base:.1f} s wall clock -> {base / r['wall_s']:.2f}x")
+            print(
+                f"{launcher} vs {launchers[0]}: {r['wall_s']:.1f} s vs {base:.1f} s wall clock -> {base / r['wall_s']:.2f}x"
+            )
     if args.json:
         write_json(args.json, report)
     return report

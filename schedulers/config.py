@@ -100,7 +100,9 @@ class Schedule:
             _require(value in options, key, "one of " + ", ".join(repr(o) for o in options), value)
         warmup = self.warmup.epochs
         _require(warmup >= 0 and math.isfinite(warmup), "warmup.epochs", ">= 0", warmup)
-        _require(warmup < epochs, "warmup.epochs", f"< trainer.epochs ({epochs}): warmup must end before the run", warmup)
+        _require(
+            warmup < epochs, "warmup.epochs", f"< trainer.epochs ({epochs}): warmup must end before the run", warmup
+        )
         end = self.end(epochs)
         if end is not None:
             got = self.horizon if self.horizon is not None else f"null = the run's {epochs} epochs"
@@ -122,8 +124,10 @@ class Schedule:
         for key, sub in self.value_schedules().items():
             within(key, lambda sub=sub: sub.check(epochs))
             if key == "momentum" and getattr(self, "cycle_momentum", False):
-                raise ConfigError(f"scheduler.momentum must be null with scheduler.cycle_momentum=true ({self.name} "
-                                  "cycles the momentum itself): set scheduler.cycle_momentum=false to schedule it")
+                raise ConfigError(
+                    f"scheduler.momentum must be null with scheduler.cycle_momentum=true ({self.name} "
+                    "cycles the momentum itself): set scheduler.cycle_momentum=false to schedule it"
+                )
 
     def value_schedules(self) -> dict[str, Schedule]:
         """The parsed schedules of the values other than the LR (VALUES) that this schedule sets, at its interval."""
@@ -135,14 +139,25 @@ class Schedule:
             if isinstance(node, Schedule):  # already parsed (a plain loop's schedule object)
                 out[key] = node
                 continue
-            _require(isinstance(node, (dict, DictConfig)), key, "null or a scheduler node, e.g. {name: cosine, "
-                     "final_lr: 0.85}", node)
+            _require(
+                isinstance(node, (dict, DictConfig)),
+                key,
+                "null or a scheduler node, e.g. {name: cosine, final_lr: 0.85}",
+                node,
+            )
             node = dict(node)
-            _require(node.get("interval", self.interval) == self.interval, f"{key}.interval",
-                     f"the LR's scheduler.interval ({self.interval!r}): every value moves at the same positions",
-                     node.get("interval"))
-            _require(node.get("name") not in NOT_FOR_VALUES, f"{key}.name", "a schedule that is a function of the "
-                     f"position alone, not {', '.join(NOT_FOR_VALUES)}", node.get("name"))
+            _require(
+                node.get("interval", self.interval) == self.interval,
+                f"{key}.interval",
+                f"the LR's scheduler.interval ({self.interval!r}): every value moves at the same positions",
+                node.get("interval"),
+            )
+            _require(
+                node.get("name") not in NOT_FOR_VALUES,
+                f"{key}.name",
+                f"a schedule that is a function of the position alone, not {', '.join(NOT_FOR_VALUES)}",
+                node.get("name"),
+            )
             nested = next((k for k in VALUES if node.get(k) is not None), None)
             _require(nested is None, f"{key}.{nested}", "null: a value schedule drives one value", node.get(nested))
             out[key] = within(key, lambda node=node: parse({**node, "interval": self.interval}))
@@ -158,15 +173,23 @@ class Schedule:
             what = VALUES[key]
             if base is None:
                 raise ConfigError(f"scheduler.{key} must be null: {owner} has no {what} to schedule")
-            _require(base > 0, key, f"null where the optimizer's {what} is 0: a schedule scales it from its value "
-                     f"(set it > 0 on the optimizer)", sub.name)
+            _require(
+                base > 0,
+                key,
+                f"null where the optimizer's {what} is 0: a schedule scales it from its value "
+                f"(set it > 0 on the optimizer)",
+                sub.name,
+            )
             within(key, lambda sub=sub, base=base: sub.check(epochs, base), base_name=f"the optimizer's {what}")
             if key in BELOW_ONE:
                 curve = curves.make_curve(sub, epochs, 1.0 / VALUE_GRID)
-                t, top = max(((k / VALUE_GRID, curve(k / VALUE_GRID, base)) for k in range(epochs * VALUE_GRID)),
-                             key=lambda p: p[1])
-                _require(top < 1, key, f"a schedule that stays below 1 ({what}), reaching {top:.4g} at epoch {t:g}",
-                         sub.name)
+                t, top = max(
+                    ((k / VALUE_GRID, curve(k / VALUE_GRID, base)) for k in range(epochs * VALUE_GRID)),
+                    key=lambda p: p[1],
+                )
+                _require(
+                    top < 1, key, f"a schedule that stays below 1 ({what}), reaching {top:.4g} at epoch {t:g}", sub.name
+                )
 
 
 @dataclass
@@ -212,7 +235,9 @@ class MultiStep(Schedule):
             _require(all(x > 0 for x in m), "milestones", "> 0 (epochs after warmup)", m)
         f = list(self.milestone_fractions)
         _require(all(a < b for a, b in zip(f, f[1:], strict=False)), "milestone_fractions", "strictly increasing", f)
-        _require(all(0 < x < 1 for x in f), "milestone_fractions", "in (0, 1) (fractions of the epochs after warmup)", f)
+        _require(
+            all(0 < x < 1 for x in f), "milestone_fractions", "in (0, 1) (fractions of the epochs after warmup)", f
+        )
         super().check(epochs, base_lr)
 
     def resolve(self, epochs: int) -> MultiStep:
@@ -490,7 +515,9 @@ SCHEMAS: dict[str, Schedule] = {
     "polynomial": Polynomial(),
     "linear": Linear(),
     "cosine": Cosine(),
-    "cosine_warmup": Cosine(warmup=Warmup(epochs=5.0)),  # d2l's 5 warmup epochs from 0, then the cosine to the run's end
+    "cosine_warmup": Cosine(
+        warmup=Warmup(epochs=5.0)
+    ),  # d2l's 5 warmup epochs from 0, then the cosine to the run's end
     "plateau": Plateau(),
     "onecycle": OneCycle(),
     "cyclic": Cyclic(),

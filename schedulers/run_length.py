@@ -75,7 +75,10 @@ def _step(c: config.Step, epochs: int, base: float, quantum: float) -> str | Non
     last = epochs - 1 if c.interval == "epoch" else epochs - quantum  # the last position the run trains at
     if first <= last + SLACK:
         return None
-    return f"scheduler.step_size={_num(c.step_size)}: the run's {epochs} epochs never reach the first step" + _after_warmup(c)
+    return (
+        f"scheduler.step_size={_num(c.step_size)}: the run's {epochs} epochs never reach the first step"
+        + _after_warmup(c)
+    )
 
 
 def _multistep(c: config.MultiStep, epochs: int, base: float, quantum: float) -> str | None:

@@ -260,8 +260,10 @@ def validate_torch(cfg: DictConfig, has_val_metric: bool = True, why_no_metric: 
             "scheduler.warmup is not available with _target_: chain a warmup with torch.optim.lr_scheduler.SequentialLR"
         )
     if value := next((k for k in config.VALUES if cfg.get(k) is not None), None):
-        raise ConfigError(f"scheduler.{value} is not available with _target_: torch's schedulers drive the LR only "
-                          "(schedule it with one of schedlab's schedules, e.g. scheduler=cosine)")
+        raise ConfigError(
+            f"scheduler.{value} is not available with _target_: torch's schedulers drive the LR only "
+            "(schedule it with one of schedlab's schedules, e.g. scheduler=cosine)"
+        )
     interval = cfg.get("interval", "epoch")
     if interval not in config.INTERVALS:
         raise ConfigError(f"scheduler.interval must be one of 'epoch', 'step', got {interval!r}")

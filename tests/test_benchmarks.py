@@ -64,8 +64,17 @@ def test_memory_growth_beyond_the_tolerance_is_flagged():
 def test_sweep_benchmark_runs_the_five_d2l_schedules_with_each_launcher(tmp_path, capsys):
     out = tmp_path / "sweep.json"
     report = sweep.main(
-        ["--launchers", "basic,stacked", "dataset=synthetic", "dataset.train_size=1024", "dataset.test_size=256",
-         "trainer.max_steps_per_epoch=1", "trainer.device=cpu", "--json", str(out)]
+        [
+            "--launchers",
+            "basic,stacked",
+            "dataset=synthetic",
+            "dataset.train_size=1024",
+            "dataset.test_size=256",
+            "trainer.max_steps_per_epoch=1",
+            "trainer.device=cpu",
+            "--json",
+            str(out),
+        ]
     )
     runs = report["launchers"]
     assert [r["settings"]["launcher"] for r in runs.values()] == ["basic", "stacked"]
@@ -81,7 +90,13 @@ def test_sweep_benchmark_runs_the_five_d2l_schedules_with_each_launcher(tmp_path
         assert r["wall_s"] >= r["sum_epoch_s"] > 0  # a CPU stack times each arm's own epochs
     assert runs["basic"]["wall_s"] >= runs["basic"]["sum_fit_s"] >= runs["basic"]["sum_epoch_s"]
     # the same jobs, the same numbers: on a CPU the stack runs each arm's epochs as its own run would
-    assert [j["final_test_acc"] for j in runs["basic"]["jobs"]] == [j["final_test_acc"] for j in runs["stacked"]["jobs"]]
-    assert json.loads(out.read_text())["overhead_per_job_s"] == report["overhead_per_job_s"] == runs["basic"]["overhead_per_job_s"]
+    assert [j["final_test_acc"] for j in runs["basic"]["jobs"]] == [
+        j["final_test_acc"] for j in runs["stacked"]["jobs"]
+    ]
+    assert (
+        json.loads(out.read_text())["overhead_per_job_s"]
+        == report["overhead_per_job_s"]
+        == runs["basic"]["overhead_per_job_s"]
+    )
     printed = capsys.readouterr().out
     assert "5 jobs" in printed and "stacked vs basic:" in printed

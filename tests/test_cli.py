@@ -48,7 +48,9 @@ def test_eval_gives_the_numbers_of_the_runs_last_epoch(trained):
     assert figures["val_loss"] == pytest.approx(last["val_loss"], rel=1e-6)
     assert figures["test_loss"] == pytest.approx(last["test_loss"], rel=1e-6)
     lines = result.stdout.strip().splitlines()
-    assert lines[-1].startswith("eval of checkpoint.pt (epoch 2): val acc ") and lines[-1].endswith(f"{trained / 'eval.json'}")
+    assert lines[-1].startswith("eval of checkpoint.pt (epoch 2): val acc ") and lines[-1].endswith(
+        f"{trained / 'eval.json'}"
+    )
     assert result.stdout.count(TREE_TITLE) == 1 and "dataset (synthetic): name=synthetic" in result.stdout
     assert (trained / ".hydra" / "overrides.yaml").read_text() == overrides_before  # the training run's record stays
     assert read_summary(trained)["status"] == "completed"
@@ -71,7 +73,9 @@ def test_eval_takes_the_training_command_and_refuses_another_config(trained):
     other = run_cli(["task=eval", f"resume={trained}", "dataset=synthetic", "dataset.train_size=4096"])
     assert other.returncode == 2
     assert stderr_lines(other.stderr) == [other.stderr.strip()]
-    assert other.stderr.startswith("schedlab: error: dataset.train_size=4096 does not match the run (dataset.train_size=2048")
+    assert other.stderr.startswith(
+        "schedlab: error: dataset.train_size=4096 does not match the run (dataset.train_size=2048"
+    )
 
 
 def test_eval_without_a_checkpoint_is_refused_in_one_line(tmp_path):
@@ -79,7 +83,9 @@ def test_eval_without_a_checkpoint_is_refused_in_one_line(tmp_path):
     empty.mkdir()
     result = run_cli(["task=eval", f"resume={empty}"])
     assert result.returncode == 2
-    assert result.stderr.strip() == f"schedlab: error: resume={str(empty)!r} holds no checkpoint.pt: nothing to evaluate"
+    assert (
+        result.stderr.strip() == f"schedlab: error: resume={str(empty)!r} holds no checkpoint.pt: nothing to evaluate"
+    )
     assert not (empty / "eval.json").exists() and not (empty / ".hydra").exists()
     result = run_cli(["task=eval"])
     assert result.returncode == 2 and "task='eval' is not allowed: needs resume=<run folder>" in result.stderr
@@ -132,8 +138,12 @@ def test_debug_fast_runs_in_seconds(tmp_path, scheduler, epochs):
 def test_help_lists_schedlabs_groups_and_options_and_no_schema():
     result = run_cli(["--help"], env={"PYTHONPROFILEIMPORTTIME": "1"})  # stderr: every module imported
     assert result.returncode == 0, result.stderr
-    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
-    assert "trainer.cli" in imported and not [m for m in imported if m.split(".")[0] == "torch"]  # --help loads no torch
+    imported = {
+        line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")
+    }
+    assert "trainer.cli" in imported and not [
+        m for m in imported if m.split(".")[0] == "torch"
+    ]  # --help loads no torch
     assert "_schema" not in result.stdout
     listed: dict[str, list[str]] = {}
     block = result.stdout.split("config groups", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
@@ -157,7 +167,10 @@ def test_a_schema_is_not_an_option(capsys, argv):
         precheck(argv)
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert err == "schedlab: error: optimizer='adam_schema' is not an option: use one of adadelta, adagrad, adam, adamw, adamw_schedulefree, momentum, nesterov, rmsprop, sgd, sgd_schedulefree"
+    assert (
+        err
+        == "schedlab: error: optimizer='adam_schema' is not an option: use one of adadelta, adagrad, adam, adamw, adamw_schedulefree, momentum, nesterov, rmsprop, sgd, sgd_schedulefree"
+    )
 
 
 def test_scheduler_schema_is_not_an_option_either(capsys):
@@ -172,13 +185,28 @@ def test_scheduler_schema_is_not_an_option_either(capsys):
 def test_a_failing_sweep_job_is_one_line_and_the_sweep_fails(tmp_path):
     empty, sweep = tmp_path / "no-data", tmp_path / "sweep"
     empty.mkdir()
-    result = run_cli(["-m", "dataset=mnist,synthetic", f"dataset.root={empty}", "dataset.download=false", "dataset.val_size=0.1",
-                      "logger=none", "trainer.progress=false", "trainer.epochs=1", "trainer.max_steps_per_epoch=2",
-                      f"hydra.sweep.dir={sweep}"])
+    result = run_cli(
+        [
+            "-m",
+            "dataset=mnist,synthetic",
+            f"dataset.root={empty}",
+            "dataset.download=false",
+            "dataset.val_size=0.1",
+            "logger=none",
+            "trainer.progress=false",
+            "trainer.epochs=1",
+            "trainer.max_steps_per_epoch=2",
+            f"hydra.sweep.dir={sweep}",
+        ]
+    )
     assert result.returncode != 0  # Hydra sees the failure
     assert "Traceback" not in result.stderr
     failed = [line for line in stderr_lines(result.stderr) if line.startswith("schedlab: job 0 failed: ")]
-    assert len(failed) == 1 and "dataset=mnist: no data found" in failed[0] and failed[0].endswith(f"; results in {sweep / '0'}")
+    assert (
+        len(failed) == 1
+        and "dataset=mnist: no data found" in failed[0]
+        and failed[0].endswith(f"; results in {sweep / '0'}")
+    )
     assert read_summary(sweep / "0")["status"] == "failed" and read_summary(sweep / "1")["status"] == "completed"
     assert TREE_TITLE not in result.stdout  # a sweep job prints its folder, not a tree
     assert f"schedlab: job 1: results in {sweep / '1'}" in result.stdout
@@ -197,7 +225,9 @@ def start_and_signal(run: Path, sig: int) -> subprocess.CompletedProcess:
     args = [sys.executable, str(ROOT / "run.py"), *SLOW, f"hydra.run.dir={run}"]
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
-    while not (read_metrics(run) and (run / "checkpoint.pt").exists()) and proc.poll() is None and time.time() < deadline:
+    while (
+        not (read_metrics(run) and (run / "checkpoint.pt").exists()) and proc.poll() is None and time.time() < deadline
+    ):
         time.sleep(0.02)
     assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(sig)

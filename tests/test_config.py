@@ -26,7 +26,11 @@ def test_every_option_composes_and_validates(group, option):
 
 def test_defaults_are_the_d2l_baseline():
     cfg = compose_config()
-    assert (cfg.dataset.name, cfg.model._target_, cfg.optimizer._target_) == ("fashion_mnist", "trainer.models.LeNet", "torch.optim.SGD")
+    assert (cfg.dataset.name, cfg.model._target_, cfg.optimizer._target_) == (
+        "fashion_mnist",
+        "trainer.models.LeNet",
+        "torch.optim.SGD",
+    )
     assert (cfg.trainer.epochs, cfg.trainer.batch_size, cfg.seed, cfg.optimizer.lr) == (30, 256, 0, 0.3)
     assert (cfg.trainer.device, cfg.trainer.precision, cfg.task) == ("auto", "auto", "train")
 
@@ -38,14 +42,20 @@ def test_defaults_are_the_d2l_baseline():
         ("trainer.batch_size=0", "trainer.batch_size=0 is not allowed"),
         ("optimizer.lr=-0.1", "optimizer.lr=-0.1 is not allowed: must be > 0"),
         ("optimizer.lr=0", "optimizer.lr=0.0 is not allowed: must be > 0"),
-        ("trainer.batch_size=70000", "must be at most the training set size (55000 for dataset=fashion_mnist)"),  # 5000 held out
+        (
+            "trainer.batch_size=70000",
+            "must be at most the training set size (55000 for dataset=fashion_mnist)",
+        ),  # 5000 held out
         ("trainer.precision=fp8", "trainer.precision='fp8' is not allowed: use one of auto, fp32, bf16, fp16"),
         ("trainer.device=tpu", "trainer.device='tpu' is not allowed"),
         ("task=dance", "task='dance' is not allowed: use one of train, lr_find, schedule, eval"),
         ("eval.checkpoint=worst", "eval.checkpoint='worst' is not allowed: use one of last, best"),
         ("trainer.epoch=3", "trainer.epoch: no such key in trainer"),
         ("trainer.epochs=abc", "trainer.epochs: Value 'abc' of type 'str' could not be converted to Integer"),
-        ("optimizer=sgdd", "optimizer='sgdd' is not an option: use one of adadelta, adagrad, adam, adamw, adamw_schedulefree, momentum, nesterov, rmsprop, sgd, sgd_schedulefree"),
+        (
+            "optimizer=sgdd",
+            "optimizer='sgdd' is not an option: use one of adadelta, adagrad, adam, adamw, adamw_schedulefree, momentum, nesterov, rmsprop, sgd, sgd_schedulefree",
+        ),
         ("optimizer.momentum=1.5", "optimizer.momentum=1.5 is not allowed: must be in [0, 1)"),
         ("logger.mode=loud", "logger.mode='loud' is not allowed"),
     ],
@@ -60,7 +70,9 @@ def test_every_job_of_a_sweep_is_checked_before_any_runs(capsys):
 
 
 def test_synthetic_batch_limit_follows_its_size(capsys):
-    assert "(92 for dataset=synthetic)" in bad_input(capsys, "dataset=synthetic", "dataset.train_size=100", "trainer.batch_size=128")  # 8 held out
+    assert "(92 for dataset=synthetic)" in bad_input(
+        capsys, "dataset=synthetic", "dataset.train_size=100", "trainer.batch_size=128"
+    )  # 8 held out
 
 
 def test_output_folder_that_cannot_be_created(capsys, tmp_path: Path):
@@ -88,8 +100,14 @@ def test_the_command_line_parser_has_hydras_flags():
 
     def flags(parser):
         return {
-            tuple(a.option_strings) or a.dest: (a.dest, a.nargs, a.const, a.default, a.choices,
-                                                 "flag" if a.nargs == 0 else "value")
+            tuple(a.option_strings) or a.dest: (
+                a.dest,
+                a.nargs,
+                a.const,
+                a.default,
+                a.choices,
+                "flag" if a.nargs == 0 else "value",
+            )
             for a in parser._actions
         }
 
@@ -119,8 +137,9 @@ def test_no_private_hydra_import_at_module_level():
             assert not any(n.startswith("hydra._internal") for n in names), f"{path.name}: {ast.unparse(node)}"
 
 
-@pytest.mark.parametrize("option", ["dataset=synthetic", "model=mlp", "model=resnet", "optimizer=adamw", "logger=none",
-                                    "logger=tensorboard"])
+@pytest.mark.parametrize(
+    "option", ["dataset=synthetic", "model=mlp", "model=resnet", "optimizer=adamw", "logger=none", "logger=tensorboard"]
+)
 def test_each_group_checks_itself_on_its_typed_object(option):
     from omegaconf import OmegaConf
 
@@ -134,10 +153,21 @@ def test_each_group_checks_itself_on_its_typed_object(option):
 def test_logger_options_are_trackers_by_target():
     none, wandb, tensorboard = (compose_config([f"logger={name}"]).logger for name in ("none", "wandb", "tensorboard"))
     assert dict(none) == {"_target_": "trainer.tracking.NullTracker"}
-    assert dict(wandb) == {"_target_": "trainer.tracking.WandbTracker", "mode": "auto", "project": "schedlab",
-                           "entity": None, "tags": [], "init_timeout": 30.0, "finish_timeout": 120.0, "log_steps": True}
-    assert dict(tensorboard) == {"_target_": "trainer.tracking.TensorBoardTracker", "log_dir": "tensorboard",
-                                 "log_steps": True}
+    assert dict(wandb) == {
+        "_target_": "trainer.tracking.WandbTracker",
+        "mode": "auto",
+        "project": "schedlab",
+        "entity": None,
+        "tags": [],
+        "init_timeout": 30.0,
+        "finish_timeout": 120.0,
+        "log_steps": True,
+    }
+    assert dict(tensorboard) == {
+        "_target_": "trainer.tracking.TensorBoardTracker",
+        "log_dir": "tensorboard",
+        "log_steps": True,
+    }
     assert compose_config().logger._target_ == "trainer.tracking.WandbTracker"  # the default
 
 
@@ -181,8 +211,14 @@ def test_compose_config_checks_unless_told_not_to():
         ("+scheduler.final=0.1", "scheduler.final: no such key in scheduler"),
         ("+logger.mod=online", "logger.mod: no such key in logger (did you mean logger.mode?)"),
         ("+lr_find.start=1", "lr_find.start: no such key in lr_find"),
-        ("+schedule_plot.comapre=[a]", "schedule_plot.comapre: no such key in schedule_plot (did you mean schedule_plot.compare?)"),
-        ("+trainer.divergence.factr=3", "trainer.divergence.factr: no such key in trainer.divergence (did you mean trainer.divergence.factor?)"),
+        (
+            "+schedule_plot.comapre=[a]",
+            "schedule_plot.comapre: no such key in schedule_plot (did you mean schedule_plot.compare?)",
+        ),
+        (
+            "+trainer.divergence.factr=3",
+            "trainer.divergence.factr: no such key in trainer.divergence (did you mean trainer.divergence.factor?)",
+        ),
         ("trainer.epoch=3", "trainer.epoch: no such key in trainer (did you mean trainer.epochs?)"),
         ("fooo=1", "fooo: no such key (check the spelling)"),
     ],
@@ -297,7 +333,9 @@ def test_jobs_composed_from_a_shared_base_equal_hydras_own():
 @pytest.mark.parametrize("final_lr", ["0.05", "0.1", "0.5"])
 def test_precheck_does_not_refuse_an_optuna_study_for_its_default_lr(capsys, final_lr):
     # optimizer.lr is sampled in [0.01, 1]: its default (0.05) says nothing about a trial's floor check
-    precheck(["-m", "hparams_search=optuna_lr", "scheduler=cosine", f"scheduler.final_lr={final_lr}", "dataset=synthetic"])
+    precheck(
+        ["-m", "hparams_search=optuna_lr", "scheduler=cosine", f"scheduler.final_lr={final_lr}", "dataset=synthetic"]
+    )
     assert capsys.readouterr().err == ""
 
 
@@ -307,7 +345,10 @@ def test_precheck_does_not_refuse_an_optuna_study_for_its_default_lr(capsys, fin
         (["scheduler.final_lr=-1"], "scheduler.final_lr must be >= 0"),
         (["trainer.epochs=0"], "trainer.epochs=0 is not allowed"),
         (["optimizer=sgd", "optimizer.nesterov=true"], None),  # momentum is sampled: its default 0 says nothing
-        (["optimizer.nesterov=true", "optimizer.momentum=0"], "optimizer.nesterov=True is not allowed"),  # fixed: not sampled
+        (
+            ["optimizer.nesterov=true", "optimizer.momentum=0"],
+            "optimizer.nesterov=True is not allowed",
+        ),  # fixed: not sampled
         (["seed=0,1", "trainer.batch_size=0,8"], "trainer.batch_size=0 is not allowed"),
     ],
 )
@@ -357,8 +398,15 @@ def test_impossible_values_are_refused(capsys, argv, expected):
     assert expected in bad_input(capsys, *argv)
 
 
-@pytest.mark.parametrize("argv", [["dataset=synthetic", "dataset.image_size=12"], ["seed=4294967295"],
-                                  ["optimizer.dampening=1"], ["model=mlp", "dataset=synthetic", "dataset.image_size=4"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["dataset=synthetic", "dataset.image_size=12"],
+        ["seed=4294967295"],
+        ["optimizer.dampening=1"],
+        ["model=mlp", "dataset=synthetic", "dataset.image_size=4"],
+    ],
+)
 def test_values_at_the_edge_of_the_range_pass(argv):
     validate(compose_config(argv))
 
@@ -394,8 +442,14 @@ def test_every_schedule_at_its_defaults_drives_every_optimizer_at_its_defaults(o
         if optimizer in ("adagrad", "adadelta") and path.stem in ("onecycle", "cyclic"):
             with pytest.raises(ValueError, match="has no momentum or beta1 to cycle: set scheduler.cycle_momentum"):
                 validate(cfg)
-            cfg = compose_config([f"optimizer={optimizer}", f"scheduler={path.stem}", "trainer.epochs=30",
-                                  "scheduler.cycle_momentum=false"])
+            cfg = compose_config(
+                [
+                    f"optimizer={optimizer}",
+                    f"scheduler={path.stem}",
+                    "trainer.epochs=30",
+                    "scheduler.cycle_momentum=false",
+                ]
+            )
         validate(cfg)
         params = [torch.nn.Parameter(torch.zeros(2))]
         build_schedule(cfg.scheduler, build_optimizer(cfg.optimizer, params), 10, 30)
@@ -424,14 +478,34 @@ def test_the_keys_that_matter_for_resume_stacking_and_eval_are_declared_on_their
 
     from trainer.config import EVAL_IGNORES, EVAL_SETS, NEUTRAL, NEUTRAL_KEYS, PER_ARM, keys_with
 
-    assert set(NEUTRAL_KEYS) == set(keys_with(NEUTRAL)) == {"resume", "logger", "trainer.progress", "trainer.checkpoint", "trainer.keep_checkpoints"}
+    assert (
+        set(NEUTRAL_KEYS)
+        == set(keys_with(NEUTRAL))
+        == {"resume", "logger", "trainer.progress", "trainer.checkpoint", "trainer.keep_checkpoints"}
+    )
     assert set(keys_with(PER_ARM)) == {
-        "seed", "optimizer", "scheduler", "trainer.divergence", "trainer.early_stopping", "trainer.lr_find",
-        "trainer.progress", "lr_find", "objective", "logger", "schedule_plot", "eval", "toy",
+        "seed",
+        "optimizer",
+        "scheduler",
+        "trainer.divergence",
+        "trainer.early_stopping",
+        "trainer.lr_find",
+        "trainer.progress",
+        "lr_find",
+        "objective",
+        "logger",
+        "schedule_plot",
+        "eval",
+        "toy",
     }
     assert set(keys_with(EVAL_SETS)) == {
-        "trainer.device", "trainer.precision", "trainer.eval_batch_size", "trainer.num_threads", "trainer.channels_last",
-        "dataset.root", "dataset.download",
+        "trainer.device",
+        "trainer.precision",
+        "trainer.eval_batch_size",
+        "trainer.num_threads",
+        "trainer.channels_last",
+        "dataset.root",
+        "dataset.download",
     }
     ignored = set(keys_with(EVAL_IGNORES))
     assert "toy" in ignored and {"task", "resume", "seed", "logger", "trainer.divergence"} <= ignored
@@ -453,14 +527,25 @@ def test_the_typed_config_is_the_composed_one_with_its_schemas_types(option):
     # its declared type, and the same resolved config back, so config.yaml and a checkpoint's comparison are unchanged
     from omegaconf import OmegaConf
 
-    from trainer.config import ImageDatasetConfig, ModelConfig, OptimizerConfig, SchedlabConfig, TrainerConfig
-    from trainer.config import resolved, typed
+    from trainer.config import (
+        ImageDatasetConfig,
+        ModelConfig,
+        OptimizerConfig,
+        SchedlabConfig,
+        TrainerConfig,
+        resolved,
+        typed,
+    )
 
     cfg = compose_config([option])
     run = typed(cfg)
     assert isinstance(run, SchedlabConfig) and typed(run) is run
-    for group, schema in (("dataset", ImageDatasetConfig), ("model", ModelConfig), ("optimizer", OptimizerConfig),
-                          ("trainer", TrainerConfig)):
+    for group, schema in (
+        ("dataset", ImageDatasetConfig),
+        ("model", ModelConfig),
+        ("optimizer", OptimizerConfig),
+        ("trainer", TrainerConfig),
+    ):
         assert isinstance(getattr(run, group), schema), group
     assert type(run.trainer.epochs) is int and type(run.optimizer.lr) is float and type(run.seed) is int
     assert resolved(run) == OmegaConf.to_container(cfg, resolve=True)

@@ -62,7 +62,8 @@ def test_the_epoch_benchmark_runs_on_cuda(tmp_path):
     from benchmarks import epoch
 
     out = tmp_path / "epoch.json"
-    report = epoch.main(["--dataset", "synthetic", "--epochs", "2", "--workers", "0", "--device", "cuda", "--json", str(out)])
+    report = epoch.main(
+        ["--dataset", "synthetic", "--epochs", "2", "--workers", "0", "--device", "cuda", "--json", str(out)]
+    )
     assert report["schedlab"][0]["status"] == "completed" and report["baseline"]["median_epoch_s"] > 0
     assert json.loads(out.read_text())["hardware"]["gpu"]
-

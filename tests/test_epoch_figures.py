@@ -41,7 +41,9 @@ def test_train_eval_figures_are_the_models_at_the_epochs_end_on_the_subset(tmp_p
     model = instantiate(cfg.model)
     model.load_state_dict(torch.load(tmp_path / "checkpoint.pt", weights_only=True)["model"])
     train_set, _, _ = data.load(cfg.dataset, torch.device("cpu"), cfg.trainer.channels_last)
-    loss, acc = evaluate(model, train_set.fixed_subset(300), cfg.trainer.eval_batch_size, torch.autocast("cpu", enabled=False))
+    loss, acc = evaluate(
+        model, train_set.fixed_subset(300), cfg.trainer.eval_batch_size, torch.autocast("cpu", enabled=False)
+    )
     assert row["train_eval_acc"] == pytest.approx(acc, abs=1e-12)
     assert row["train_eval_loss"] == pytest.approx(loss, rel=1e-5)
     assert row["eval_gap"] == pytest.approx(row["train_eval_acc"] - row["test_acc"], abs=1e-12)
@@ -54,11 +56,18 @@ def test_train_eval_figures_are_the_models_at_the_epochs_end_on_the_subset(tmp_p
 
 
 def test_train_eval_size_zero_leaves_the_figures_out(tmp_path):
-    fit(compose_config([*FAST, "trainer.epochs=1", "trainer.max_steps_per_epoch=2", "trainer.train_eval_size=0"]), tmp_path, {})
+    fit(
+        compose_config([*FAST, "trainer.epochs=1", "trainer.max_steps_per_epoch=2", "trainer.train_eval_size=0"]),
+        tmp_path,
+        {},
+    )
     (row,) = read_metrics(tmp_path)
     assert "train_eval_acc" not in row and "eval_gap" not in row and "gap" in row
 
 
 def test_a_negative_train_eval_size_is_one_line(capsys):
     message = bad_input(capsys, *FAST, "trainer.train_eval_size=-1")
-    assert message == "schedlab: error: trainer.train_eval_size=-1 is not allowed: must be >= 0 (examples; 0: no end-of-epoch train figures)"
+    assert (
+        message
+        == "schedlab: error: trainer.train_eval_size=-1 is not allowed: must be >= 0 (examples; 0: no end-of-epoch train figures)"
+    )

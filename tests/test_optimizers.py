@@ -53,26 +53,35 @@ def test_every_key_set_on_the_command_line_reaches_torch(option):
     "overrides,expected",
     [
         (["optimizer=adagrad", "optimizer.lr_decay=-1"], "optimizer.lr_decay=-1.0 is not allowed: must be >= 0"),
-        (["optimizer=adagrad", "optimizer.initial_accumulator_value=-0.1"],
-         "optimizer.initial_accumulator_value=-0.1 is not allowed: must be >= 0"),
+        (
+            ["optimizer=adagrad", "optimizer.initial_accumulator_value=-0.1"],
+            "optimizer.initial_accumulator_value=-0.1 is not allowed: must be >= 0",
+        ),
         (["optimizer=adagrad", "optimizer.lr=0"], "optimizer.lr=0.0 is not allowed: must be > 0"),
         (["optimizer=adadelta", "optimizer.rho=1.5"], "optimizer.rho=1.5 is not allowed: must be in [0, 1]"),
         (["optimizer=adadelta", "optimizer.eps=-1e-6"], "optimizer.eps=-1e-06 is not allowed: must be >= 0"),
         (["optimizer=adadelta", "optimizer.lr=nan"], "optimizer.lr=nan is not allowed: must be a finite number"),
         (["optimizer=rmsprop", "optimizer.alpha=1.01"], "optimizer.alpha=1.01 is not allowed: must be in [0, 1]"),
         (["optimizer=rmsprop", "optimizer.momentum=1"], "optimizer.momentum=1.0 is not allowed: must be in [0, 1)"),
-        (["optimizer=rmsprop", "optimizer.weight_decay=-1"], "optimizer.weight_decay=-1.0 is not allowed: must be >= 0"),
+        (
+            ["optimizer=rmsprop", "optimizer.weight_decay=-1"],
+            "optimizer.weight_decay=-1.0 is not allowed: must be >= 0",
+        ),
         (["optimizer=rmsprop", "optimizer.centered=maybe"], "optimizer.centered: Value 'maybe' is not a valid bool"),
         # torch has no fused Adadelta or RMSprop, and Adadelta no momentum: no such keys
         (["optimizer=rmsprop", "optimizer.fused=true"], "optimizer.fused: no such key in optimizer"),
         (["optimizer=adadelta", "+optimizer.momentum=0.9"], "optimizer.momentum: no such key in optimizer"),
         (["optimizer=adagrad", "optimizer.betas=[0.9,0.99]"], "optimizer.betas: no such key in optimizer"),
         # onecycle and cyclic cycle momentum or beta1 (torch's rule): Adagrad and Adadelta have neither
-        (["optimizer=adagrad", "scheduler=onecycle"],
-         "scheduler.cycle_momentum=True is not allowed: torch.optim.Adagrad has no momentum or beta1 to cycle: "
-         "set scheduler.cycle_momentum=false"),
-        (["optimizer=adadelta", "scheduler=cyclic"],
-         "scheduler.cycle_momentum=True is not allowed: torch.optim.Adadelta has no momentum or beta1 to cycle"),
+        (
+            ["optimizer=adagrad", "scheduler=onecycle"],
+            "scheduler.cycle_momentum=True is not allowed: torch.optim.Adagrad has no momentum or beta1 to cycle: "
+            "set scheduler.cycle_momentum=false",
+        ),
+        (
+            ["optimizer=adadelta", "scheduler=cyclic"],
+            "scheduler.cycle_momentum=True is not allowed: torch.optim.Adadelta has no momentum or beta1 to cycle",
+        ),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_key(capsys, overrides, expected):
@@ -106,7 +115,9 @@ def test_what_lr_means_for_each_closed_form_first_steps():
     g = torch.tensor([1e-3, -0.5, 40.0], dtype=torch.float64)
     lr = 0.02
     assert first_step("adagrad", lr, g) == pytest.approx((-lr * g / (g.abs() + 1e-10)).tolist(), rel=1e-9)
-    assert first_step("rmsprop", lr, g) == pytest.approx((-lr * g / (math.sqrt(1 - 0.99) * g.abs() + 1e-8)).tolist(), rel=1e-9)
+    assert first_step("rmsprop", lr, g) == pytest.approx(
+        (-lr * g / (math.sqrt(1 - 0.99) * g.abs() + 1e-8)).tolist(), rel=1e-9
+    )
     eps, rho = 1e-6, 0.9
     adadelta = -lr * math.sqrt(eps) / torch.sqrt((1 - rho) * g**2 + eps) * g
     assert first_step("adadelta", lr, g) == pytest.approx(adadelta.tolist(), rel=1e-9)
@@ -134,9 +145,15 @@ def test_lr_only_multiplies_the_update(option):
 
 SCHEDULES = sorted(p.stem for p in (CONF / "scheduler").glob("*.yaml"))
 # keys that make each schedule move within 12 epochs from a base LR of 0.5 (others are the yaml's)
-KEYS = {"factor": ["scheduler.min_lr=0.05"], "cosine": ["scheduler.final_lr=0.005"], "cosine_warmup": ["scheduler.final_lr=0.005"],
-        "cyclic": ["scheduler.max_lr=2.0"], "cosine_restarts": ["scheduler.T_0=3"], "plateau": ["scheduler.patience=1"],
-        "torch": ["scheduler.step_size=3"]}
+KEYS = {
+    "factor": ["scheduler.min_lr=0.05"],
+    "cosine": ["scheduler.final_lr=0.005"],
+    "cosine_warmup": ["scheduler.final_lr=0.005"],
+    "cyclic": ["scheduler.max_lr=2.0"],
+    "cosine_restarts": ["scheduler.T_0=3"],
+    "plateau": ["scheduler.patience=1"],
+    "torch": ["scheduler.step_size=3"],
+}
 CYCLES_MOMENTUM = ("onecycle", "cyclic")
 METRIC = [1.0 - 0.01 * min(e, 3) for e in range(EPOCHS)]  # improves, then stalls: plateau reduces
 
@@ -160,8 +177,16 @@ def drive(optimizer: torch.optim.Optimizer, schedule, steps: int, seed: int = 0)
 
 
 def scheduled(option: str, schedule: str, *extra: str):
-    cfg = compose_config([f"optimizer={option}", "optimizer.lr=0.5", f"scheduler={schedule}", f"trainer.epochs={EPOCHS}",
-                          *KEYS.get(schedule, []), *extra])
+    cfg = compose_config(
+        [
+            f"optimizer={option}",
+            "optimizer.lr=0.5",
+            f"scheduler={schedule}",
+            f"trainer.epochs={EPOCHS}",
+            *KEYS.get(schedule, []),
+            *extra,
+        ]
+    )
     validate(cfg)
     param = torch.zeros(3, dtype=torch.float64, requires_grad=True)
     optimizer = build_optimizer(cfg.optimizer, [param])
@@ -187,7 +212,9 @@ def test_every_schedule_drives_every_adaptive_optimizer(option, schedule):
         before = twin_param.detach().clone()
         twin_param.grad = torch.randn(3, generator=gen, dtype=torch.float64)
         twin.step()
-        assert update.tolist() == pytest.approx((hyper["lr"] * (twin_param.detach() - before)).tolist(), rel=1e-9, abs=1e-15)
+        assert update.tolist() == pytest.approx(
+            (hyper["lr"] * (twin_param.detach() - before)).tolist(), rel=1e-9, abs=1e-15
+        )
 
     sgd = torch.optim.SGD([torch.zeros(3, dtype=torch.float64, requires_grad=True)], lr=0.5, momentum=0.9)
     reference = drive(sgd, build_schedule(cfg.scheduler, sgd, SPE, EPOCHS), EPOCHS * SPE)
@@ -232,9 +259,19 @@ def steps_csv(run: Path) -> list[dict]:
 
 @pytest.mark.parametrize("option,lr", [("adagrad", 0.02), ("adadelta", 1.0), ("rmsprop", 0.002)])
 def test_a_short_run_trains_and_its_lrs_follow_the_schedule(tmp_path, option, lr):
-    cfg = compose_config([*FAST, "model=mlp", f"optimizer={option}", f"optimizer.lr={lr}", "scheduler=cosine",
-                          "scheduler.interval=step", f"scheduler.final_lr={lr / 100}", "trainer.epochs=2",
-                          "trainer.checkpoint=false"])
+    cfg = compose_config(
+        [
+            *FAST,
+            "model=mlp",
+            f"optimizer={option}",
+            f"optimizer.lr={lr}",
+            "scheduler=cosine",
+            "scheduler.interval=step",
+            f"scheduler.final_lr={lr / 100}",
+            "trainer.epochs=2",
+            "trainer.checkpoint=false",
+        ]
+    )
     validate(cfg)
     summary = fit(cfg, tmp_path / "run", {"overrides": []})
     assert summary["status"] == "completed"
@@ -264,11 +301,17 @@ def test_the_adaptive_study_runs_seven_arms_on_the_d2l_setup(capsys):
         for group in ("dataset", "model", "trainer"):
             assert cfg[group] == d2l[group], (arm, group)
         chosen[arm] = (cfg.optimizer._target_, cfg.optimizer.get("momentum", 0), cfg.scheduler.name)
-    assert sorted(chosen.values()) == sorted([
-        ("torch.optim.SGD", 0, "cosine"), ("torch.optim.SGD", 0.9, "step"), ("torch.optim.Adam", 0, "constant"),
-        ("torch.optim.AdamW", 0, "constant"), ("torch.optim.Adagrad", 0, "constant"),
-        ("torch.optim.RMSprop", 0.0, "constant"), ("torch.optim.Adadelta", 0, "constant"),
-    ])
+    assert sorted(chosen.values()) == sorted(
+        [
+            ("torch.optim.SGD", 0, "cosine"),
+            ("torch.optim.SGD", 0.9, "step"),
+            ("torch.optim.Adam", 0, "constant"),
+            ("torch.optim.AdamW", 0, "constant"),
+            ("torch.optim.Adagrad", 0, "constant"),
+            ("torch.optim.RMSprop", 0.0, "constant"),
+            ("torch.optim.Adadelta", 0, "constant"),
+        ]
+    )
     assert study.seed == "0,1,2"
     precheck(["-m", "experiment=adaptive_vs_schedules"])  # every job of the sweep composes and validates
     assert capsys.readouterr().err == ""

@@ -143,13 +143,19 @@ def test_warmup_composes_as_with_the_built_ins(my_schedules):
     # the same as any built-in: custom with rsqrt is sqrt, warmup and all
     for interval in ("epoch", "step"):
         keys = {"interval": interval, "warmup": {"epochs": 1.5, "start_lr": 0.1}}
-        assert lr_curve(custom("lr", **keys), BASE, EPOCHS, SPE) == lr_curve({"name": "sqrt", **keys}, BASE, EPOCHS, SPE)
+        assert lr_curve(custom("lr", **keys), BASE, EPOCHS, SPE) == lr_curve(
+            {"name": "sqrt", **keys}, BASE, EPOCHS, SPE
+        )
 
 
 def test_every_param_group_is_scaled_from_its_own_base(my_schedules):
     ratios = (1.0, 0.1, 3.0)
-    seen = run_ours(custom("Linear", kwargs={"to": 0.2, "over": 4}, warmup={"epochs": 1, "start_lr": 0.05}), "step",
-                    EPOCHS, optimizer=sgd(*(BASE * r for r in ratios)))
+    seen = run_ours(
+        custom("Linear", kwargs={"to": 0.2, "over": 4}, warmup={"epochs": 1, "start_lr": 0.05}),
+        "step",
+        EPOCHS,
+        optimizer=sgd(*(BASE * r for r in ratios)),
+    )
     for group, ratio in enumerate(ratios):
         assert lrs(seen, group) == pytest.approx([lr * ratio for lr in lrs(seen)], rel=1e-12)
     assert lrs(seen, 2)[0] == pytest.approx(0.15)  # the warmup's start_lr, in group 0's units, scaled too
@@ -180,8 +186,14 @@ def test_no_cycles_no_warnings_and_the_key_epochs_of_any_schedule(my_schedules):
 def test_composed_from_the_command_line_with_kwargs_that_follow_the_run(my_schedules):
     from trainer.config import validate
 
-    overrides = ["scheduler=custom", "scheduler.fn=my_schedules.Linear", "+scheduler.kwargs.to=0.2",
-                 "+scheduler.kwargs.over=${trainer.epochs}", "trainer.epochs=8", "optimizer.lr=0.5"]
+    overrides = [
+        "scheduler=custom",
+        "scheduler.fn=my_schedules.Linear",
+        "+scheduler.kwargs.to=0.2",
+        "+scheduler.kwargs.over=${trainer.epochs}",
+        "trainer.epochs=8",
+        "optimizer.lr=0.5",
+    ]
     cfg = compose_config(overrides)
     validate(cfg)
     _, ours = lr_curve(cfg.scheduler, 0.5, 8, 1)
@@ -191,22 +203,36 @@ def test_composed_from_the_command_line_with_kwargs_that_follow_the_run(my_sched
 
 BAD = [
     ({"fn": "mypkg.nope"}, "scheduler.fn=mypkg.nope cannot be imported: No module named 'mypkg'"),
-    ({"fn": "my_schedules.nope"},
-     "scheduler.fn=my_schedules.nope cannot be imported: module 'my_schedules' has no attribute 'nope'"),
+    (
+        {"fn": "my_schedules.nope"},
+        "scheduler.fn=my_schedules.nope cannot be imported: module 'my_schedules' has no attribute 'nope'",
+    ),
     ({"fn": "my_schedules.not_callable"}, "scheduler.fn=my_schedules.not_callable is not callable (it is of type int)"),
-    ({"fn": "my_schedules..lr"}, "scheduler.fn=my_schedules..lr must be the import path of a callable, e.g. mypkg.schedules.lr"),
+    (
+        {"fn": "my_schedules..lr"},
+        "scheduler.fn=my_schedules..lr must be the import path of a callable, e.g. mypkg.schedules.lr",
+    ),
     ({"fn": "my_schedules.boom"}, "scheduler.fn=my_schedules.boom raised RuntimeError at t=0: no LR here"),
     ({"fn": "my_schedules.nan"}, f"scheduler.fn=my_schedules.nan returned nan at t=0: {ALLOWED}"),
     ({"fn": "my_schedules.text"}, f"scheduler.fn=my_schedules.text returned '0.5' (str) at t=0: {ALLOWED}"),
     # probed over the run before any work, not only at t = 0: 1 - t/3 is negative from epoch 4
-    ({"fn": "my_schedules.negative_late"}, f"scheduler.fn=my_schedules.negative_late returned -0.33333333333333326 at t=4: {ALLOWED}"),
+    (
+        {"fn": "my_schedules.negative_late"},
+        f"scheduler.fn=my_schedules.negative_late returned -0.33333333333333326 at t=4: {ALLOWED}",
+    ),
     ({"fn": "my_schedules.no_args"}, "scheduler.fn=my_schedules.no_args cannot take t: too many positional arguments"),
-    ({"fn": "my_schedules.lr", "kwargs": {"powr": 1}},
-     "scheduler.fn=my_schedules.lr cannot take t and scheduler.kwargs: got an unexpected keyword argument 'powr'"),
-    ({"fn": "my_schedules.Linear"},
-     "scheduler.fn=my_schedules.Linear cannot take scheduler.kwargs: missing a required argument: 'to'"),
-    ({"fn": "schedulers.custom.rsqrt", "kwargs": {"timescale": -1}},
-     "scheduler.fn=schedulers.custom.rsqrt raised ZeroDivisionError at t=1: 0.0 cannot be raised to a negative power"),
+    (
+        {"fn": "my_schedules.lr", "kwargs": {"powr": 1}},
+        "scheduler.fn=my_schedules.lr cannot take t and scheduler.kwargs: got an unexpected keyword argument 'powr'",
+    ),
+    (
+        {"fn": "my_schedules.Linear"},
+        "scheduler.fn=my_schedules.Linear cannot take scheduler.kwargs: missing a required argument: 'to'",
+    ),
+    (
+        {"fn": "schedulers.custom.rsqrt", "kwargs": {"timescale": -1}},
+        "scheduler.fn=schedulers.custom.rsqrt raised ZeroDivisionError at t=1: 0.0 cannot be raised to a negative power",
+    ),
 ]
 
 
@@ -239,10 +265,19 @@ def test_the_run_refuses_a_missing_module_before_any_work(my_schedules, capsys):
 def test_task_schedule_draws_it_from_the_command_line(my_schedules, tmp_path):
     run = tmp_path / "run"
     piecewise = "scheduler=custom scheduler.fn=my_schedules.piecewise scheduler.interval=step"
-    result = run_cli(["task=schedule", "scheduler=custom", "scheduler.fn=my_schedules.lr", "trainer.epochs=6",
-                      "schedule_plot.steps_per_epoch=4", f"schedule_plot.compare=[sqrt,'{piecewise}']",
-                      "dataset.root=/nonexistent", f"hydra.run.dir={run}"],
-                     env={"PYTHONPATH": os.pathsep.join([str(my_schedules), os.environ.get("PYTHONPATH", "")])})
+    result = run_cli(
+        [
+            "task=schedule",
+            "scheduler=custom",
+            "scheduler.fn=my_schedules.lr",
+            "trainer.epochs=6",
+            "schedule_plot.steps_per_epoch=4",
+            f"schedule_plot.compare=[sqrt,'{piecewise}']",
+            "dataset.root=/nonexistent",
+            f"hydra.run.dir={run}",
+        ],
+        env={"PYTHONPATH": os.pathsep.join([str(my_schedules), os.environ.get("PYTHONPATH", "")])},
+    )
     assert result.returncode == 0, result.stderr
     curves = json.loads((run / "schedule.json").read_text())
     assert list(curves) == ["custom", "sqrt", piecewise]
@@ -355,8 +390,14 @@ def test_a_python_callable_and_a_sequential_chain(my_schedules):
     """Your own factor as a Python callable (no import path), warmup composed; and SchedlabLR inside torch's
     SequentialLR, which restarts it with step(0): a pure function of the position jumps there exactly."""
     optimizer = sgd()
-    scheduler = SchedlabLR(optimizer, lambda t: 1 / (1 + t), epochs=EPOCHS, steps_per_epoch=SPE, interval="step",
-                           warmup={"epochs": 1, "start_lr": 0.1})
+    scheduler = SchedlabLR(
+        optimizer,
+        lambda t: 1 / (1 + t),
+        epochs=EPOCHS,
+        steps_per_epoch=SPE,
+        interval="step",
+        warmup={"epochs": 1, "start_lr": 0.1},
+    )
     seen = trace(optimizer, scheduler.step, lambda epoch: None, EPOCHS)
     expected = [0.1 + 0.4 * t if t < 1 else BASE / (1 + t - 1) for t in per_step("step")]
     assert lrs(seen) == pytest.approx(expected, rel=1e-12)
@@ -378,7 +419,9 @@ def test_plateau_steps_on_the_metric_once_per_epoch_as_torch(case):
     losses = [sign * loss for loss in LOSSES]
     monitor = "val_acc" if params["mode"] == "max" else "val_loss"
     optimizer = sgd()
-    scheduler = torch_scheduler(optimizer, "plateau", epochs=len(LOSSES), steps_per_epoch=SPE, monitor=monitor, **params)
+    scheduler = torch_scheduler(
+        optimizer, "plateau", epochs=len(LOSSES), steps_per_epoch=SPE, monitor=monitor, **params
+    )
     assert isinstance(scheduler, SchedlabPlateauLR)
     ours = trace(optimizer, lambda: None, lambda epoch: scheduler.step(losses[epoch]), len(LOSSES))
     theirs = run_torch(lambda o, u: tl.ReduceLROnPlateau(o, **params), "epoch", len(LOSSES), losses)
@@ -406,21 +449,42 @@ def test_plateau_with_warmup_equals_the_trainers_and_resumes():
 
 
 REFUSED = [
-    (lambda o: torch_scheduler(o, "plateau", epochs=12, steps_per_epoch=SPE, interval="step"), ConfigError,
-     "scheduler.interval=step: a plateau schedule in a plain loop steps once per epoch, sched.step(val_loss), and its "
-     "warmup with it: use interval=epoch"),
-    (lambda o: SchedlabLR(o, "plateau", epochs=12, steps_per_epoch=SPE), ConfigError,
-     "scheduler plateau is a SchedlabPlateauLR (schedulers.torch_scheduler picks the class from the schedule)"),
-    (lambda o: torch_scheduler(o, "plateau", epochs=12, steps_per_epoch=SPE).step(), TypeError,
-     "scheduler plateau reduces the LR on val_loss: call sched.step(metric) once per epoch"),
-    (lambda o: torch_scheduler(o, "cosine", epochs=12, steps_per_epoch=SPE).step(0.93), TypeError,
-     "SchedlabLR.step() takes no metric: scheduler cosine is a function of the position, call sched.step()"),
-    (lambda o: torch_scheduler(o, "cosine", epochs=12, steps_per_epoch=0), ValueError,
-     "steps_per_epoch must be an integer >= 1, got 0"),
-    (lambda o: torch_scheduler(o, "cosine", epochs=12, steps_per_epoch=SPE, final_lr=1.0), ConfigError,
-     "scheduler.final_lr must be <= the base LR (the optimizer's lr, 0.5), got 1.0"),
-    (lambda o: torch_scheduler(o, "custom", epochs=12, steps_per_epoch=SPE, fn="mypkg.nope"), ConfigError,
-     "scheduler.fn=mypkg.nope cannot be imported: No module named 'mypkg'"),
+    (
+        lambda o: torch_scheduler(o, "plateau", epochs=12, steps_per_epoch=SPE, interval="step"),
+        ConfigError,
+        "scheduler.interval=step: a plateau schedule in a plain loop steps once per epoch, sched.step(val_loss), and its "
+        "warmup with it: use interval=epoch",
+    ),
+    (
+        lambda o: SchedlabLR(o, "plateau", epochs=12, steps_per_epoch=SPE),
+        ConfigError,
+        "scheduler plateau is a SchedlabPlateauLR (schedulers.torch_scheduler picks the class from the schedule)",
+    ),
+    (
+        lambda o: torch_scheduler(o, "plateau", epochs=12, steps_per_epoch=SPE).step(),
+        TypeError,
+        "scheduler plateau reduces the LR on val_loss: call sched.step(metric) once per epoch",
+    ),
+    (
+        lambda o: torch_scheduler(o, "cosine", epochs=12, steps_per_epoch=SPE).step(0.93),
+        TypeError,
+        "SchedlabLR.step() takes no metric: scheduler cosine is a function of the position, call sched.step()",
+    ),
+    (
+        lambda o: torch_scheduler(o, "cosine", epochs=12, steps_per_epoch=0),
+        ValueError,
+        "steps_per_epoch must be an integer >= 1, got 0",
+    ),
+    (
+        lambda o: torch_scheduler(o, "cosine", epochs=12, steps_per_epoch=SPE, final_lr=1.0),
+        ConfigError,
+        "scheduler.final_lr must be <= the base LR (the optimizer's lr, 0.5), got 1.0",
+    ),
+    (
+        lambda o: torch_scheduler(o, "custom", epochs=12, steps_per_epoch=SPE, fn="mypkg.nope"),
+        ConfigError,
+        "scheduler.fn=mypkg.nope cannot be imported: No module named 'mypkg'",
+    ),
 ]
 
 

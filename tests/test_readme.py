@@ -54,7 +54,9 @@ def test_the_quick_start_is_the_set_up_line_then_the_headline_sweep():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "activate").exists(), reason="no .venv: the README's set-up has not run")
+@pytest.mark.skipif(
+    not (ROOT / ".venv" / "bin" / "activate").exists(), reason="no .venv: the README's set-up has not run"
+)
 def test_the_quick_start_works_as_typed_in_a_fresh_shell(tmp_path):
     activate, sweep_line = quick_start()
     single = fresh_shell(f"{activate} && python run.py {SHORT} hydra.run.dir={tmp_path / 'run'}")

@@ -17,12 +17,18 @@ from helpers import FAST, ROOT, bad_input, compose_config, find_run_files, read_
 
 from trainer.engine.fit import fit
 from trainer.errors import ConfigError
-from trainer.records import machine_figures
-from trainer.records import read_metrics
+from trainer.records import machine_figures, read_metrics
 
 TIMING_KEYS = set(machine_figures())
 # big enough that an epoch takes a noticeable fraction of a second, so the kill lands mid-run
-KILL_RUN = [*FAST, "dataset.train_size=6144", "trainer.batch_size=64", "trainer.epochs=5", "optimizer=momentum", "optimizer.lr=0.02"]
+KILL_RUN = [
+    *FAST,
+    "dataset.train_size=6144",
+    "trainer.batch_size=64",
+    "trainer.epochs=5",
+    "optimizer=momentum",
+    "optimizer.lr=0.02",
+]
 
 
 def numbers(run_dir: Path) -> list[dict]:
@@ -37,7 +43,10 @@ def test_resume_after_sigkill_gives_the_uninterrupted_numbers(tmp_path):
     env = {**os.environ, "WANDB_MODE": "offline"}
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "run.py"), *KILL_RUN, "logger=wandb", f"hydra.run.dir={killed}"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 300
     while len(read_metrics(killed)) < 2 and proc.poll() is None and time.time() < deadline:
@@ -47,7 +56,10 @@ def test_resume_after_sigkill_gives_the_uninterrupted_numbers(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     done = len(read_metrics(killed))
     assert 2 <= done < 5, "the kill must land mid-run"
-    assert not (killed / "summary.json").exists() or json.loads((killed / "summary.json").read_text())["status"] != "completed"
+    assert (
+        not (killed / "summary.json").exists()
+        or json.loads((killed / "summary.json").read_text())["status"] != "completed"
+    )
 
     # the same command again: it finds the checkpoint in its folder and continues
     result = run_cli([*KILL_RUN, "logger=wandb", f"hydra.run.dir={killed}"], env={"WANDB_MODE": "offline"})
@@ -81,7 +93,10 @@ def test_resume_key_points_at_a_run_folder(tmp_path):
 def test_resume_folder_without_checkpoint(tmp_path):
     result = run_cli([*FAST, f"resume={tmp_path}"])
     assert result.returncode == 2
-    assert result.stderr.strip() == f"schedlab: error: resume='{tmp_path}' holds no checkpoint.pt: point it at a run folder that has one"
+    assert (
+        result.stderr.strip()
+        == f"schedlab: error: resume='{tmp_path}' holds no checkpoint.pt: point it at a run folder that has one"
+    )
 
 
 @pytest.mark.slow
@@ -103,7 +118,9 @@ def test_divergence_is_a_result_and_the_sweep_goes_on(tmp_path):
 
 @pytest.mark.parametrize("check_every", [1, 5, 1000])
 def test_divergence_is_found_whatever_the_check_interval(tmp_path, check_every):
-    cfg = compose_config([*FAST, "trainer.epochs=1", "optimizer.lr=100", f"trainer.divergence.check_every={check_every}"])
+    cfg = compose_config(
+        [*FAST, "trainer.epochs=1", "optimizer.lr=100", f"trainer.divergence.check_every={check_every}"]
+    )
     summary = fit(cfg, tmp_path / "run", {})
     assert summary["status"] == "diverged" and summary["diverged_at"]["step"] == 2
 
@@ -111,8 +128,16 @@ def test_divergence_is_found_whatever_the_check_interval(tmp_path, check_every):
 @pytest.mark.slow
 def test_truncated_dataset_file_is_named_before_training(tmp_path):
     write_mnist(tmp_path / "data", truncate=True)
-    result = run_cli(["dataset=mnist", f"dataset.root={tmp_path / 'data'}", "dataset.download=false", "logger=none",
-                      "trainer.batch_size=64", f"hydra.run.dir={tmp_path / 'run'}"])
+    result = run_cli(
+        [
+            "dataset=mnist",
+            f"dataset.root={tmp_path / 'data'}",
+            "dataset.download=false",
+            "logger=none",
+            "trainer.batch_size=64",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ]
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "t10k-images-idx3-ubyte is truncated" in lines[0] and "Traceback" not in result.stderr
@@ -121,8 +146,15 @@ def test_truncated_dataset_file_is_named_before_training(tmp_path):
 
 @pytest.mark.slow
 def test_missing_dataset_is_one_line_with_the_fix(tmp_path):
-    result = run_cli(["dataset=mnist", f"dataset.root={tmp_path}", "dataset.download=false", "logger=none",
-                      f"hydra.run.dir={tmp_path / 'run'}"])
+    result = run_cli(
+        [
+            "dataset=mnist",
+            f"dataset.root={tmp_path}",
+            "dataset.download=false",
+            "logger=none",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ]
+    )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "dataset=mnist: no data found" in result.stderr
 
@@ -132,7 +164,10 @@ def test_missing_dataset_is_one_line_with_the_fix(tmp_path):
     [
         (["scheduler=multistep", "scheduler.milestones=[20,10]"], "scheduler.milestones must be strictly increasing"),
         (["scheduler=cosine_warmup", "trainer.epochs=5"], "scheduler.warmup.epochs must be < trainer.epochs (5)"),
-        (["scheduler=cosine", "scheduler.horizon=3", "scheduler.warmup.epochs=3"], "scheduler.horizon must be > scheduler.warmup.epochs"),
+        (
+            ["scheduler=cosine", "scheduler.horizon=3", "scheduler.warmup.epochs=3"],
+            "scheduler.horizon must be > scheduler.warmup.epochs",
+        ),
         (["scheduler=step", "scheduler.gamma=0"], "scheduler.gamma must be > 0"),
         (["scheduler=cosine", "scheduler.final_lr=1.0"], "scheduler.final_lr must be <= the base LR"),
         (["scheduler.interval=sometimes"], "scheduler.interval must be one of 'epoch', 'step'"),
@@ -174,8 +209,16 @@ def test_a_run_that_failed_before_its_first_checkpoint_can_run_again(tmp_path):
 
 @pytest.mark.slow
 def test_resuming_an_lr_find_run_keeps_the_found_lr(tmp_path, monkeypatch):
-    overrides = [*FAST, "trainer.epochs=2", "trainer.lr_find=true", "lr_find.num_steps=20", "scheduler=cosine",
-                 "scheduler.horizon=null", "scheduler.final_lr=0", "scheduler.interval=step"]
+    overrides = [
+        *FAST,
+        "trainer.epochs=2",
+        "trainer.lr_find=true",
+        "lr_find.num_steps=20",
+        "scheduler=cosine",
+        "scheduler.horizon=null",
+        "scheduler.final_lr=0",
+        "scheduler.interval=step",
+    ]
     fit(compose_config(overrides), tmp_path / "whole", {})
 
     import trainer.engine.fit as loop
@@ -193,7 +236,9 @@ def test_resuming_an_lr_find_run_keeps_the_found_lr(tmp_path, monkeypatch):
 
 def test_sweeps_a_config_defines_are_checked_before_any_job(capsys):
     # the d2l study's arms come from hydra.sweeper.params; its warmup arm cannot run in 5 epochs
-    assert "scheduler.warmup.epochs must be < trainer.epochs (5)" in bad_input(capsys, "-m", "experiment=d2l_schedulers", "trainer.epochs=5")
+    assert "scheduler.warmup.epochs must be < trainer.epochs (5)" in bad_input(
+        capsys, "-m", "experiment=d2l_schedulers", "trainer.epochs=5"
+    )
 
 
 def test_glob_sweeps_pass_the_check(capsys):
@@ -210,7 +255,9 @@ def test_a_sweep_without_multirun_is_one_line(capsys):
 def test_schedule_task_with_an_unknown_schedule_to_compare(tmp_path):
     result = run_cli(["task=schedule", "schedule_plot.compare=[cosinee]", f"hydra.run.dir={tmp_path}"])
     assert result.returncode == 2
-    assert result.stderr.strip().startswith("schedlab: error: scheduler='cosinee' is not an option: use one of constant,")
+    assert result.stderr.strip().startswith(
+        "schedlab: error: scheduler='cosinee' is not an option: use one of constant,"
+    )
     assert result.stderr.count("\n") == 1
 
 

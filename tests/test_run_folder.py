@@ -19,8 +19,7 @@ from helpers import FAST, ROOT, compose_config, run_cli, stop_in_epoch
 import trainer.records
 from trainer.engine.fit import fit
 from trainer.errors import ConfigError
-from trainer.records import machine_figures
-from trainer.records import RunFolder, read_metrics
+from trainer.records import RunFolder, machine_figures, read_metrics
 
 TIMING_KEYS = set(machine_figures())
 RUN = [*FAST, "trainer.epochs=2", "trainer.max_steps_per_epoch=4"]
@@ -106,7 +105,11 @@ def test_runs_launched_together_get_folders_of_their_own(tmp_path):
     procs = [
         subprocess.Popen(
             [sys.executable, str(ROOT / "run.py"), *RUN, f"seed={seed}"],
-            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for seed in (0, 1)
     ]
@@ -179,8 +182,13 @@ def test_sigterm_is_an_interruption_that_resumes(tmp_path):
     slow = [*FAST, "dataset.train_size=6144", "trainer.batch_size=64", "trainer.epochs=4"]
     assert run_cli([*slow, f"hydra.run.dir={whole}"]).returncode == 0
     env = {**os.environ, "WANDB_MODE": "disabled"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *slow, f"hydra.run.dir={cut}"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "run.py"), *slow, f"hydra.run.dir={cut}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 300
     while not read_metrics(cut) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
@@ -212,7 +220,9 @@ def test_resuming_with_another_thread_count_says_so(tmp_path, monkeypatch):
 
 def test_an_lr_range_test_that_blew_up_at_once_is_not_trained_from(tmp_path):
     run = tmp_path / "run"
-    cfg = compose_config([*RUN, "trainer.lr_find=true", "lr_find.start_lr=10", "lr_find.end_lr=1e9", "lr_find.num_steps=50"])
+    cfg = compose_config(
+        [*RUN, "trainer.lr_find=true", "lr_find.start_lr=10", "lr_find.end_lr=1e9", "lr_find.num_steps=50"]
+    )
     with pytest.raises(ConfigError, match="points are needed before an LR can be suggested"):
         fit(cfg, run, {})
     assert json.loads((run / "summary.json").read_text())["status"] == "failed"
@@ -224,7 +234,10 @@ def test_a_size_too_large_to_allocate_is_one_line_and_recorded(tmp_path):
     run = tmp_path / "run"
     result = run_cli([*RUN, "dataset.train_size=10000000000", f"hydra.run.dir={run}"])
     assert result.returncode == 2
-    assert result.stderr.startswith("schedlab: error: out of memory (tried to allocate ") and "dataset.train_size" in result.stderr
+    assert (
+        result.stderr.startswith("schedlab: error: out of memory (tried to allocate ")
+        and "dataset.train_size" in result.stderr
+    )
     assert result.stderr.count("\n") == 1
     assert json.loads((run / "summary.json").read_text())["status"] == "failed"
 

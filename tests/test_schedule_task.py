@@ -16,17 +16,29 @@ from trainer.tasks import schedule as schedule_task
 
 def test_schedule_task_overlays_several_schedules(tmp_path):
     run = tmp_path / "run"
-    result = run_cli(["task=schedule", "scheduler=cosine_warmup", "schedule_plot.compare=[multistep,sqrt,'arm=d2l_sqrt']",
-                      "trainer.epochs=12", "schedule_plot.steps_per_epoch=4", "dataset.root=/nonexistent",
-                      f"hydra.run.dir={run}"])
+    result = run_cli(
+        [
+            "task=schedule",
+            "scheduler=cosine_warmup",
+            "schedule_plot.compare=[multistep,sqrt,'arm=d2l_sqrt']",
+            "trainer.epochs=12",
+            "schedule_plot.steps_per_epoch=4",
+            "dataset.root=/nonexistent",
+            f"hydra.run.dir={run}",
+        ]
+    )
     assert result.returncode == 0, result.stderr
     png = run / "schedule.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert matplotlib.image.imread(png).shape[2] in (3, 4)
     curves = json.loads((run / "schedule.json").read_text())
     assert list(curves) == ["cosine_warmup", "multistep", "sqrt", "arm=d2l_sqrt"]
-    for label, override, lr in [("cosine_warmup", "scheduler=cosine_warmup", 0.3), ("multistep", "scheduler=multistep", 0.3),
-                                ("sqrt", "scheduler=sqrt", 0.3), ("arm=d2l_sqrt", "arm=d2l_sqrt", 0.1)]:
+    for label, override, lr in [
+        ("cosine_warmup", "scheduler=cosine_warmup", 0.3),
+        ("multistep", "scheduler=multistep", 0.3),
+        ("sqrt", "scheduler=sqrt", 0.3),
+        ("arm=d2l_sqrt", "arm=d2l_sqrt", 0.1),
+    ]:
         cfg = compose_config([override, "trainer.epochs=12"])
         t, expected = lr_curve(cfg.scheduler, lr, 12, 4)
         assert curves[label]["lr"] == pytest.approx(expected, rel=1e-12), label
@@ -89,11 +101,22 @@ def test_a_torch_scheduler_too_long_to_step_through_is_refused_in_one_line(monke
 @pytest.mark.slow
 def test_a_billion_epochs_are_drawn_fast_at_a_bounded_number_of_points(tmp_path):
     run = tmp_path / "run"
-    result = run_cli(["task=schedule", "scheduler=multistep", "trainer.epochs=1000000000", "schedule_plot.steps_per_epoch=235",
-                      "dataset.root=/nonexistent", f"hydra.run.dir={run}"], timeout=120)
+    result = run_cli(
+        [
+            "task=schedule",
+            "scheduler=multistep",
+            "trainer.epochs=1000000000",
+            "schedule_plot.steps_per_epoch=235",
+            "dataset.root=/nonexistent",
+            f"hydra.run.dir={run}",
+        ],
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     curve = json.loads((run / "schedule.json").read_text())["multistep"]
     assert len(curve["lr"]) <= schedule_task.MAX_POINTS + 10
     assert curve["t"][0] == 0 and curve["t"][-1] == pytest.approx(10**9 - 1 / 235)
-    assert curve["lr"][0] == 0.3 and curve["lr"][-1] == pytest.approx(0.075)  # milestones at 1/2 and 3/4 of the run, gamma 0.5
+    assert curve["lr"][0] == 0.3 and curve["lr"][-1] == pytest.approx(
+        0.075
+    )  # milestones at 1/2 and 3/4 of the run, gamma 0.5
     assert "drawn at" in result.stdout and (run / "schedule.png").exists()

@@ -21,8 +21,7 @@ from trainer.config import validate
 from trainer.engine.fit import fit
 from trainer.engine.schedulefree import averaged, train_mode
 from trainer.engine.setup import build
-from trainer.records import machine_figures
-from trainer.records import read_metrics, read_summary
+from trainer.records import machine_figures, read_metrics, read_summary
 from trainer.tasks.eval import eval_config, run_eval
 
 RUN = [*FAST, "trainer.epochs=2", "trainer.max_steps_per_epoch=5", "trainer.num_threads=1"]
@@ -73,7 +72,9 @@ def test_evaluation_and_checkpoint_hold_the_packages_averaged_weights(tmp_path, 
     assert [r["test_loss"] for r in rows] == pytest.approx(losses, rel=1e-5)
     optimizer.train()
     at_y = loss_at(model, run.test_set)
-    assert not math.isclose(at_y, losses[-1], rel_tol=1e-3), "x and y give the same loss: the test cannot tell them apart"
+    assert not math.isclose(at_y, losses[-1], rel_tol=1e-3), (
+        "x and y give the same loss: the test cannot tell them apart"
+    )
 
     # checkpoint.pt: "model" holds x, "train_model" y; the package's own eval() of y with the saved state gives x
     saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
@@ -146,8 +147,13 @@ def test_evaluating_never_moves_training(tmp_path):
 
 
 def test_an_interrupted_run_ends_with_the_numbers_of_an_uninterrupted_one(tmp_path, monkeypatch):
-    overrides = [*RUN, "trainer.epochs=3", *OPTIMIZERS["sgd_schedulefree"], "scheduler.warmup.epochs=1",
-                 "scheduler.interval=step"]
+    overrides = [
+        *RUN,
+        "trainer.epochs=3",
+        *OPTIMIZERS["sgd_schedulefree"],
+        "scheduler.warmup.epochs=1",
+        "scheduler.interval=step",
+    ]
     fit(compose_config(overrides), tmp_path / "whole", {})
     real = stop_in_epoch(monkeypatch, tmp_path / "cut", 2)
     with pytest.raises(KeyboardInterrupt):
@@ -169,8 +175,9 @@ def test_an_interrupted_run_ends_with_the_numbers_of_an_uninterrupted_one(tmp_pa
 
 
 def test_the_lr_range_test_leaves_the_optimizer_in_train_mode(tmp_path):
-    cfg = compose_config([*RUN, *OPTIMIZERS["adamw_schedulefree"], "trainer.epochs=1", "trainer.lr_find=true",
-                          "lr_find.num_steps=10"])
+    cfg = compose_config(
+        [*RUN, *OPTIMIZERS["adamw_schedulefree"], "trainer.epochs=1", "trainer.lr_find=true", "lr_find.num_steps=10"]
+    )
     summary = fit(cfg, tmp_path / "run", {})  # training steps after the test: a step in eval mode raises
     assert summary.status == "completed" and summary.lr_find["lr"] is not None
     run = build(cfg, trainer.records.Job())
@@ -182,8 +189,17 @@ def test_the_lr_range_test_leaves_the_optimizer_in_train_mode(tmp_path):
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
-@pytest.mark.parametrize("schedule", ["scheduler=cosine", "scheduler=cosine_warmup", "scheduler=cosine_restarts",
-                                      "scheduler=onecycle", "scheduler=plateau", "scheduler=torch"])
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        "scheduler=cosine",
+        "scheduler=cosine_warmup",
+        "scheduler=cosine_restarts",
+        "scheduler=onecycle",
+        "scheduler=plateau",
+        "scheduler=torch",
+    ],
+)
 def test_only_a_constant_schedule_drives_them(capsys, name, schedule):
     err = bad_input(capsys, f"optimizer={name}", schedule)
     assert f"optimizer={name} (schedulefree." in err and "replaces the schedule" in err
@@ -201,9 +217,18 @@ def test_a_constant_schedule_with_or_without_warmup_is_accepted(name):
     [
         ("optimizer=sgd_schedulefree optimizer.momentum=0", "optimizer.momentum=0.0 is not allowed: must be in (0, 1)"),
         ("optimizer=sgd_schedulefree optimizer.lr=0", "optimizer.lr=0.0 is not allowed: must be > 0"),
-        ("optimizer=adamw_schedulefree optimizer.betas=[0,0.999]", "optimizer.betas[0]=0.0 is not allowed: must be in (0, 1)"),
-        ("optimizer=adamw_schedulefree optimizer.betas=[0.9,1]", "optimizer.betas[1]=1.0 is not allowed: must be in [0, 1)"),
-        ("optimizer=adamw_schedulefree optimizer.warmup_steps=-1", "optimizer.warmup_steps=-1 is not allowed: must be >= 0"),
+        (
+            "optimizer=adamw_schedulefree optimizer.betas=[0,0.999]",
+            "optimizer.betas[0]=0.0 is not allowed: must be in (0, 1)",
+        ),
+        (
+            "optimizer=adamw_schedulefree optimizer.betas=[0.9,1]",
+            "optimizer.betas[1]=1.0 is not allowed: must be in [0, 1)",
+        ),
+        (
+            "optimizer=adamw_schedulefree optimizer.warmup_steps=-1",
+            "optimizer.warmup_steps=-1 is not allowed: must be >= 0",
+        ),
         ("optimizer=sgd_schedulefree optimizer.weight_lr_power=-2", "optimizer.weight_lr_power=-2.0 is not allowed"),
         ("optimizer=sgd_schedulefree optimizer.nesterov=true", "optimizer.nesterov: no such key in optimizer"),
         ("optimizer=sgd_schedulefree task=toy", "is not drawn by task=toy"),
@@ -216,11 +241,16 @@ def test_bad_values_are_one_line(capsys, override, expected):
 def test_defaults_are_the_packages():
     import inspect
 
-    for name, cls in (("sgd_schedulefree", schedulefree.SGDScheduleFree), ("adamw_schedulefree", schedulefree.AdamWScheduleFree)):
+    for name, cls in (
+        ("sgd_schedulefree", schedulefree.SGDScheduleFree),
+        ("adamw_schedulefree", schedulefree.AdamWScheduleFree),
+    ):
         node = compose_config([f"optimizer={name}"]).optimizer
         for key, parameter in inspect.signature(cls).parameters.items():
             if key != "params":
-                assert node[key] == (list(parameter.default) if isinstance(parameter.default, tuple) else parameter.default), (name, key)
+                assert node[key] == (
+                    list(parameter.default) if isinstance(parameter.default, tuple) else parameter.default
+                ), (name, key)
 
 
 STACK_ARMS = [

@@ -258,8 +258,13 @@ def test_lr_multiplier_groups_keep_their_factor_of_the_base_lr(name, interval):
     from trainer.engine.setup import build_optimizer
     from trainer.models import LeNet
 
-    overrides = ["optimizer=momentum", f"optimizer.lr={BASE}", "optimizer.lr_multipliers={0:0.1,11:3}",
-                 "optimizer.no_decay_norm_and_bias=true", "optimizer.weight_decay=1e-4"]
+    overrides = [
+        "optimizer=momentum",
+        f"optimizer.lr={BASE}",
+        "optimizer.lr_multipliers={0:0.1,11:3}",
+        "optimizer.no_decay_norm_and_bias=true",
+        "optimizer.weight_decay=1e-4",
+    ]
     optimizer = build_optimizer(compose_config(overrides).optimizer, LeNet())
     factors = [g["lr"] / BASE for g in optimizer.param_groups]
     assert sorted(factors) == pytest.approx([0.1, 0.1, 1.0, 1.0, 3.0, 3.0]) and factors[0] == 1.0
@@ -296,7 +301,10 @@ def test_torch_target_plateau_is_stepped_on_the_validation_loss():
 
 BAD = [
     ({"name": "multistep", "milestones": [30, 15]}, "scheduler.milestones must be strictly increasing"),
-    ({"name": "multistep", "milestone_fractions": [0.75, 0.5]}, "scheduler.milestone_fractions must be strictly increasing"),
+    (
+        {"name": "multistep", "milestone_fractions": [0.75, 0.5]},
+        "scheduler.milestone_fractions must be strictly increasing",
+    ),
     ({"name": "multistep", "milestone_fractions": [0.5, 1.0]}, "scheduler.milestone_fractions must be in (0, 1)"),
     ({"name": "step", "step_size": 0}, "scheduler.step_size must be > 0"),
     ({"name": "step", "gamma": 0}, "scheduler.gamma must be > 0"),
@@ -306,7 +314,10 @@ BAD = [
     ({"name": "cosine", "horizon": 5, "warmup": {"epochs": 5}}, "scheduler.horizon must be > scheduler.warmup.epochs"),
     # horizon null is the run: a warmup as long as the run is named as such, before the horizon it leaves empty
     ({"name": "onecycle", "warmup": {"epochs": 12}}, "scheduler.warmup.epochs must be < trainer.epochs (12)"),
-    ({"name": "onecycle", "horizon": 8, "warmup": {"epochs": 8}}, "scheduler.horizon must be > scheduler.warmup.epochs"),
+    (
+        {"name": "onecycle", "horizon": 8, "warmup": {"epochs": 8}},
+        "scheduler.horizon must be > scheduler.warmup.epochs",
+    ),
     ({"name": "cosine", "warmup": {"start_lr": -0.1}}, "scheduler.warmup.start_lr must be >= 0"),
     ({"name": "cosine", "final_lr": -0.01}, "scheduler.final_lr must be >= 0"),
     ({"name": "factor", "min_lr": 1.0}, "scheduler.min_lr must be <= the base LR"),
@@ -479,7 +490,14 @@ YAML_VALUES = {
         "min_lr": 0.0,
         "eps": 1.0e-8,
     },
-    "polynomial": {"name": "polynomial", "interval": "epoch", "warmup": WARMUP_OFF, "power": 2.0, "end_lr": 0.0, "horizon": None},
+    "polynomial": {
+        "name": "polynomial",
+        "interval": "epoch",
+        "warmup": WARMUP_OFF,
+        "power": 2.0,
+        "end_lr": 0.0,
+        "horizon": None,
+    },
     "sqrt": {"name": "sqrt", "interval": "epoch", "warmup": WARMUP_OFF},
     "step": {"name": "step", "interval": "epoch", "warmup": WARMUP_OFF, "step_size": None, "gamma": 0.1},
     "wsd": {
@@ -491,7 +509,13 @@ YAML_VALUES = {
         "min_lr": 0.0,
         "horizon": None,
     },
-    "custom": {"name": "custom", "interval": "epoch", "warmup": WARMUP_OFF, "fn": "schedulers.custom.rsqrt", "kwargs": {}},
+    "custom": {
+        "name": "custom",
+        "interval": "epoch",
+        "warmup": WARMUP_OFF,
+        "fn": "schedulers.custom.rsqrt",
+        "kwargs": {},
+    },
     "linear_to_zero": {
         "name": "linear_to_zero",
         "interval": "epoch",
@@ -500,7 +524,13 @@ YAML_VALUES = {
         "end_factor": 0.0,
         "horizon": None,
     },
-    "cosine_to_zero": {"name": "cosine_to_zero", "interval": "epoch", "warmup": WARMUP_OFF, "final_lr": 0.0, "horizon": None},
+    "cosine_to_zero": {
+        "name": "cosine_to_zero",
+        "interval": "epoch",
+        "warmup": WARMUP_OFF,
+        "final_lr": 0.0,
+        "horizon": None,
+    },
     "rsqrt": {
         "name": "rsqrt",
         "interval": "epoch",
@@ -671,13 +701,82 @@ def test_defaults_follow_the_runs_length():
 
 # Per-epoch LRs of the five arms of `python run.py -m experiment=d2l_schedulers` (30 epochs, the d2l chapter's
 # values; they are what the arms gave when cosine's horizon 20 and multistep's [15, 30] were the defaults).
-D2L_COSINE = [0.3, 0.298215, 0.292903, 0.284196, 0.272307, 0.25753, 0.240229, 0.220829, 0.199807, 0.177683, 0.155,
-              0.132317, 0.110193, 0.089171, 0.069771, 0.05247, 0.037693, 0.025804, 0.017097, 0.011785] + [0.01] * 10
-D2L_COSINE_WARMUP = [0.0, 0.06, 0.12, 0.18, 0.24, 0.3, 0.296831, 0.287464, 0.272307, 0.252024, 0.2275, 0.199807,
-                     0.170157, 0.139843, 0.110193, 0.0825, 0.057976, 0.037693, 0.022536, 0.013169] + [0.01] * 10
-D2L_SQRT = [0.1, 0.070711, 0.057735, 0.05, 0.044721, 0.040825, 0.037796, 0.035355, 0.033333, 0.031623, 0.030151,
-            0.028868, 0.027735, 0.026726, 0.02582, 0.025, 0.024254, 0.02357, 0.022942, 0.022361, 0.021822, 0.02132,
-            0.020851, 0.020412, 0.02, 0.019612, 0.019245, 0.018898, 0.01857, 0.018257]
+D2L_COSINE = [
+    0.3,
+    0.298215,
+    0.292903,
+    0.284196,
+    0.272307,
+    0.25753,
+    0.240229,
+    0.220829,
+    0.199807,
+    0.177683,
+    0.155,
+    0.132317,
+    0.110193,
+    0.089171,
+    0.069771,
+    0.05247,
+    0.037693,
+    0.025804,
+    0.017097,
+    0.011785,
+] + [0.01] * 10
+D2L_COSINE_WARMUP = [
+    0.0,
+    0.06,
+    0.12,
+    0.18,
+    0.24,
+    0.3,
+    0.296831,
+    0.287464,
+    0.272307,
+    0.252024,
+    0.2275,
+    0.199807,
+    0.170157,
+    0.139843,
+    0.110193,
+    0.0825,
+    0.057976,
+    0.037693,
+    0.022536,
+    0.013169,
+] + [0.01] * 10
+D2L_SQRT = [
+    0.1,
+    0.070711,
+    0.057735,
+    0.05,
+    0.044721,
+    0.040825,
+    0.037796,
+    0.035355,
+    0.033333,
+    0.031623,
+    0.030151,
+    0.028868,
+    0.027735,
+    0.026726,
+    0.02582,
+    0.025,
+    0.024254,
+    0.02357,
+    0.022942,
+    0.022361,
+    0.021822,
+    0.02132,
+    0.020851,
+    0.020412,
+    0.02,
+    0.019612,
+    0.019245,
+    0.018898,
+    0.01857,
+    0.018257,
+]
 D2L_ARMS = {
     "d2l_constant": [0.3] * 30,
     "d2l_sqrt": D2L_SQRT,
@@ -742,7 +841,11 @@ WARNINGS = [
         "scheduler.step_size=8: the run's 10 epochs never reach the first step (they count from the end of the 3 "
         "warmup epochs)",
     ),
-    ({"name": "multistep", "milestones": [15, 30]}, 20, "scheduler.milestones=[15, 30]: 30 is past the run's 20 epochs"),
+    (
+        {"name": "multistep", "milestones": [15, 30]},
+        20,
+        "scheduler.milestones=[15, 30]: 30 is past the run's 20 epochs",
+    ),
     (
         {"name": "multistep", "milestones": [15, 30]},
         2,

@@ -23,8 +23,7 @@ from trainer.cli import precheck
 from trainer.config import validate
 from trainer.data import load
 from trainer.engine.fit import fit
-from trainer.records import machine_figures
-from trainer.records import RunFolder, read_metrics, read_summary
+from trainer.records import RunFolder, machine_figures, read_metrics, read_summary
 
 ENSEMBLE = ("ensemble_val_acc", "ensemble_test_acc")
 TIMING = machine_figures()
@@ -38,8 +37,12 @@ def test_sgdr_cycles_end_at_10_30_and_70():
     assert cycle_ends(sgdr, 100) == [10, 30, 70]  # the fourth cycle (epochs 70-150) is cut by the run's end
     assert cycle_ends(sgdr, 69) == [10, 30]
     assert cycle_ends({**sgdr, "interval": "step"}, 70, steps_per_epoch=235) == [10, 30, 70]
-    for schedule in ({"name": "constant"}, {"name": "cosine"}, {"name": "onecycle"},
-                     {"_target_": "torch.optim.lr_scheduler.CosineAnnealingWarmRestarts", "T_0": 10}):
+    for schedule in (
+        {"name": "constant"},
+        {"name": "cosine"},
+        {"name": "onecycle"},
+        {"_target_": "torch.optim.lr_scheduler.CosineAnnealingWarmRestarts", "T_0": 10},
+    ):
         assert cycle_ends(schedule, 30) is None  # no cycles (or not the library's)
 
 
@@ -83,8 +86,14 @@ def test_cycle_ends_are_where_the_schedules_lr_starts_a_new_cycle(schedule, epoc
 
 RUN = [*FAST, "trainer.max_steps_per_epoch=4", "trainer.num_threads=1"]
 # SGDR with T_0 = 1, T_mult = 2: cycles end at epochs 1 and 3
-RESTARTS = [*RUN, "trainer.epochs=3", "scheduler=cosine_restarts", "scheduler.T_0=1", "scheduler.interval=step",
-            "trainer.snapshots=true"]
+RESTARTS = [
+    *RUN,
+    "trainer.epochs=3",
+    "scheduler=cosine_restarts",
+    "scheduler.T_0=1",
+    "scheduler.interval=step",
+    "trainer.snapshots=true",
+]
 
 
 def hand_ensemble(cfg, run_dir, epochs: list[int]) -> tuple[float, float]:
@@ -127,32 +136,52 @@ def test_snapshots_land_at_the_cycle_ends_and_the_ensemble_is_the_mean_softmax(r
     rows = read_metrics(restarts)
     # one snapshot: the ensemble is the model itself
     assert (rows[0]["ensemble_val_acc"], rows[0]["ensemble_test_acc"]) == (rows[0]["val_acc"], rows[0]["test_acc"])
-    assert (rows[0]["ensemble_val_acc"], rows[0]["ensemble_test_acc"]) == pytest.approx(hand_ensemble(cfg, restarts, [1]))
+    assert (rows[0]["ensemble_val_acc"], rows[0]["ensemble_test_acc"]) == pytest.approx(
+        hand_ensemble(cfg, restarts, [1])
+    )
     # no snapshot in epoch 2: the ensemble stands as after epoch 1
     assert [rows[1][k] for k in ENSEMBLE] == [rows[0][k] for k in ENSEMBLE]
     # two snapshots: the mean of their softmax, computed by hand from the files
-    assert (rows[2]["ensemble_val_acc"], rows[2]["ensemble_test_acc"]) == pytest.approx(hand_ensemble(cfg, restarts, [1, 3]))
+    assert (rows[2]["ensemble_val_acc"], rows[2]["ensemble_test_acc"]) == pytest.approx(
+        hand_ensemble(cfg, restarts, [1, 3])
+    )
     summary = read_summary(restarts)
     assert summary["final_ensemble_test_acc"] == rows[2]["ensemble_test_acc"]
     assert summary["final_ensemble_val_acc"] == rows[2]["ensemble_val_acc"]
     # a snapshot holds the weights only
-    assert set(torch.load(RunFolder(restarts).snapshot(3), weights_only=True)) == set(instantiate(cfg.model).state_dict())
+    assert set(torch.load(RunFolder(restarts).snapshot(3), weights_only=True)) == set(
+        instantiate(cfg.model).state_dict()
+    )
 
 
 def test_the_ensemble_takes_the_last_snapshot_ensemble_snapshots(tmp_path):
-    overrides = [*RUN, "trainer.epochs=3", "trainer.snapshots=true", "trainer.snapshot_every=1",
-                 "trainer.snapshot_ensemble=2"]
+    overrides = [
+        *RUN,
+        "trainer.epochs=3",
+        "trainer.snapshots=true",
+        "trainer.snapshot_every=1",
+        "trainer.snapshot_ensemble=2",
+    ]
     cfg = compose_config(overrides)
     fit(cfg, tmp_path / "run", {})
     assert snapshot_files(tmp_path / "run") == ["epoch_001.pt", "epoch_002.pt", "epoch_003.pt"]
     rows = read_metrics(tmp_path / "run")
     for row, taken in zip(rows[1:], ([1, 2], [2, 3]), strict=True):
-        assert (row["ensemble_val_acc"], row["ensemble_test_acc"]) == pytest.approx(hand_ensemble(cfg, tmp_path / "run", taken))
+        assert (row["ensemble_val_acc"], row["ensemble_test_acc"]) == pytest.approx(
+            hand_ensemble(cfg, tmp_path / "run", taken)
+        )
 
 
 def test_an_ensemble_of_one_is_the_model_and_a_schedule_free_snapshot_holds_its_averaged_weights(tmp_path):
-    overrides = [*RUN, "trainer.epochs=2", "optimizer=sgd_schedulefree", "optimizer.lr=0.5", "trainer.snapshots=true",
-                 "trainer.snapshot_every=1", "trainer.snapshot_ensemble=1"]
+    overrides = [
+        *RUN,
+        "trainer.epochs=2",
+        "optimizer=sgd_schedulefree",
+        "optimizer.lr=0.5",
+        "trainer.snapshots=true",
+        "trainer.snapshot_every=1",
+        "trainer.snapshot_ensemble=1",
+    ]
     fit(compose_config(overrides), tmp_path / "run", {})
     for row in read_metrics(tmp_path / "run"):
         assert (row["ensemble_val_acc"], row["ensemble_test_acc"]) == (row["val_acc"], row["test_acc"])
@@ -185,7 +214,7 @@ def test_a_resumed_run_keeps_its_snapshots(restarts, tmp_path, monkeypatch):
 def test_the_report_shows_the_ensemble_beside_the_single_models(tmp_path):
     from experiments.report import write_report
 
-    runs = {"0": RESTARTS[len(RUN) + 1:], "1": ["scheduler=cosine"]}  # SGDR with snapshots; one cosine run
+    runs = {"0": RESTARTS[len(RUN) + 1 :], "1": ["scheduler=cosine"]}  # SGDR with snapshots; one cosine run
     for name, overrides in runs.items():
         fit(compose_config([*RUN, "trainer.epochs=3", *overrides]), tmp_path / "sweep" / name, {"overrides": overrides})
     report = write_report([tmp_path / "sweep"], tmp_path / "out")
@@ -214,9 +243,17 @@ def test_the_report_shows_the_ensemble_beside_the_single_models(tmp_path):
 @pytest.mark.slow
 def test_snapshots_work_per_arm_in_a_stack(tmp_path):
     base = [*TINY, "trainer.snapshots=true"]
-    arms = [["seed=0", "scheduler=cosine_restarts", "scheduler.T_0=1", "scheduler.interval=step"],
-            ["seed=1", "optimizer=momentum", "optimizer.lr=0.05", "scheduler=cosine_restarts", "scheduler.T_0=2",
-             "scheduler.T_mult=1"]]
+    arms = [
+        ["seed=0", "scheduler=cosine_restarts", "scheduler.T_0=1", "scheduler.interval=step"],
+        [
+            "seed=1",
+            "optimizer=momentum",
+            "optimizer.lr=0.05",
+            "scheduler=cosine_restarts",
+            "scheduler.T_0=2",
+            "scheduler.T_mult=1",
+        ],
+    ]
     reference = alone(tmp_path, arms, base=base)
     _, sequential = stacked(tmp_path, "sequential", arms, "sequential", base=base)
     _, batched = stacked(tmp_path, "batched", arms, "batched", base=base)
@@ -238,14 +275,20 @@ def test_snapshots_work_per_arm_in_a_stack(tmp_path):
 @pytest.mark.parametrize(
     "overrides,expected",
     [
-        (["trainer.snapshots=true"], "trainer.snapshots=True is not allowed: scheduler=constant has no cycles to end: "
-                                     "use scheduler=cosine_restarts or cyclic, or set trainer.snapshot_every=<epochs>"),
+        (
+            ["trainer.snapshots=true"],
+            "trainer.snapshots=True is not allowed: scheduler=constant has no cycles to end: "
+            "use scheduler=cosine_restarts or cyclic, or set trainer.snapshot_every=<epochs>",
+        ),
         (["trainer.snapshots=true", "scheduler=cosine"], "scheduler=cosine has no cycles to end"),
         (["trainer.snapshots=true", "scheduler=torch"], "scheduler=torch has no cycles to end"),
         (["trainer.snapshot_ensemble=0"], "trainer.snapshot_ensemble=0 is not allowed: must be >= 1"),
         (["trainer.snapshot_every=0"], "trainer.snapshot_every=0 is not allowed: must be >= 1"),
-        (["objective=final_ensemble_test_acc"], "objective='final_ensemble_test_acc' is not allowed: it is a snapshot "
-                                                "ensemble's figure: set trainer.snapshots=true"),
+        (
+            ["objective=final_ensemble_test_acc"],
+            "objective='final_ensemble_test_acc' is not allowed: it is a snapshot "
+            "ensemble's figure: set trainer.snapshots=true",
+        ),
         (["trainer.snapshot=true"], "trainer.snapshot: no such key in trainer (did you mean trainer.snapshots?)"),
     ],
 )

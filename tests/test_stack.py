@@ -32,8 +32,15 @@ from trainer.records import RunFolder, read_metrics
 ARMS = [
     ["seed=0", "optimizer=nesterov", "optimizer.lr=0.05", "optimizer.weight_decay=5e-4", "scheduler=cosine"],
     ["seed=1", "optimizer=adamw", "optimizer.lr=0.003", "scheduler=onecycle", "trainer.divergence.check_every=3"],
-    ["seed=2", "optimizer=momentum", "optimizer.lr=0.05", "optimizer.dampening=0.1", "scheduler=plateau",
-     "scheduler.patience=0", "scheduler.interval=epoch"],
+    [
+        "seed=2",
+        "optimizer=momentum",
+        "optimizer.lr=0.05",
+        "optimizer.dampening=0.1",
+        "scheduler=plateau",
+        "scheduler.patience=0",
+        "scheduler.interval=epoch",
+    ],
 ]
 
 
@@ -51,7 +58,9 @@ def test_both_strategies_equal_the_jobs_run_one_by_one(tmp_path):
         for name in ("config.yaml", "provenance.json", "best.pt"):
             assert (bat / name).exists()
     # the plateau arm reduced its LR on its own validation loss, as it did alone
-    assert [r.lr for r in RunFolder(batched[2]).read_metrics()] == [r.lr for r in RunFolder(reference[2]).read_metrics()]
+    assert [r.lr for r in RunFolder(batched[2]).read_metrics()] == [
+        r.lr for r in RunFolder(reference[2]).read_metrics()
+    ]
 
 
 def test_a_stacked_optimizer_step_is_torch_optim_arm_by_arm():
@@ -90,7 +99,9 @@ def test_a_stacked_optimizer_step_is_torch_optim_arm_by_arm():
             torch.nn.functional.cross_entropy(m(x[k]), y[k]).backward()
             opt.step()
         out = stack(x)
-        losses = torch.nn.functional.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(len(makers), -1)
+        losses = torch.nn.functional.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(
+            len(makers), -1
+        )
         for opt in stacked_optimizers:
             opt.param_groups[0]["lr"] = opt.defaults["lr"] * scale
             opt.zero_grad()
@@ -118,7 +129,9 @@ def test_one_arms_overflow_does_not_skip_another_arms_step():
     scalers = [torch.amp.GradScaler("cpu", init_scale=3e38), torch.amp.GradScaler("cpu", init_scale=2.0**10)]
     before = [[p.detach().clone() for p in m.parameters()] for m in models]
     x, y = 1e3 * torch.randn(2, 5, 1, 4, 4), torch.randint(0, 10, (2, 5))  # gradients ~1e3: x 3e38 overflows
-    losses = torch.nn.functional.cross_entropy(stack(x).flatten(0, 1), y.flatten(), reduction="none").view(2, -1).mean(1)
+    losses = (
+        torch.nn.functional.cross_entropy(stack(x).flatten(0, 1), y.flatten(), reduction="none").view(2, -1).mean(1)
+    )
     sum(s.scale(losses[k]) for k, s in enumerate(scalers)).backward()
     stack.share_gradients([0, 1])
     for s, opt in zip(scalers, optimizers, strict=True):
@@ -214,9 +227,16 @@ def test_sequential_arms_draw_dropout_from_their_own_streams_and_resume_them(tmp
 
 
 def test_plan_groups_jobs_that_can_share_a_process_and_says_why_the_others_cannot():
-    cfgs = [compose_config([*FAST, *o]) for o in (
-        ["seed=0"], ["seed=1", "optimizer=adam"], ["model=mlp"], ["seed=2", "scheduler=cosine"], ["trainer.epochs=5"]
-    )]
+    cfgs = [
+        compose_config([*FAST, *o])
+        for o in (
+            ["seed=0"],
+            ["seed=1", "optimizer=adam"],
+            ["model=mlp"],
+            ["seed=2", "scheduler=cosine"],
+            ["trainer.epochs=5"],
+        )
+    ]
     p = plan(cfgs, max_stack=None)
     assert p.stacks == [[0, 1, 3]]
     assert "model._target_" in p.alone[2] and "trainer.epochs" in p.alone[4]
@@ -245,7 +265,9 @@ def test_the_stacked_launcher_writes_each_job_as_the_basic_launcher_does(tmp_pat
         assert json.loads((a / "summary.json").read_text())["stack"]["strategy"] == "sequential"
     report = subprocess.run(
         [sys.executable, "-m", "experiments.report", str(stacked_dir), str(basic_dir), "--out", str(tmp_path / "r")],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert report.returncode == 0, report.stderr
     rows = (tmp_path / "r" / "results.csv").read_text().splitlines()
@@ -278,10 +300,17 @@ def test_a_bad_launcher_setting_is_one_line_before_any_job(tmp_path, setting, sa
 
 @pytest.mark.slow
 def test_optuna_trials_train_as_stacks(tmp_path):
-    result = run_cli([
-        "-m", *SWEEP, "hparams_search=optuna_lr", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2",
-        "hydra/launcher=stacked", f"hydra.sweep.dir={tmp_path}",
-    ])
+    result = run_cli(
+        [
+            "-m",
+            *SWEEP,
+            "hparams_search=optuna_lr",
+            "hydra.sweeper.n_trials=4",
+            "hydra.sweeper.n_jobs=2",
+            "hydra/launcher=stacked",
+            f"hydra.sweep.dir={tmp_path}",
+        ]
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("train as one stack") == 2
     assert (tmp_path / "optimization_results.yaml").exists()
@@ -293,14 +322,26 @@ def test_optuna_trials_train_as_stacks(tmp_path):
 def test_sigkill_mid_stack_and_the_same_command_continues_every_arm(tmp_path):
     """The sweep's command, killed with SIGKILL after the stack's first checkpoint, run again as typed: every
     arm ends with the numbers of an uninterrupted stacked sweep."""
-    args = [*SWEEP, "trainer.epochs=3", "trainer.max_steps_per_epoch=8", "seed=0,1",
-            "optimizer=sgd,adam", "hydra/launcher=stacked", "hydra.launcher.strategy=batched"]
+    args = [
+        *SWEEP,
+        "trainer.epochs=3",
+        "trainer.max_steps_per_epoch=8",
+        "seed=0,1",
+        "optimizer=sgd,adam",
+        "hydra/launcher=stacked",
+        "hydra.launcher.strategy=batched",
+    ]
     whole = tmp_path / "whole"
     assert run_cli(["-m", *args, f"hydra.sweep.dir={whole}"]).returncode == 0
     cut = tmp_path / "cut"
     env = {**os.environ, "WANDB_MODE": "disabled"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "-m", *args, f"hydra.sweep.dir={cut}"], cwd=ROOT,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "run.py"), "-m", *args, f"hydra.sweep.dir={cut}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 300
     while time.time() < deadline and not all(len(read_metrics(cut / j)) >= 1 for j in "0123"):
         time.sleep(0.05)
@@ -330,8 +371,19 @@ def test_the_cuda_stack_matches_its_runs(tmp_path, extra):
 
 @pytest.mark.slow
 def test_each_arm_of_a_stack_logs_to_its_own_wandb_run(tmp_path):
-    result = run_cli(["-m", *SWEEP, "trainer.epochs=1", "logger=wandb", "scheduler=constant,cosine", "seed=0,1",
-                      "hydra/launcher=stacked", f"hydra.sweep.dir={tmp_path}"], env={"WANDB_MODE": "offline"})
+    result = run_cli(
+        [
+            "-m",
+            *SWEEP,
+            "trainer.epochs=1",
+            "logger=wandb",
+            "scheduler=constant,cosine",
+            "seed=0,1",
+            "hydra/launcher=stacked",
+            f"hydra.sweep.dir={tmp_path}",
+        ],
+        env={"WANDB_MODE": "offline"},
+    )
     assert result.returncode == 0, result.stderr
     ids, groups = set(), set()
     for job in "0123":

@@ -178,7 +178,9 @@ def test_find_cycle_reports_a_cycle():
 def test_module_level_import_graph_has_no_cycle():
     graph = import_graph()
     assert any(graph.values()), "the graph found no import between the packages' modules"
-    assert "trainer.records" in graph["trainer.engine.fit"] and "trainer.engine.checkpoint" in graph["trainer.engine.fit"]
+    assert (
+        "trainer.records" in graph["trainer.engine.fit"] and "trainer.engine.checkpoint" in graph["trainer.engine.fit"]
+    )
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle at module level: " + " -> ".join(cycle)
 
@@ -230,7 +232,9 @@ def upward_imports(files: dict[str, Path]) -> list[str]:
     for name, path in files.items():
         own = layer_of(name)
         for node in all_imports(_parse(path)):
-            above = [t for t in imported_names(node, name, path.name == "__init__.py") if (layer_of(t) or 0) > (own or 0)]
+            above = [
+                t for t in imported_names(node, name, path.name == "__init__.py") if (layer_of(t) or 0) > (own or 0)
+            ]
             if own is not None and above:
                 where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
                 offenders.append(f"{where}:{node.lineno} ({LAYERS[own][0]}) imports {above[0]}")

@@ -13,8 +13,14 @@ from helpers import find_run_files, read_run, run_cli, write_mnist
 
 from trainer.records import read_metrics
 
-SMALL = ["dataset=synthetic", "dataset.train_size=512", "dataset.test_size=128", "trainer.batch_size=128",
-         "trainer.epochs=1", "trainer.progress=false"]
+SMALL = [
+    "dataset=synthetic",
+    "dataset.train_size=512",
+    "dataset.test_size=128",
+    "trainer.batch_size=128",
+    "trainer.epochs=1",
+    "trainer.progress=false",
+]
 OFFLINE = {"WANDB_MODE": "offline"}
 
 
@@ -25,8 +31,9 @@ def summaries(sweep: Path) -> dict[int, dict]:
 @pytest.fixture(scope="module")
 def wandb_sweep(tmp_path_factory) -> Path:
     sweep = tmp_path_factory.mktemp("wandb") / "sweep"
-    result = run_cli(["-m", *SMALL, "logger=wandb", "scheduler=constant,cosine", "seed=0,1", f"hydra.sweep.dir={sweep}"],
-                     env=OFFLINE)
+    result = run_cli(
+        ["-m", *SMALL, "logger=wandb", "scheduler=constant,cosine", "seed=0,1", f"hydra.sweep.dir={sweep}"], env=OFFLINE
+    )
     assert result.returncode == 0, result.stderr
     return sweep
 
@@ -35,8 +42,12 @@ def test_every_combination_runs_in_its_own_folder(wandb_sweep):
     found = summaries(wandb_sweep)
     assert sorted(found) == [0, 1, 2, 3]
     combos = {tuple(sorted(o for o in s["overrides"] if o.startswith(("scheduler=", "seed=")))) for s in found.values()}
-    assert combos == {("scheduler=constant", "seed=0"), ("scheduler=constant", "seed=1"),
-                      ("scheduler=cosine", "seed=0"), ("scheduler=cosine", "seed=1")}
+    assert combos == {
+        ("scheduler=constant", "seed=0"),
+        ("scheduler=constant", "seed=1"),
+        ("scheduler=cosine", "seed=0"),
+        ("scheduler=cosine", "seed=1"),
+    }
     for job, summary in found.items():
         assert summary["status"] == "completed"
         # the job folder says which overrides it had
@@ -53,7 +64,9 @@ def test_each_job_logged_its_metrics_to_its_own_offline_wandb_run(wandb_sweep):
         logged = read_run(files[0])
         ids.add(logged.run.run_id)
         # grouped by arm (the overrides but the seed), the sweep a tag: W&B's grouped view averages seeds only
-        schedule = next(o for o in json.loads((run_dir / "summary.json").read_text())["overrides"] if o.startswith("scheduler="))
+        schedule = next(
+            o for o in json.loads((run_dir / "summary.json").read_text())["overrides"] if o.startswith("scheduler=")
+        )
         groups.setdefault(schedule, set()).add(logged.run.run_group)
         assert schedule in logged.run.run_group and "seed=" not in logged.run.run_group
         assert f"sweep:{'/'.join(wandb_sweep.parts[-2:])}" in logged.run.tags
@@ -66,7 +79,9 @@ def test_each_job_logged_its_metrics_to_its_own_offline_wandb_run(wandb_sweep):
             assert epochs[0][f"epoch/{key}"] == metrics[0][key], key
         steps = [h for h in logged.history if "step" in h]
         csv = [line.split(",") for line in (run_dir / "steps.csv").read_text().splitlines()[1:]]
-        assert [(h["step"], h["step/lr"], h["step/loss"]) for h in steps] == [(int(s), float(lr), float(v)) for s, _, lr, v in csv]
+        assert [(h["step"], h["step/lr"], h["step/loss"]) for h in steps] == [
+            (int(s), float(lr), float(v)) for s, _, lr, v in csv
+        ]
         summary = json.loads((run_dir / "summary.json").read_text())
         assert logged.summary["status"] == "completed"
         assert logged.summary["final_test_acc"] == summary["final_test_acc"]
@@ -82,9 +97,20 @@ def test_failed_job_is_recorded_and_its_wandb_run_marked_failed(tmp_path):
     write_mnist(tmp_path / "good")
     write_mnist(tmp_path / "bad", truncate=True)
     sweep = tmp_path / "sweep"
-    result = run_cli(["-m", "dataset=mnist", "dataset.download=false", "trainer.epochs=1", "trainer.batch_size=64",
-                      "dataset.val_size=0.125", "logger=wandb", f"dataset.root={tmp_path / 'bad'},{tmp_path / 'good'}", f"hydra.sweep.dir={sweep}"],
-                     env=OFFLINE)
+    result = run_cli(
+        [
+            "-m",
+            "dataset=mnist",
+            "dataset.download=false",
+            "trainer.epochs=1",
+            "trainer.batch_size=64",
+            "dataset.val_size=0.125",
+            "logger=wandb",
+            f"dataset.root={tmp_path / 'bad'},{tmp_path / 'good'}",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        env=OFFLINE,
+    )
     assert result.returncode != 0  # the sweep reports that a job failed...
     found = summaries(sweep)
     assert found[0]["status"] == "failed" and "t10k-images-idx3-ubyte is truncated" in found[0]["error"]
@@ -102,8 +128,19 @@ def overlapping(a: dict, b: dict) -> bool:
 @pytest.mark.slow
 def test_joblib_launcher_runs_jobs_in_parallel(tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli(["-m", *SMALL, "trainer.epochs=3", "logger=none", "trainer.num_threads=1", "seed=0,1",
-                      "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"])
+    result = run_cli(
+        [
+            "-m",
+            *SMALL,
+            "trainer.epochs=3",
+            "logger=none",
+            "trainer.num_threads=1",
+            "seed=0,1",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            f"hydra.sweep.dir={sweep}",
+        ]
+    )
     assert result.returncode == 0, result.stderr
     found = summaries(sweep)
     assert sorted(found) == [0, 1] and all(s["status"] == "completed" for s in found.values())
@@ -113,8 +150,17 @@ def test_joblib_launcher_runs_jobs_in_parallel(tmp_path):
 @pytest.mark.slow
 def test_submitit_local_launcher_runs_the_jobs(tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli(["-m", *SMALL, "logger=none", "seed=0,1", "hydra/launcher=submitit_local",
-                      "hydra.launcher.timeout_min=10", f"hydra.sweep.dir={sweep}"])
+    result = run_cli(
+        [
+            "-m",
+            *SMALL,
+            "logger=none",
+            "seed=0,1",
+            "hydra/launcher=submitit_local",
+            "hydra.launcher.timeout_min=10",
+            f"hydra.sweep.dir={sweep}",
+        ]
+    )
     assert result.returncode == 0, result.stderr
     found = summaries(sweep)
     assert sorted(found) == [0, 1] and all(s["status"] == "completed" for s in found.values())
@@ -123,8 +169,16 @@ def test_submitit_local_launcher_runs_the_jobs(tmp_path):
 @pytest.mark.slow
 def test_optuna_search_returns_the_best_trial(tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli(["-m", "hparams_search=optuna_lr", *SMALL, "logger=none", "hydra.sweeper.n_trials=3",
-                      f"hydra.sweep.dir={sweep}"])
+    result = run_cli(
+        [
+            "-m",
+            "hparams_search=optuna_lr",
+            *SMALL,
+            "logger=none",
+            "hydra.sweeper.n_trials=3",
+            f"hydra.sweep.dir={sweep}",
+        ]
+    )
     assert result.returncode == 0, result.stderr
     found = summaries(sweep)
     assert len(found) == 3
@@ -138,8 +192,11 @@ def test_optuna_search_returns_the_best_trial(tmp_path):
 def test_unreachable_wandb_server_never_stops_training(tmp_path):
     run = tmp_path / "run"
     env = {"WANDB_MODE": "", "WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}
-    result = run_cli([*SMALL, "logger=wandb", "logger.mode=online", "logger.init_timeout=5", f"hydra.run.dir={run}"],
-                     env=env, timeout=300)
+    result = run_cli(
+        [*SMALL, "logger=wandb", "logger.mode=online", "logger.init_timeout=5", f"hydra.run.dir={run}"],
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads((run / "summary.json").read_text())["status"] == "completed"
     assert len(read_metrics(run)) == 1
@@ -179,13 +236,23 @@ def test_jobs_are_listed_as_hydras_basic_sweeper_lists_them(overrides, params):
 def test_basic_sweeper_jobs_of_other_sweepers_and_unreadable_nodes():
     from trainer.config.sweeps import BASIC_SWEEPER, basic_sweeper_jobs
 
-    optuna = {"sweeper": {"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper",
-                          "params": {"optimizer.lr": "interval(0.01, 1.0)"}}, "overrides": {"task": ["seed=0,1"]}}
+    optuna = {
+        "sweeper": {
+            "_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper",
+            "params": {"optimizer.lr": "interval(0.01, 1.0)"},
+        },
+        "overrides": {"task": ["seed=0,1"]},
+    }
     assert basic_sweeper_jobs(optuna) == []
     assert basic_sweeper_jobs({}) == []
     assert basic_sweeper_jobs({"sweeper": {"_target_": BASIC_SWEEPER}}) == []  # no overrides node
-    assert basic_sweeper_jobs({"sweeper": {"_target_": BASIC_SWEEPER}, "overrides": {"task": ["a=interval(0,1)"]}}) == []
-    assert basic_sweeper_jobs({"sweeper": {"_target_": BASIC_SWEEPER}, "overrides": {"task": ["a=1,2"]}}) == [["a=1"], ["a=2"]]
+    assert (
+        basic_sweeper_jobs({"sweeper": {"_target_": BASIC_SWEEPER}, "overrides": {"task": ["a=interval(0,1)"]}}) == []
+    )
+    assert basic_sweeper_jobs({"sweeper": {"_target_": BASIC_SWEEPER}, "overrides": {"task": ["a=1,2"]}}) == [
+        ["a=1"],
+        ["a=2"],
+    ]
 
 
 def test_sweeps_that_cannot_be_listed():
@@ -200,8 +267,18 @@ def test_sweeps_that_cannot_be_listed():
 def test_an_invalid_optuna_trial_is_a_failed_trial_and_the_study_goes_on(tmp_path):
     """LRs below the schedule's floor are sampled: those trials fail, with their reason, and score the worst value."""
     sweep = tmp_path / "sweep"
-    result = run_cli(["-m", "hparams_search=optuna_lr", *SMALL, "logger=none", "scheduler=cosine",
-                      "scheduler.final_lr=0.1", "hydra.sweeper.n_trials=6", f"hydra.sweep.dir={sweep}"])
+    result = run_cli(
+        [
+            "-m",
+            "hparams_search=optuna_lr",
+            *SMALL,
+            "logger=none",
+            "scheduler=cosine",
+            "scheduler.final_lr=0.1",
+            "hydra.sweeper.n_trials=6",
+            f"hydra.sweep.dir={sweep}",
+        ]
+    )
     assert result.returncode == 0, result.stderr
     found = summaries(sweep)
     assert len(found) == 6
@@ -218,8 +295,19 @@ def test_an_invalid_optuna_trial_is_a_failed_trial_and_the_study_goes_on(tmp_pat
 def test_an_unreachable_wandb_server_is_tried_once_per_sweep(tmp_path):
     sweep = tmp_path / "sweep"
     env = {"WANDB_MODE": "", "WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}
-    result = run_cli(["-m", *SMALL, "logger=wandb", "logger.mode=online", "logger.init_timeout=5", "seed=0,1",
-                      f"hydra.sweep.dir={sweep}"], env=env, timeout=300)
+    result = run_cli(
+        [
+            "-m",
+            *SMALL,
+            "logger=wandb",
+            "logger.mode=online",
+            "logger.init_timeout=5",
+            "seed=0,1",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("W&B online start failed") == 1
     assert result.stderr.count("W&B was unreachable for an earlier job of this sweep") == 1

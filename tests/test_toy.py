@@ -23,8 +23,16 @@ def toy(*overrides: str):
 
 
 def quadratic_run(kappa: float, big: float, lr: float, steps: int, *optimizer: str) -> dict:
-    return trajectory(toy(f"toy.condition={kappa}", f"toy.curvature={big}", f"toy.steps={steps}", "optimizer=sgd",
-                          f"optimizer.lr={lr!r}", *optimizer))
+    return trajectory(
+        toy(
+            f"toy.condition={kappa}",
+            f"toy.curvature={big}",
+            f"toy.steps={steps}",
+            "optimizer=sgd",
+            f"optimizer.lr={lr!r}",
+            *optimizer,
+        )
+    )
 
 
 def rate(points: list[list[float]], first: int, last: int) -> float:
@@ -61,7 +69,9 @@ def test_heavy_ball_at_its_optimal_settings_converges_at_the_accelerated_rate(ka
     small = big / kappa
     lr = (2 / (math.sqrt(big) + math.sqrt(small))) ** 2
     beta = ((math.sqrt(kappa) - 1) / (math.sqrt(kappa) + 1)) ** 2
-    run = quadratic_run(kappa, big, lr, 2000, "optimizer=momentum", f"optimizer.momentum={beta!r}", f"optimizer.lr={lr!r}")
+    run = quadratic_run(
+        kappa, big, lr, 2000, "optimizer=momentum", f"optimizer.momentum={beta!r}", f"optimizer.lr={lr!r}"
+    )
     accelerated = (math.sqrt(kappa) - 1) / (math.sqrt(kappa) + 1)
     assert rate(run["points"], 1000, 2000) == pytest.approx(accelerated, rel=0.01)
     gradient_descent = (kappa - 1) / (kappa + 1)  # its best rate, at lr = 2 / (L + mu)
@@ -84,7 +94,9 @@ def test_the_test_functions_have_their_minimum_where_they_say():
     for name in ("quadratic", "rosenbrock", "beale"):
         fn = make_function(toy(f"toy.function={name}").toy)
         assert fn.f(*fn.minimum) == 0
-        near = [fn.f(fn.minimum[0] + dx, fn.minimum[1] + dy) for dx, dy in [(1e-3, 0), (-1e-3, 0), (0, 1e-3), (0, -1e-3)]]
+        near = [
+            fn.f(fn.minimum[0] + dx, fn.minimum[1] + dy) for dx, dy in [(1e-3, 0), (-1e-3, 0), (0, 1e-3), (0, -1e-3)]
+        ]
         assert min(near) > 0
 
 
@@ -97,8 +109,14 @@ def test_a_first_gradient_step_on_rosenbrock_is_the_closed_form_gradient():
 
 
 def test_a_schedule_sets_the_lr_of_every_step():
-    cfg = toy("toy.steps=60", "optimizer=sgd", "optimizer.lr=0.003", "scheduler=cosine", "scheduler.final_lr=0.0003",
-              "scheduler.warmup.epochs=5")
+    cfg = toy(
+        "toy.steps=60",
+        "optimizer=sgd",
+        "optimizer.lr=0.003",
+        "scheduler=cosine",
+        "scheduler.final_lr=0.0003",
+        "scheduler.warmup.epochs=5",
+    )
     run = trajectory(cfg)
     _, expected = lr_curve(cfg.scheduler, 0.003, 60, 1)
     assert run["lr"] == pytest.approx(expected, rel=1e-12)
@@ -108,18 +126,35 @@ def test_a_schedule_sets_the_lr_of_every_step():
 @pytest.mark.slow
 def test_the_figure_and_the_data_are_written_with_every_trajectory(tmp_path):
     folder = tmp_path / "run"
-    result = run_cli(["task=toy", "optimizer=sgd", "optimizer.lr=0.0038", "toy.steps=80",
-                      'toy.compare=["optimizer.momentum=0.78",adam,"scheduler=step scheduler.gamma=0.5"]',
-                      f"hydra.run.dir={folder}"], timeout=300)
+    result = run_cli(
+        [
+            "task=toy",
+            "optimizer=sgd",
+            "optimizer.lr=0.0038",
+            "toy.steps=80",
+            'toy.compare=["optimizer.momentum=0.78",adam,"scheduler=step scheduler.gamma=0.5"]',
+            f"hydra.run.dir={folder}",
+        ],
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     png, data = folder / "toy.png", folder / "toy.json"
     assert result.stdout.splitlines()[-2:] == [f"plot: {png}", f"data: {data}"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and matplotlib.image.imread(png).shape[2] in (3, 4)
     record = json.loads(data.read_text())
     runs = record["runs"]
-    assert [r["overrides"] for r in runs] == ["", "optimizer.momentum=0.78", "adam", "scheduler=step scheduler.gamma=0.5"]
-    assert [r["label"] for r in runs] == ["SGD lr=0.0038", "SGD lr=0.0038 momentum=0.78", "Adam lr=0.001",
-                                         "SGD lr=0.0038, step"]
+    assert [r["overrides"] for r in runs] == [
+        "",
+        "optimizer.momentum=0.78",
+        "adam",
+        "scheduler=step scheduler.gamma=0.5",
+    ]
+    assert [r["label"] for r in runs] == [
+        "SGD lr=0.0038",
+        "SGD lr=0.0038 momentum=0.78",
+        "Adam lr=0.001",
+        "SGD lr=0.0038, step",
+    ]
     assert record["function"]["name"] == "quadratic" and record["function"]["start"] == runs[0]["points"][0]
     # every trajectory is the one the same config gives in process; gradient descent's is the closed form
     gd = ["optimizer=sgd", "optimizer.lr=0.0038"]
@@ -146,8 +181,10 @@ def test_the_figure_and_the_data_are_written_with_every_trajectory(tmp_path):
         (["toy.step=5"], "toy.step: no such key in toy (did you mean toy.steps?)"),
         (["toy.steps=ten"], "toy.steps: Value 'ten' of type 'str' could not be converted to Integer"),
         (["toy.steps=3", "scheduler=cosine_warmup"], "scheduler.warmup.epochs must be < toy.steps (3)"),
-        (["scheduler=plateau", "scheduler.monitor=val_acc", "scheduler.mode=max"],
-         "scheduler.monitor='val_acc' is not allowed: task=toy reduces on the function's value"),
+        (
+            ["scheduler=plateau", "scheduler.monitor=val_acc", "scheduler.mode=max"],
+            "scheduler.monitor='val_acc' is not allowed: task=toy reduces on the function's value",
+        ),
         (["optimizer=adagrad", "scheduler=onecycle"], "scheduler.cycle_momentum=True is not allowed"),
     ],
 )

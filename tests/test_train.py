@@ -9,8 +9,7 @@ from helpers import FAST, compose_config
 
 from trainer import data
 from trainer.engine.fit import fit
-from trainer.records import machine_figures
-from trainer.records import read_metrics
+from trainer.records import machine_figures, read_metrics
 
 RESULT_FILES = ["config.yaml", "metrics.jsonl", "steps.csv", "summary.json", "provenance.json", "checkpoint.pt"]
 TIMING_KEYS = set(machine_figures())
@@ -23,8 +22,15 @@ def train(tmp_path, *overrides, name="run"):
 
 
 def test_two_epochs_on_synthetic_data_learn(tmp_path):
-    summary, metrics = train(tmp_path, "trainer.epochs=2", "optimizer=momentum", "optimizer.lr=0.05", "trainer.batch_size=64",
-                             "dataset.train_size=4096", "dataset.val_size=0")
+    summary, metrics = train(
+        tmp_path,
+        "trainer.epochs=2",
+        "optimizer=momentum",
+        "optimizer.lr=0.05",
+        "trainer.batch_size=64",
+        "dataset.train_size=4096",
+        "dataset.val_size=0",
+    )
     assert summary["status"] == "completed" and summary["epochs_completed"] == 2
     steps = [line.split(",") for line in (tmp_path / "run" / "steps.csv").read_text().splitlines()[1:]]
     first_losses = [float(s[3]) for s in steps[:5]]
@@ -49,7 +55,9 @@ def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):
 
 @pytest.mark.parametrize("model,optimizer", [("mlp", "adam"), ("resnet", "nesterov"), ("lenet", "adamw")])
 def test_every_model_trains_with_other_optimizers(tmp_path, model, optimizer):
-    summary, _ = train(tmp_path, f"model={model}", f"optimizer={optimizer}", "trainer.epochs=1", "trainer.max_steps_per_epoch=4")
+    summary, _ = train(
+        tmp_path, f"model={model}", f"optimizer={optimizer}", "trainer.epochs=1", "trainer.max_steps_per_epoch=4"
+    )
     assert summary["status"] == "completed" and summary["steps_per_epoch"] == 4
 
 
@@ -66,13 +74,21 @@ def test_summary_and_provenance_describe_the_run(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not data.DEBIAN_FASHION_MNIST.exists(), reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+@pytest.mark.skipif(
+    not data.DEBIAN_FASHION_MNIST.exists(), reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
+)
 def test_real_fashion_mnist_run_through_run_py(cli, tmp_path):
     run = tmp_path / "fm"
-    result = cli([
-        "trainer.epochs=1", "trainer.max_steps_per_epoch=20", "trainer.progress=false", "logger=none",
-        f"dataset.root={tmp_path / 'data'}", f"hydra.run.dir={run}",
-    ])
+    result = cli(
+        [
+            "trainer.epochs=1",
+            "trainer.max_steps_per_epoch=20",
+            "trainer.progress=false",
+            "logger=none",
+            f"dataset.root={tmp_path / 'data'}",
+            f"hydra.run.dir={run}",
+        ]
+    )
     assert result.returncode == 0, result.stderr
     for name in RESULT_FILES:
         assert (run / name).exists(), name

@@ -84,7 +84,9 @@ class Scripted:
 
 
 def scripted_run(tmp_path, monkeypatch, overrides, val, test):
-    cfg = compose_config([*FAST, "trainer.epochs=3", "trainer.max_steps_per_epoch=2", "trainer.train_eval_size=0", *overrides])
+    cfg = compose_config(
+        [*FAST, "trainer.epochs=3", "trainer.max_steps_per_epoch=2", "trainer.train_eval_size=0", *overrides]
+    )
     script = Scripted(val, test, data.val_count(cfg.dataset, 2048))
     monkeypatch.setattr(loop, "evaluate", script)
     summary = fit(cfg, tmp_path / "run", {})
@@ -106,14 +108,23 @@ def test_plateau_steps_on_the_validation_loss(tmp_path, monkeypatch):
     # validation gets worse while test gets better: the LR is halved after epoch 2 (patience 0)
     overrides = ["scheduler=plateau", "scheduler.patience=0", "optimizer.lr=0.1"]
     _, rows, _ = scripted_run(
-        tmp_path, monkeypatch, overrides, val=[(1.0, 0.5), (2.0, 0.5), (3.0, 0.5)], test=[(3.0, 0.5), (2.0, 0.5), (1.0, 0.5)]
+        tmp_path,
+        monkeypatch,
+        overrides,
+        val=[(1.0, 0.5), (2.0, 0.5), (3.0, 0.5)],
+        test=[(3.0, 0.5), (2.0, 0.5), (1.0, 0.5)],
     )
     assert [r["lr"] for r in rows] == [0.1, 0.1, 0.05]
 
 
 def test_plateau_can_watch_the_validation_accuracy(tmp_path, monkeypatch):
-    overrides = ["scheduler=plateau", "scheduler.patience=0", "scheduler.monitor=val_acc", "scheduler.mode=max",
-                 "optimizer.lr=0.1"]
+    overrides = [
+        "scheduler=plateau",
+        "scheduler.patience=0",
+        "scheduler.monitor=val_acc",
+        "scheduler.mode=max",
+        "optimizer.lr=0.1",
+    ]
     _, rows, _ = scripted_run(
         tmp_path, monkeypatch, overrides, val=[(9.0, 0.5), (8.0, 0.6), (7.0, 0.4)], test=[(1.0, 0.5)] * 3
     )
@@ -123,8 +134,13 @@ def test_plateau_can_watch_the_validation_accuracy(tmp_path, monkeypatch):
 
 
 def test_select_on_test_reproduces_a_protocol_that_chose_on_the_test_set(tmp_path, monkeypatch):
-    overrides = ["dataset.val_size=0", "select_on_test=true", "scheduler=plateau", "scheduler.patience=0",
-                 "optimizer.lr=0.1"]
+    overrides = [
+        "dataset.val_size=0",
+        "select_on_test=true",
+        "scheduler=plateau",
+        "scheduler.patience=0",
+        "optimizer.lr=0.1",
+    ]
     summary, rows, script = scripted_run(
         tmp_path, monkeypatch, overrides, val=[], test=[(1.0, 0.5), (2.0, 0.9), (3.0, 0.7)]
     )
@@ -138,8 +154,12 @@ def test_select_on_test_reproduces_a_protocol_that_chose_on_the_test_set(tmp_pat
     "overrides",
     [
         ["scheduler=plateau"],
-        ["scheduler=torch", "scheduler._target_=torch.optim.lr_scheduler.ReduceLROnPlateau", "~scheduler.step_size",
-         "~scheduler.gamma"],
+        [
+            "scheduler=torch",
+            "scheduler._target_=torch.optim.lr_scheduler.ReduceLROnPlateau",
+            "~scheduler.step_size",
+            "~scheduler.gamma",
+        ],
         ["objective=best_val_acc"],
         ["objective=final_val_loss"],
         ["objective=best_epoch_test_acc"],

@@ -118,7 +118,9 @@ class EpochRow:
     train_loss: float = metric("train loss", better="min")
     train_acc: float = metric("train acc (%)", scale=100, decimals=2, better="max")
     val_loss: float | None = metric("val loss", better="min", requires=VALIDATION, default=None)
-    val_acc: float | None = metric("val acc (%)", scale=100, decimals=2, better="max", requires=VALIDATION, default=None)
+    val_acc: float | None = metric(
+        "val acc (%)", scale=100, decimals=2, better="max", requires=VALIDATION, default=None
+    )
     test_loss: float = metric("test loss", better="min")
     test_acc: float = metric("test acc (%)", scale=100, decimals=2, better="max")
     # small is not better when both accuracies are low
@@ -127,7 +129,9 @@ class EpochRow:
     # part (trainer.train_eval_size examples, the same every epoch and every arm), then its gap to test accuracy;
     # `gap` compares the accuracy averaged while the weights moved with an end-of-epoch test figure
     train_eval_loss: float | None = metric("train loss, end of epoch", better="min", default=None)
-    train_eval_acc: float | None = metric("train acc, end of epoch (%)", scale=100, decimals=2, better="max", default=None)
+    train_eval_acc: float | None = metric(
+        "train acc, end of epoch (%)", scale=100, decimals=2, better="max", default=None
+    )
     eval_gap: float | None = metric("gap, end of epoch (%)", scale=100, decimals=2, default=None)
     # snapshot ensembles (trainer.snapshots): the accuracy of the mean softmax of the last snapshots, as the
     # ensemble stands after the epoch: set at each snapshot, the last value held until the next, None before the
@@ -146,20 +150,30 @@ class EpochRow:
         "EMA val acc (%)", scale=100, decimals=2, better="max", requires=(VALIDATION, EMA), default=None
     )
     ema_test_loss: float | None = metric("EMA test loss", better="min", requires=EMA, default=None)
-    ema_test_acc: float | None = metric("EMA test acc (%)", scale=100, decimals=2, better="max", requires=EMA, default=None)
+    ema_test_acc: float | None = metric(
+        "EMA test acc (%)", scale=100, decimals=2, better="max", requires=EMA, default=None
+    )
     swa_val_loss: float | None = metric("SWA val loss", better="min", requires=(VALIDATION, SWA), default=None)
     swa_val_acc: float | None = metric(
         "SWA val acc (%)", scale=100, decimals=2, better="max", requires=(VALIDATION, SWA), default=None
     )
     swa_test_loss: float | None = metric("SWA test loss", better="min", requires=SWA, default=None)
-    swa_test_acc: float | None = metric("SWA test acc (%)", scale=100, decimals=2, better="max", requires=SWA, default=None)
+    swa_test_acc: float | None = metric(
+        "SWA test acc (%)", scale=100, decimals=2, better="max", requires=SWA, default=None
+    )
     lr: float = metric("LR at the epoch's first step", decimals=4, summary=None)
     lr_end: float = metric("LR at the epoch's last step", decimals=4, summary=None)
-    epoch_time: float = metric("epoch time (s)", decimals=2, better="min", summary="mean", key="mean_epoch_time_s", machine=True)
+    epoch_time: float = metric(
+        "epoch time (s)", decimals=2, better="min", summary="mean", key="mean_epoch_time_s", machine=True
+    )
     # the epoch's seconds split: training steps alone, and evaluation (validation, test, the training subset,
     # snapshot ensembles); time to a target counts train_time only
-    train_time: float | None = metric("train time (s)", decimals=2, better="min", summary="mean", key="mean_train_time_s", machine=True, default=None)
-    eval_time: float | None = metric("eval time (s)", decimals=2, better="min", summary="mean", key="mean_eval_time_s", machine=True, default=None)
+    train_time: float | None = metric(
+        "train time (s)", decimals=2, better="min", summary="mean", key="mean_train_time_s", machine=True, default=None
+    )
+    eval_time: float | None = metric(
+        "eval time (s)", decimals=2, better="min", summary="mean", key="mean_eval_time_s", machine=True, default=None
+    )
     rss_mb: float | None = _memory("resident memory (MiB)")
     peak_rss_mb: float | None = _memory("peak resident memory (MiB)")
     cuda_mb: float | None = _memory("CUDA memory (MiB)")
@@ -232,11 +246,19 @@ def _summary_metrics() -> list[Metric]:
         out.append(Metric(f.name, key, m["title"], m["scale"], m["decimals"], m["better"], final, m["requires"]))
         scale, decimals = m["scale"], m["decimals"]
         if f.name == "val_acc":  # the best epoch: the one with the best validation accuracy
-            out.append(Metric("best_val_acc", "best_val_acc", "best val acc (%)", scale, decimals, "max", True, VALIDATION))
+            out.append(
+                Metric("best_val_acc", "best_val_acc", "best val acc (%)", scale, decimals, "max", True, VALIDATION)
+            )
         if f.name == "test_acc":  # the test accuracy at the best epoch, beside the final one
             title = "test acc at best epoch (%)"
-            out.append(Metric("best_epoch_test_acc", "best_epoch_test_acc", title, scale, decimals, "max", True, SELECTION))
-            out.append(Metric("best_test_acc", "best_test_acc", "best test acc (%)", scale, decimals, "max", True, TEST_SELECTION))
+            out.append(
+                Metric("best_epoch_test_acc", "best_epoch_test_acc", title, scale, decimals, "max", True, SELECTION)
+            )
+            out.append(
+                Metric(
+                    "best_test_acc", "best_test_acc", "best test acc (%)", scale, decimals, "max", True, TEST_SELECTION
+                )
+            )
     out.append(Metric("best_epoch", "best_epoch", "best epoch", 1, 1, objective=False, requires=SELECTION))
     out.append(Metric("wall_time", "wall_time_s", "wall time (s)", 1, 1, "min", objective=False))
     return out
@@ -409,7 +431,9 @@ class Summary:
             return self.figures[key]
         return getattr(self, key, default) if key != "figures" else default
 
-    def record_history(self, history: list[EpochRow], select_on_test: bool = False, num_classes: int | None = None) -> None:
+    def record_history(
+        self, history: list[EpochRow], select_on_test: bool = False, num_classes: int | None = None
+    ) -> None:
         results = results_summary(history, select_on_test)
         self.epochs_completed = results.pop("epochs_completed")
         self.figures = results
@@ -610,4 +634,3 @@ def read_metrics(run_dir: Path) -> list[dict]:
 def read_summary(run_dir: Path) -> dict | None:
     summary = RunFolder(run_dir, create=False).read_summary()
     return None if summary is None else summary.to_dict()
-

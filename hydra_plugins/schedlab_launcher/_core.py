@@ -19,9 +19,9 @@ from pathlib import Path
 from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from trainer.engine import stack
 from trainer.cli import EXIT_INTERRUPTED, EXIT_TERMINATED, fail, job_info, objective, outcome
 from trainer.config import validate
+from trainer.engine import stack
 from trainer.errors import ConfigError
 
 log = logging.getLogger("schedlab")

@@ -11,9 +11,23 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from trainer.config.rules import _SAMPLED, _one_of, _require, _sampled
-from trainer.config.schema import (BranchConfig, EvalConfig, ImageDatasetConfig, LRFindConfig, LoggerConfig, ModelConfig, OptimizerConfig, SCHEDULE_FREE_SCHEDULES, SEED_LIMIT, ScheduleFreeConfig, ToyConfig, TrainerConfig)
+from trainer.config.schema import (
+    SCHEDULE_FREE_SCHEDULES,
+    SEED_LIMIT,
+    BranchConfig,
+    EvalConfig,
+    ImageDatasetConfig,
+    LoggerConfig,
+    LRFindConfig,
+    ModelConfig,
+    OptimizerConfig,
+    ScheduleFreeConfig,
+    ToyConfig,
+    TrainerConfig,
+)
 from trainer.errors import ConfigError
 from trainer.records import OBJECTIVES, missing_for
+
 
 def unknown_key(key: str, valid: Iterable[str]) -> str:
     """The one line for a key no schema declares, with the closest valid key when there is one."""
@@ -71,8 +85,13 @@ def _validate(cfg: Any) -> None:
 
     check_keys(cfg)
     if cfg.task == "eval":
-        _require(cfg.resume is not None, "task", cfg.task, "needs resume=<run folder>: the run whose checkpoint to evaluate",
-                 needs=("resume",))
+        _require(
+            cfg.resume is not None,
+            "task",
+            cfg.task,
+            "needs resume=<run folder>: the run whose checkpoint to evaluate",
+            needs=("resume",),
+        )
     _typed(cfg, "eval", EvalConfig).check()
     _require(cfg.seed >= 0, "seed", cfg.seed, "must be an integer >= 0")
     _require(cfg.seed < SEED_LIMIT, "seed", cfg.seed, "must be an integer in [0, 2**32)")
@@ -82,19 +101,31 @@ def _validate(cfg: Any) -> None:
     _typed(cfg, "dataset", ImageDatasetConfig).check()
     if not _sampled("trainer.batch_size", "dataset"):
         n_file = file_train_size(cfg.dataset)
-        _require(val_count(cfg.dataset, n_file) < n_file, "dataset.val_size", cfg.dataset.val_size,
-                 f"must leave examples to train on (the training split of dataset={cfg.dataset.name} has {n_file})")
+        _require(
+            val_count(cfg.dataset, n_file) < n_file,
+            "dataset.val_size",
+            cfg.dataset.val_size,
+            f"must leave examples to train on (the training split of dataset={cfg.dataset.name} has {n_file})",
+        )
         n_train = train_size(cfg.dataset)
-        _require(trainer.batch_size <= n_train, "trainer.batch_size", trainer.batch_size,
-                 f"must be at most the training set size ({n_train} for dataset={cfg.dataset.name})")
+        _require(
+            trainer.batch_size <= n_train,
+            "trainer.batch_size",
+            trainer.batch_size,
+            f"must be at most the training set size ({n_train} for dataset={cfg.dataset.name})",
+        )
     has_validation = _sampled("dataset") or bool(cfg.dataset.get("val_size"))
     if cfg.objective is not None:
         _one_of("objective", cfg.objective, OBJECTIVES)
         why = missing_for(cfg.objective, has_validation, cfg.select_on_test)
         _require(why is None, "objective", cfg.objective, f"{why}, and {_no_validation(cfg)}", needs=("dataset",))
         why = missing_for(cfg.objective, True, True, has_snapshots=trainer.snapshots)
-        _require(why is None, "objective", cfg.objective, f"{why}: set trainer.snapshots=true", needs=("trainer.snapshots",))
-        why = missing_for(cfg.objective, True, True, has_ema=trainer.ema is not None, has_swa=trainer.swa_start is not None)
+        _require(
+            why is None, "objective", cfg.objective, f"{why}: set trainer.snapshots=true", needs=("trainer.snapshots",)
+        )
+        why = missing_for(
+            cfg.objective, True, True, has_ema=trainer.ema is not None, has_swa=trainer.swa_start is not None
+        )
         _require(why is None, "objective", cfg.objective, why or "", needs=("trainer.ema", "trainer.swa_start"))
     _typed(cfg, "model", ModelConfig).check()
     _typed(cfg, "logger", LoggerConfig).check()
@@ -107,16 +138,28 @@ def _validate(cfg: Any) -> None:
     toy = _typed(cfg, "toy", ToyConfig)
     toy.check()
     metric = None if has_validation or cfg.select_on_test else _no_validation(cfg)
-    _require(metric is None or trainer.early_stopping.patience is None, "trainer.early_stopping.patience",
-             trainer.early_stopping.patience, f"stops on a validation figure, and {metric}", needs=("dataset",))
+    _require(
+        metric is None or trainer.early_stopping.patience is None,
+        "trainer.early_stopping.patience",
+        trainer.early_stopping.patience,
+        f"stops on a validation figure, and {metric}",
+        needs=("dataset",),
+    )
     if not _sampled("scheduler", "trainer.epochs", "toy.steps"):
         base_lr = None if _sampled("optimizer.lr") else float(optimizer.lr)
         if cfg.task == "toy":
             toy.check_schedule(cfg.scheduler, base_lr)
         else:
             values = None if _sampled("optimizer") else optimizer.hyperparameters()
-            validate_schedule(cfg.scheduler, trainer.epochs, base_lr=base_lr, has_val_metric=metric is None,
-                              why_no_metric=metric, values=values, optimizer=optimizer._target_)
+            validate_schedule(
+                cfg.scheduler,
+                trainer.epochs,
+                base_lr=base_lr,
+                has_val_metric=metric is None,
+                why_no_metric=metric,
+                values=values,
+                optimizer=optimizer._target_,
+            )
             _check_snapshots(cfg.scheduler, trainer)
 
 
@@ -127,9 +170,14 @@ def _check_snapshots(scheduler: Any, trainer: TrainerConfig) -> None:
     if not trainer.snapshots or trainer.snapshot_every is not None:
         return
     name = scheduler.get("name") or scheduler.get("_target_")
-    _require(cycle_ends(scheduler, trainer.epochs) is not None, "trainer.snapshots", trainer.snapshots,
-             f"scheduler={name} has no cycles to end: use scheduler=cosine_restarts or cyclic, or set "
-             "trainer.snapshot_every=<epochs>", needs=("trainer.snapshot_every",))
+    _require(
+        cycle_ends(scheduler, trainer.epochs) is not None,
+        "trainer.snapshots",
+        trainer.snapshots,
+        f"scheduler={name} has no cycles to end: use scheduler=cosine_restarts or cyclic, or set "
+        "trainer.snapshot_every=<epochs>",
+        needs=("trainer.snapshot_every",),
+    )
 
 
 def _check_param_groups(model: Any, optimizer: OptimizerConfig) -> None:
@@ -155,9 +203,13 @@ def _check_momentum_cycle(scheduler: Any, optimizer: OptimizerConfig) -> None:
     an optimizer with neither (Adagrad, Adadelta) is refused, as torch's OneCycleLR and CyclicLR refuse it."""
     cycles = scheduler.get("cycle_momentum", False) if isinstance(scheduler, DictConfig) else False
     knobs = {f.name for f in dataclasses.fields(optimizer)} & {"momentum", "betas"}
-    _require(not cycles or bool(knobs), "scheduler.cycle_momentum", cycles,
-             f"{optimizer._target_} has no momentum or beta1 to cycle: set scheduler.cycle_momentum=false",
-             needs=("scheduler", "optimizer"))
+    _require(
+        not cycles or bool(knobs),
+        "scheduler.cycle_momentum",
+        cycles,
+        f"{optimizer._target_} has no momentum or beta1 to cycle: set scheduler.cycle_momentum=false",
+        needs=("scheduler", "optimizer"),
+    )
 
 
 def _check_schedule_free(scheduler: Any, optimizer: OptimizerConfig, task: str) -> None:
@@ -167,11 +219,20 @@ def _check_schedule_free(scheduler: Any, optimizer: OptimizerConfig, task: str) 
         return
     node = scheduler if isinstance(scheduler, DictConfig) else {}
     which = f"optimizer={optimizer.option} ({optimizer._target_})"
-    _require(task != "toy", "task", task, f"{which} is not drawn by task=toy (it evaluates an average of its steps)",
-             needs=("optimizer",))
-    _require(node.get("name") == "constant" and "_target_" not in node, "scheduler",
-             node.get("name") or node.get("_target_"), f"{which} replaces the schedule: use {SCHEDULE_FREE_SCHEDULES}",
-             needs=("scheduler", "optimizer"))
+    _require(
+        task != "toy",
+        "task",
+        task,
+        f"{which} is not drawn by task=toy (it evaluates an average of its steps)",
+        needs=("optimizer",),
+    )
+    _require(
+        node.get("name") == "constant" and "_target_" not in node,
+        "scheduler",
+        node.get("name") or node.get("_target_"),
+        f"{which} replaces the schedule: use {SCHEDULE_FREE_SCHEDULES}",
+        needs=("scheduler", "optimizer"),
+    )
 
 
 def _no_validation(cfg: Any) -> str:

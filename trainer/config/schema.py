@@ -21,7 +21,6 @@ from trainer.config.rules import _at_least, _finite, _one_of, _require, _sampled
 from trainer.errors import ConfigError
 
 
-
 class Choice(str, enum.Enum):
     """The allowed values of a choice key, as its field's type: OmegaConf refuses any other value at composition
     (trainer/cli words it as one line naming the key and these values). A member is its value: it compares,
@@ -29,6 +28,9 @@ class Choice(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+    def __repr__(self) -> str:  # `{key}={value!r}` in a one-line refusal reads as the config value
+        return repr(self.value)
 
     def __format__(self, spec: str) -> str:
         return format(self.value, spec)
@@ -43,7 +45,9 @@ Precision = Choice("Precision", [(n, n) for n in ("auto", "fp32", "bf16", "fp16"
 LoggerMode = Choice("LoggerMode", [(n, n) for n in ("auto", "online", "offline", "disabled")], module=__name__)
 LRFindMode = Choice("LRFindMode", [(n, n) for n in ("exp", "linear")], module=__name__)
 LRFindRule = Choice("LRFindRule", [(n, n) for n in ("half_drop", "steepest", "min_div10", "valley")], module=__name__)
-EvalCheckpoint = Choice("EvalCheckpoint", [(n, n) for n in ("last", "best")], module=__name__)  # checkpoint.pt, or best.pt
+EvalCheckpoint = Choice(
+    "EvalCheckpoint", [(n, n) for n in ("last", "best")], module=__name__
+)  # checkpoint.pt, or best.pt
 Monitor = Choice("Monitor", [(n, n) for n in ("val_acc", "val_loss")], module=__name__)  # a validation figure
 ToyFunction = Choice("ToyFunction", [(n, n) for n in ("quadratic", "rosenbrock", "beale")], module=__name__)
 
@@ -65,6 +69,8 @@ EVAL_IGNORES = "eval ignores"  # task=eval does not use it: the command line's v
 def roles(*names: str, **kwargs):
     """A schema field with its roles (NEUTRAL, PER_ARM, EVAL_SETS, EVAL_IGNORES)."""
     return field(metadata={"roles": frozenset(names)}, **kwargs)
+
+
 LENET_MIN_IMAGE_SIZE = 12  # conv k5 pad2, pool 2, conv k5, pool 2: ((12 // 2) - 4) // 2 = 1 pixel left
 SEED_LIMIT = 2**32  # numpy's seed range
 
@@ -89,8 +95,12 @@ class ImageDatasetConfig:
         _at_least("dataset.image_size", self.image_size, 1)
         _at_least("dataset.num_classes", self.num_classes, 1)
         _require(self.val_size >= 0, "dataset.val_size", self.val_size, "must be >= 0: a count, a fraction (< 1) or 0")
-        _require(self.val_size < 1 or self.val_size == int(self.val_size), "dataset.val_size", self.val_size,
-                 "must be a whole count of examples, or a fraction below 1")
+        _require(
+            self.val_size < 1 or self.val_size == int(self.val_size),
+            "dataset.val_size",
+            self.val_size,
+            "must be a whole count of examples, or a fraction below 1",
+        )
         _require(0 <= self.split_seed < SEED_LIMIT, "dataset.split_seed", self.split_seed, "must be in [0, 2**32)")
 
 
@@ -127,8 +137,12 @@ class OwnDatasetConfig(ImageDatasetConfig):
     def check(self) -> None:
         super().check()
         _one_of("dataset.format", self.format, DATASET_FORMATS)
-        _require(self.format == self.option, "dataset.format", self.format,
-                 f"it is set by the option: use dataset={self.format} for that format")
+        _require(
+            self.format == self.option,
+            "dataset.format",
+            self.format,
+            f"it is set by the option: use dataset={self.format} for that format",
+        )
 
 
 @dataclass
@@ -145,8 +159,12 @@ class ImageFolderDatasetConfig(OwnDatasetConfig):
 
     def check(self) -> None:
         super().check()
-        _require(self.channels in (1, 3), "dataset.channels", self.channels,
-                 "must be 1 (images converted to grey) or 3 (to RGB)")
+        _require(
+            self.channels in (1, 3),
+            "dataset.channels",
+            self.channels,
+            "must be 1 (images converted to grey) or 3 (to RGB)",
+        )
         if self.root is not None and not _sampled("dataset"):
             from trainer.data import check_image_folder
 
@@ -215,7 +233,9 @@ class LeNetConfig(ModelConfig):
     def check(self) -> None:
         super().check()
         _at_least(
-            "model.image_size", self.image_size, LENET_MIN_IMAGE_SIZE,
+            "model.image_size",
+            self.image_size,
+            LENET_MIN_IMAGE_SIZE,
             f"must be >= {LENET_MIN_IMAGE_SIZE}: LeNet's two conv+pool stages leave no pixel of a smaller image",
         )
 
@@ -290,12 +310,20 @@ class OptimizerConfig:
         _require(self.lr > 0, "optimizer.lr", self.lr, "must be > 0")
         self.non_negative("weight_decay")
         multipliers = self.lr_multipliers
-        _require(multipliers is None or isinstance(multipliers, dict), "optimizer.lr_multipliers", multipliers,
-                 "must be null or a mapping of module-name prefixes to factors of optimizer.lr, e.g. {features.0:0.1}")
+        _require(
+            multipliers is None or isinstance(multipliers, dict),
+            "optimizer.lr_multipliers",
+            multipliers,
+            "must be null or a mapping of module-name prefixes to factors of optimizer.lr, e.g. {features.0:0.1}",
+        )
         for prefix, factor in (multipliers or {}).items():
             key = f"optimizer.lr_multipliers[{prefix}]"
-            _require(bool(str(prefix).strip()), key, factor, "a prefix names a module (e.g. features.0); the whole "
-                     "model's LR is optimizer.lr")
+            _require(
+                bool(str(prefix).strip()),
+                key,
+                factor,
+                "a prefix names a module (e.g. features.0); the whole model's LR is optimizer.lr",
+            )
             number = isinstance(factor, (int, float)) and not isinstance(factor, bool)
             _require(number and 0 < factor < float("inf"), key, factor, "must be > 0 (a factor of optimizer.lr)")
 
@@ -304,8 +332,11 @@ class OptimizerConfig:
         optimizer's config sets them; None where the optimizer has no such knob."""
         betas = getattr(self, "betas", None)
         momentum = betas[0] if betas is not None else getattr(self, "momentum", None)
-        return {"momentum": momentum, "beta2": betas[1] if betas is not None else None,
-                "weight_decay": self.weight_decay}
+        return {
+            "momentum": momentum,
+            "beta2": betas[1] if betas is not None else None,
+            "weight_decay": self.weight_decay,
+        }
 
     def non_negative(self, *names: str) -> None:
         for name in names:
@@ -328,8 +359,13 @@ class SGDConfig(FusedOptimizerConfig):
     def check(self) -> None:
         super().check()
         _require(0 <= self.momentum < 1, "optimizer.momentum", self.momentum, "must be in [0, 1)")
-        _require(not self.nesterov or self.momentum > 0, "optimizer.nesterov", self.nesterov,
-                 "needs optimizer.momentum > 0", needs=("optimizer.momentum",))
+        _require(
+            not self.nesterov or self.momentum > 0,
+            "optimizer.nesterov",
+            self.nesterov,
+            "needs optimizer.momentum > 0",
+            needs=("optimizer.momentum",),
+        )
         _require(0 <= self.dampening <= 1, "optimizer.dampening", self.dampening, "must be in [0, 1]")
 
 
@@ -461,7 +497,12 @@ class EarlyStoppingConfig:
     def check(self) -> None:
         _finite(self, "trainer.early_stopping")
         if self.patience is not None:
-            _require(self.patience >= 1, "trainer.early_stopping.patience", self.patience, "must be >= 1 or null (never stop early)")
+            _require(
+                self.patience >= 1,
+                "trainer.early_stopping.patience",
+                self.patience,
+                "must be >= 1 or null (never stop early)",
+            )
         _require(self.min_delta >= 0, "trainer.early_stopping.min_delta", self.min_delta, "must be >= 0")
 
 
@@ -472,14 +513,18 @@ class TrainerConfig:
     eval_batch_size: int = roles(EVAL_SETS, default=2048)
     device: str = roles(EVAL_SETS, default="auto")
     precision: Precision = roles(EVAL_SETS, default=Precision.auto)
-    channels_last: bool = roles(EVAL_SETS, default=True)  # ~10 % faster fp32 LeNet epochs on CPU; bf16 needs it (benchmarks/README.md)
+    channels_last: bool = roles(
+        EVAL_SETS, default=True
+    )  # ~10 % faster fp32 LeNet epochs on CPU; bf16 needs it (benchmarks/README.md)
     num_threads: int | None = roles(EVAL_SETS, default=None)  # torch CPU threads; None: torch's default (one per core)
     compile: bool = roles(EVAL_IGNORES, default=False)
     max_steps_per_epoch: int | None = None  # cap the batches of an epoch (smoke runs)
     deterministic: bool = False
     progress: bool = roles(NEUTRAL, PER_ARM, EVAL_IGNORES, default=True)
     checkpoint: bool = roles(NEUTRAL, EVAL_IGNORES, default=True)
-    lr_find: bool = roles(PER_ARM, EVAL_IGNORES, default=False)  # run the LR range test first and train with its suggestion
+    lr_find: bool = roles(
+        PER_ARM, EVAL_IGNORES, default=False
+    )  # run the LR range test first and train with its suggestion
     # snapshot ensembles (Huang et al. 2017): the model saved at the end of every cycle of a restarting schedule
     # (cosine_restarts, cyclic) into snapshots/, and the ensemble of the last ones evaluated after each
     snapshots: bool = False
@@ -505,26 +550,56 @@ class TrainerConfig:
         _require(self.batch_size >= 1, "trainer.batch_size", self.batch_size, "must be an integer >= 1")
         _require(self.eval_batch_size >= 1, "trainer.eval_batch_size", self.eval_batch_size, "must be >= 1")
         if self.max_steps_per_epoch is not None:
-            _require(self.max_steps_per_epoch >= 1, "trainer.max_steps_per_epoch", self.max_steps_per_epoch,
-                     "must be >= 1 or null")
-        _require(bool(re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device)), "trainer.device", self.device, f"use {DEVICES}")
+            _require(
+                self.max_steps_per_epoch >= 1,
+                "trainer.max_steps_per_epoch",
+                self.max_steps_per_epoch,
+                "must be >= 1 or null",
+            )
+        _require(
+            bool(re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device)), "trainer.device", self.device, f"use {DEVICES}"
+        )
         if self.num_threads is not None:
-            _require(self.num_threads >= 1, "trainer.num_threads", self.num_threads, "must be >= 1 or null (one per core)")
+            _require(
+                self.num_threads >= 1, "trainer.num_threads", self.num_threads, "must be >= 1 or null (one per core)"
+            )
         if self.snapshot_every is not None:
-            _at_least("trainer.snapshot_every", self.snapshot_every, 1, "must be >= 1 (epochs) or null (the schedule's cycle ends)")
+            _at_least(
+                "trainer.snapshot_every",
+                self.snapshot_every,
+                1,
+                "must be >= 1 (epochs) or null (the schedule's cycle ends)",
+            )
         if self.snapshot_ensemble is not None:
-            _at_least("trainer.snapshot_ensemble", self.snapshot_ensemble, 1, "must be >= 1 (snapshots) or null (all of them)")
+            _at_least(
+                "trainer.snapshot_ensemble", self.snapshot_ensemble, 1, "must be >= 1 (snapshots) or null (all of them)"
+            )
         if self.ema is not None:
-            _require(0 < self.ema < 1, "trainer.ema", self.ema, "must be a decay in (0, 1), e.g. 0.999, or null (no EMA)")
+            _require(
+                0 < self.ema < 1, "trainer.ema", self.ema, "must be a decay in (0, 1), e.g. 0.999, or null (no EMA)"
+            )
         if self.swa_start is not None:
-            _require(1 <= self.swa_start <= self.epochs, "trainer.swa_start", self.swa_start,
-                     f"must be an epoch in [1, trainer.epochs={self.epochs}] (the first epoch averaged), or null (no SWA)",
-                     needs=("trainer.epochs",))
+            _require(
+                1 <= self.swa_start <= self.epochs,
+                "trainer.swa_start",
+                self.swa_start,
+                f"must be an epoch in [1, trainer.epochs={self.epochs}] (the first epoch averaged), or null (no SWA)",
+                needs=("trainer.epochs",),
+            )
         for i, epoch in enumerate(self.keep_checkpoints):
-            _require(1 <= epoch <= self.epochs, f"trainer.keep_checkpoints[{i}]", epoch,
-                     f"must be an epoch in [1, trainer.epochs={self.epochs}] (its end-of-epoch state is kept)",
-                     needs=("trainer.epochs",))
-        _at_least("trainer.train_eval_size", self.train_eval_size, 0, "must be >= 0 (examples; 0: no end-of-epoch train figures)")
+            _require(
+                1 <= epoch <= self.epochs,
+                f"trainer.keep_checkpoints[{i}]",
+                epoch,
+                f"must be an epoch in [1, trainer.epochs={self.epochs}] (its end-of-epoch state is kept)",
+                needs=("trainer.epochs",),
+            )
+        _at_least(
+            "trainer.train_eval_size",
+            self.train_eval_size,
+            0,
+            "must be >= 0 (examples; 0: no end-of-epoch train figures)",
+        )
         self.divergence.check()
         self.early_stopping.check()
 
@@ -565,8 +640,12 @@ class TensorBoardConfig(LoggerConfig):
 
     def check(self) -> None:
         super().check()
-        _require(bool(self.log_dir.strip()) and not self.log_dir.startswith("/"), "logger.log_dir", self.log_dir,
-                 "must be a folder relative to the run folder")
+        _require(
+            bool(self.log_dir.strip()) and not self.log_dir.startswith("/"),
+            "logger.log_dir",
+            self.log_dir,
+            "must be a folder relative to the run folder",
+        )
 
 
 @dataclass
@@ -579,12 +658,19 @@ class LRFindConfig:
     mode: LRFindMode = LRFindMode.exp  # exp | linear
     beta: float = 0.98
     diverge_factor: float = 4.0
-    suggestion: LRFindRule = LRFindRule.half_drop  # the middle of the descent: 1.4-3.4x below the best LR of sgd, momentum, adam
+    suggestion: LRFindRule = (
+        LRFindRule.half_drop
+    )  # the middle of the descent: 1.4-3.4x below the best LR of sgd, momentum, adam
 
     def check(self) -> None:
         _finite(self, "lr_find")
-        _require(0 < self.start_lr < self.end_lr, "lr_find.start_lr", self.start_lr,
-                 f"must be > 0 and below lr_find.end_lr ({self.end_lr})", needs=("lr_find.end_lr",))
+        _require(
+            0 < self.start_lr < self.end_lr,
+            "lr_find.start_lr",
+            self.start_lr,
+            f"must be > 0 and below lr_find.end_lr ({self.end_lr})",
+            needs=("lr_find.end_lr",),
+        )
         _require(0 <= self.beta < 1, "lr_find.beta", self.beta, "must be in [0, 1)")
         _require(self.diverge_factor > 1, "lr_find.diverge_factor", self.diverge_factor, "must be > 1")
         if self.num_steps is not None:
@@ -611,7 +697,9 @@ class ToyConfig:
 
     def check(self) -> None:
         _finite(self, "toy")
-        _require(self.condition >= 1, "toy.condition", self.condition, "must be >= 1 (the larger curvature over the smaller)")
+        _require(
+            self.condition >= 1, "toy.condition", self.condition, "must be >= 1 (the larger curvature over the smaller)"
+        )
         _require(self.curvature > 0, "toy.curvature", self.curvature, "must be > 0")
         if self.start is not None:
             _require(len(self.start) == 2, "toy.start", self.start, "must be a point [x, y]")
@@ -626,15 +714,22 @@ class ToyConfig:
         except ConfigError as e:  # the run's length here is toy.steps
             raise ConfigError(str(e).replace("trainer.epochs", "toy.steps")) from None
         monitor = scheduler.get("monitor", "val_loss") if isinstance(scheduler, DictConfig) else "val_loss"
-        _require(monitor == "val_loss", "scheduler.monitor", monitor,
-                 "task=toy reduces on the function's value, a loss: use val_loss", needs=("scheduler",))
+        _require(
+            monitor == "val_loss",
+            "scheduler.monitor",
+            monitor,
+            "task=toy reduces on the function's value, a loss: use val_loss",
+            needs=("scheduler",),
+        )
 
 
 @dataclass
 class EvalConfig:
     """task=eval resume=<run folder>: which of the folder's checkpoints to evaluate."""
 
-    checkpoint: EvalCheckpoint = EvalCheckpoint.last  # last: checkpoint.pt; best: best.pt (checkpoint.pt where the run saved none)
+    checkpoint: EvalCheckpoint = (
+        EvalCheckpoint.last
+    )  # last: checkpoint.pt; best: best.pt (checkpoint.pt where the run saved none)
 
     def check(self) -> None:
         """eval.checkpoint's type (EvalCheckpoint) is its check."""
@@ -656,16 +751,34 @@ class BranchConfig:
         """The keys and the parent folder's files (`trainer`: the run's TrainerConfig)."""
         if self.parent is None and self.epoch is None:
             return
-        _require(self.parent is not None, "branch.epoch", self.epoch,
-                 "needs branch.parent=<run folder>: the run to branch from", needs=("branch.parent",))
-        _require(self.epoch is not None, "branch.parent", self.parent,
-                 "needs branch.epoch=N: the parent's epoch to branch at", needs=("branch.epoch",))
-        _require(1 <= self.epoch < trainer.epochs, "branch.epoch", self.epoch,
-                 f"must be an epoch in [1, trainer.epochs={trainer.epochs}): the branch trains the epochs after it",
-                 needs=("trainer.epochs",))
-        _require(not trainer.snapshots, "trainer.snapshots", trainer.snapshots,
-                 "a branch takes no snapshots (its ensemble would mix two schedules' cycles): set trainer.snapshots=false",
-                 needs=("branch",))
+        _require(
+            self.parent is not None,
+            "branch.epoch",
+            self.epoch,
+            "needs branch.parent=<run folder>: the run to branch from",
+            needs=("branch.parent",),
+        )
+        _require(
+            self.epoch is not None,
+            "branch.parent",
+            self.parent,
+            "needs branch.epoch=N: the parent's epoch to branch at",
+            needs=("branch.epoch",),
+        )
+        _require(
+            1 <= self.epoch < trainer.epochs,
+            "branch.epoch",
+            self.epoch,
+            f"must be an epoch in [1, trainer.epochs={trainer.epochs}): the branch trains the epochs after it",
+            needs=("trainer.epochs",),
+        )
+        _require(
+            not trainer.snapshots,
+            "trainer.snapshots",
+            trainer.snapshots,
+            "a branch takes no snapshots (its ensemble would mix two schedules' cycles): set trainer.snapshots=false",
+            needs=("branch",),
+        )
         if _sampled("branch"):
             return
         from pathlib import Path
@@ -673,12 +786,20 @@ class BranchConfig:
         from trainer.records import RunFolder
 
         folder = RunFolder(Path(self.parent), create=False)
-        _require(folder.config.is_file(), "branch.parent", self.parent,
-                 "must be a schedlab run folder (one with a config.yaml) to branch from")
+        _require(
+            folder.config.is_file(),
+            "branch.parent",
+            self.parent,
+            "must be a schedlab run folder (one with a config.yaml) to branch from",
+        )
         kept = folder.kept_epochs()
-        _require(self.epoch in kept or folder.checkpoint.is_file(), "branch.epoch", self.epoch,
-                 f"{self.parent} holds no checkpoint of epoch {self.epoch} (it keeps "
-                 f"{', '.join(map(str, kept)) or 'none'}): run the parent with trainer.keep_checkpoints=[{self.epoch}]")
+        _require(
+            self.epoch in kept or folder.checkpoint.is_file(),
+            "branch.epoch",
+            self.epoch,
+            f"{self.parent} holds no checkpoint of epoch {self.epoch} (it keeps "
+            f"{', '.join(map(str, kept)) or 'none'}): run the parent with trainer.keep_checkpoints=[{self.epoch}]",
+        )
 
 
 @dataclass
@@ -779,5 +900,3 @@ def register_configs() -> None:
     ]:
         cs.store(group=group, name=name, node=node)
     register_schedule_configs()
-
-

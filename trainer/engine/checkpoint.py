@@ -18,8 +18,8 @@ import torch
 
 from schedulers import validate_schedule
 from trainer.config import NEUTRAL_KEYS, resolved
-from trainer.errors import ConfigError
 from trainer.engine.schedulefree import averaged
+from trainer.errors import ConfigError
 from trainer.records import FINISHED, RunFolder, atomic_write_bytes
 
 
@@ -178,7 +178,9 @@ def branch(cfg) -> dict | None:
     parent_swa = saved["config"].get("trainer", {}).get("swa_start")
     if all(start is None or start > b.epoch for start in (parent_swa, cfg.trainer.swa_start)):
         may_change.append("trainer.swa_start")  # no SWA weights yet at the branch point: the branch may start its own
-    diff = config_differences(without(comparable_config(cfg), may_change), without(copy.deepcopy(saved["config"]), may_change))
+    diff = config_differences(
+        without(comparable_config(cfg), may_change), without(copy.deepcopy(saved["config"]), may_change)
+    )
     if diff:
         raise ConfigError(
             f"branch.parent={b.parent!r} is not allowed: its config differs from the branch's in "
@@ -191,9 +193,15 @@ def branch(cfg) -> dict | None:
     try:  # the branch's schedule runs over the epochs after the branch point
         validate_schedule(cfg.scheduler, span, base_lr=float(found or cfg.optimizer.lr))
     except ConfigError as e:
-        raise ConfigError(str(e).replace("trainer.epochs", "the branch's epochs (trainer.epochs - branch.epoch)")) from None
-    record = {"parent": str(parent.dir.resolve()), "epoch": b.epoch, "shared_steps": shared["step"],
-              "shared_wall_time_s": shared["elapsed"]}
+        raise ConfigError(
+            str(e).replace("trainer.epochs", "the branch's epochs (trainer.epochs - branch.epoch)")
+        ) from None
+    record = {
+        "parent": str(parent.dir.resolve()),
+        "epoch": b.epoch,
+        "shared_steps": shared["step"],
+        "shared_wall_time_s": shared["elapsed"],
+    }
     return {**saved, "schedule": None, "wandb_id": None, "branched": True, "state": {**shared, "branch": record}}
 
 

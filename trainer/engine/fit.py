@@ -19,16 +19,16 @@ import torch
 from tqdm.auto import tqdm
 
 from schedulers import build_schedule, rebase_lr, warn_schedule
+from trainer.config import typed
 from trainer.engine import checkpoint
 from trainer.engine.averages import Averages
 from trainer.engine.loop import EpochResult, epochs_without_improvement, evaluate, train_epoch
-from trainer.engine.schedulefree import averaged, batch_norm_at_average, train_mode
-from trainer.engine.snapshots import ensemble_accuracy, snapshot_epochs
 from trainer.engine.lr_find import find_and_set_lr
-from trainer.config import typed
+from trainer.engine.schedulefree import averaged, batch_norm_at_average, train_mode
+from trainer.engine.setup import Setup, build, device_name, memory_use, provenance
+from trainer.engine.snapshots import ensemble_accuracy, snapshot_epochs
 from trainer.errors import ConfigError
 from trainer.records import EpochRow, Job, RunFolder, StepRow, Summary, selected
-from trainer.engine.setup import Setup, build, device_name, memory_use, provenance
 from trainer.tracking import make_tracker
 
 log = logging.getLogger("schedlab")
@@ -159,8 +159,10 @@ class Arm:
 
     def __init__(self, cfg, folder: RunFolder, job: Job, saved: dict | None):
         if saved is None and cfg.branch.parent is not None:  # fit() passes a branch its start; a stack does not
-            raise ConfigError(f"branch.parent={cfg.branch.parent!r} is not allowed in a stack: a branch trains on its "
-                              "own (run its sweep with the basic launcher)")
+            raise ConfigError(
+                f"branch.parent={cfg.branch.parent!r} is not allowed in a stack: a branch trains on its "
+                "own (run its sweep with the basic launcher)"
+            )
         self.cfg, self.folder, self.job, self.saved = cfg, folder, job, saved
         self.t = cfg.trainer
         self.progress = Progress.from_dict(saved["state"]) if saved else Progress()
@@ -218,8 +220,12 @@ class Arm:
         if self.saved is not None and restore:
             checkpoint.restore(self.saved, **self.parts())
         if self.branched and progress.steps and progress.steps[-1].lr != self.schedule.lr:
-            print(f"schedlab: warning: the branch starts at LR {self.schedule.lr:.4g} where its parent's epoch "
-                  f"{progress.epoch} ended at {progress.steps[-1].lr:.4g}", file=sys.stderr, flush=True)
+            print(
+                f"schedlab: warning: the branch starts at LR {self.schedule.lr:.4g} where its parent's epoch "
+                f"{progress.epoch} ended at {progress.steps[-1].lr:.4g}",
+                file=sys.stderr,
+                flush=True,
+            )
         self.bar = tqdm(
             total=t.epochs * self.steps_per_epoch,
             initial=progress.step,
@@ -235,7 +241,10 @@ class Arm:
         out = provenance(self.cfg, run.device, self.job)
         if self.progress.branch:
             parent = RunFolder(Path(self.progress.branch["parent"]), create=False).read_provenance() or {}
-            out["branch"] = {**self.progress.branch, **{f"parent_{k}": parent.get(k) for k in ("git_commit", "command")}}
+            out["branch"] = {
+                **self.progress.branch,
+                **{f"parent_{k}": parent.get(k) for k in ("git_commit", "command")},
+            }
         return out
 
     def parts(self) -> dict:
@@ -265,7 +274,9 @@ class Arm:
             progress=self.bar,
         )
 
-    def record(self, epoch: int, result: EpochResult, forward, run: Setup, train_time: float, commit: bool = True) -> bool:
+    def record(
+        self, epoch: int, result: EpochResult, forward, run: Setup, train_time: float, commit: bool = True
+    ) -> bool:
         """After epoch `epoch` trained (for `train_time` seconds): evaluate, step the schedule, write the row and
         steps, log, checkpoint (`commit`: this arm's own checkpoint.pt; a stack commits all its arms at once).
         False when the run ends here (diverged, or stopped early)."""
@@ -352,7 +363,9 @@ class Arm:
         if not stop_early(self.progress.history, settings, self.cfg.select_on_test):
             return False
         self.summary.stopped_early_at = epoch
-        self.log.info(f"stopping early at epoch {epoch}: {settings.monitor} has not improved for {settings.patience} epochs")
+        self.log.info(
+            f"stopping early at epoch {epoch}: {settings.monitor} has not improved for {settings.patience} epochs"
+        )
         return True
 
     def ensemble(self, epoch: int, run: Setup) -> dict:

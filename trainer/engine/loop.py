@@ -83,7 +83,15 @@ def train_epoch(
 
 
 def epoch_result(
-    epoch: int, step: int, lrs: list[float], losses: list[float], loss_sum, correct, seen: int, first_loss: float, factor: float
+    epoch: int,
+    step: int,
+    lrs: list[float],
+    losses: list[float],
+    loss_sum,
+    correct,
+    seen: int,
+    first_loss: float,
+    factor: float,
 ) -> EpochResult:
     """An epoch's outcome from what it accumulated: its steps (LR and loss), the mean loss and accuracy, or
     where it diverged: the first step whose loss blew up."""

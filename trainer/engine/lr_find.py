@@ -29,8 +29,8 @@ import torch.nn.functional as F
 
 from schedulers import rebase_lr
 from trainer.config import LR_FIND_RULES, resolved
-from trainer.errors import ConfigError
 from trainer.engine.schedulefree import train_mode
+from trainer.errors import ConfigError
 from trainer.records import atomic_write_bytes, write_json
 from trainer.tracking import Tracker
 

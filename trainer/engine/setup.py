@@ -95,8 +95,10 @@ def build(cfg, job: Job, shared: Setup | None = None) -> Setup:
         train_set, val_set, test_set = data.load(cfg.dataset, device, t.channels_last)
         # a set whose size only its loading tells (trainer/data.py SIZE_UNKNOWN) is checked here
         if t.batch_size > len(train_set):
-            raise ConfigError(f"trainer.batch_size={t.batch_size} is not allowed: must be at most the training set "
-                              f"size ({len(train_set)} for dataset={cfg.dataset.name})")
+            raise ConfigError(
+                f"trainer.batch_size={t.batch_size} is not allowed: must be at most the training set "
+                f"size ({len(train_set)} for dataset={cfg.dataset.name})"
+            )
     memory_format = torch.channels_last if t.channels_last else torch.preserve_format
     model = models.build_model(cfg.model).to(device, memory_format=memory_format)
     # before any training: the model on two examples of the data, on the run's device (one line if it fails)
@@ -122,9 +124,13 @@ def build_optimizer(optimizer: Any, model: torch.nn.Module | Any) -> torch.optim
 
     node = dict(resolved(optimizer))  # a copy: the group keys are taken out of it
     settings = {key: node.pop(key, None) for key in GROUP_KEYS}
-    groups = param_groups(model, lr=float(node["lr"]), weight_decay=float(node.get("weight_decay", 0.0)),
-                          lr_multipliers=settings["lr_multipliers"],
-                          no_decay_norm_and_bias=bool(settings["no_decay_norm_and_bias"]))
+    groups = param_groups(
+        model,
+        lr=float(node["lr"]),
+        weight_decay=float(node.get("weight_decay", 0.0)),
+        lr_multipliers=settings["lr_multipliers"],
+        no_decay_norm_and_bias=bool(settings["no_decay_norm_and_bias"]),
+    )
     return instantiate(node)(groups if len(groups) > 1 else groups[0]["params"])
 
 

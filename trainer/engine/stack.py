@@ -38,14 +38,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
+from trainer.config import PER_ARM, keys_with, typed
 from trainer.engine import checkpoint
 from trainer.engine.checkpoint import atomic_torch_save, comparable_config, config_differences, without
-from trainer.config import PER_ARM, keys_with, typed
-from trainer.errors import ConfigError
 from trainer.engine.fit import Arm, terminate_as_interrupt
 from trainer.engine.loop import blown_up, epoch_result
-from trainer.records import Job, RunFolder, Summary
 from trainer.engine.setup import build, resolve_device
+from trainer.errors import ConfigError
+from trainer.records import Job, RunFolder, Summary
 
 log = logging.getLogger("schedlab")
 
@@ -280,7 +280,9 @@ def fit_stack(
         for folder in folders:
             hold.enter_context(folder.owned())
         hold.enter_context(terminate_as_interrupt())
-        return _train_stack([typed(c) for c in cfgs], folders, [Job.of(j) for j in jobs], strategy, Path(state_path), loggers)
+        return _train_stack(
+            [typed(c) for c in cfgs], folders, [Job.of(j) for j in jobs], strategy, Path(state_path), loggers
+        )
 
 
 def _load_state(path: Path, cfgs: list, folders: list[RunFolder]) -> dict | None:
@@ -381,8 +383,9 @@ class Stack:
             self.members[p].finish()
             self.live.remove(p)
         if self.t.checkpoint:
-            _save_state(self.state_path, self.folders, self.members, torch.get_rng_state(),
-                        None if self.stacked else self.rng)
+            _save_state(
+                self.state_path, self.folders, self.members, torch.get_rng_state(), None if self.stacked else self.rng
+            )
 
     def batched_epoch(self, epoch: int) -> list[int]:
         """One batched forward and backward per step for all live arms; every arm's train_time is the stack's."""
@@ -390,7 +393,11 @@ class Stack:
         results = train_batched_epoch(self.stacked, self.members, self.live, self.runs[0], epoch)
         train_time = time.perf_counter() - start
         members, forward, runs = self.members, self.forward, self.runs
-        return [p for p in self.live if not members[p].record(epoch, results[p], forward[p], runs[p], train_time, commit=False)]
+        return [
+            p
+            for p in self.live
+            if not members[p].record(epoch, results[p], forward[p], runs[p], train_time, commit=False)
+        ]
 
     def sequential_epoch(self, epoch: int) -> list[int]:
         """Each live arm's epoch with its own streams, then its evaluation: its train_time is its own."""

@@ -37,8 +37,11 @@ def _override_keys(overrides: list[str]) -> dict[str, str]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(list(overrides))
-    return {o.key_or_group.split("@")[0]: o.input_line or o.key_or_group for o in parsed
-            if not o.key_or_group.startswith("hydra")}
+    return {
+        o.key_or_group.split("@")[0]: o.input_line or o.key_or_group
+        for o in parsed
+        if not o.key_or_group.startswith("hydra")
+    }
 
 
 def _differences(a: dict, b: dict, prefix: str = "") -> list[tuple[str, object, object]]:
@@ -80,12 +83,15 @@ def eval_config(cfg, overrides: list[str]) -> tuple[DictConfig, DictConfig]:
     now = OmegaConf.to_container(cfg, resolve=True)
     then = OmegaConf.to_container(trained, resolve=True)
     # a key the command line names first, then what names an option (dataset.name, model._target_), then the rest
-    differences = sorted(_differences(now, then),
-                         key=lambda d: (d[0] not in keys, not d[0].endswith((".name", "._target_")), d[0]))
+    differences = sorted(
+        _differences(now, then), key=lambda d: (d[0] not in keys, not d[0].endswith((".name", "._target_")), d[0])
+    )
     for key, _, theirs in differences:
         if any(_within(key, k) for k in (*EVAL_KEYS, *UNUSED_KEYS)):
             continue
-        given = [line for k, line in sorted(keys.items(), key=lambda kv: -len(kv[0])) if _within(key, k) or _within(k, key)]
+        given = [
+            line for k, line in sorted(keys.items(), key=lambda kv: -len(kv[0])) if _within(key, k) or _within(k, key)
+        ]
         if given:
             raise ConfigError(
                 f"{given[0]} does not match the run ({key}={theirs!r} in {folder.config}): task=eval evaluates the "
@@ -135,7 +141,14 @@ def run_eval(trained: DictConfig, cfg: DictConfig) -> dict:
     from trainer import data
     from trainer.engine import checkpoint
     from trainer.engine.loop import evaluate
-    from trainer.engine.setup import DEFAULT_THREADS, autocast, device_name, resolve_device, resolve_precision, seed_everything
+    from trainer.engine.setup import (
+        DEFAULT_THREADS,
+        autocast,
+        device_name,
+        resolve_device,
+        resolve_precision,
+        seed_everything,
+    )
 
     folder = RunFolder(Path(cfg.resume), create=False)
     path, note = choose_checkpoint(folder, cfg.eval.checkpoint)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from trainer.config import typed
 from trainer.engine.lr_find import LRFindResult, log_curve, range_test_from_config, report, settings, write_results
 from trainer.engine.setup import build, provenance
-from trainer.config import typed
 from trainer.records import Job, RunFolder
 from trainer.tracking import make_tracker
 

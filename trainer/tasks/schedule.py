@@ -39,7 +39,10 @@ def steps_per_epoch(cfg) -> int:
 def compared_configs(cfg) -> dict:
     """label -> config: the run's own, then each entry of schedule_plot.compare composed with the same
     command-line overrides (so trainer.epochs=50 or optimizer.lr=0.1 apply to every curve)."""
-    return {cfg.scheduler.name: cfg, **compose_entries(cfg.schedule_plot.compare, "scheduler", ("scheduler", "schedule_plot"))}
+    return {
+        cfg.scheduler.name: cfg,
+        **compose_entries(cfg.schedule_plot.compare, "scheduler", ("scheduler", "schedule_plot")),
+    }
 
 
 def _key(override: str) -> str:
@@ -56,8 +59,11 @@ def compose_entries(entries: Iterable[str], group: str, replaced: tuple[str, ...
     for entry in entries:
         own = shlex.split(entry) if "=" in entry else [f"{group}={entry}"]
         keys = tuple(_key(o) for o in own)
-        kept = [o for o in command_line
-                if not _key(o).startswith(replaced) and not any(_key(o) == k or _key(o).startswith(k + ".") for k in keys)]
+        kept = [
+            o
+            for o in command_line
+            if not _key(o).startswith(replaced) and not any(_key(o) == k or _key(o).startswith(k + ".") for k in keys)
+        ]
         configs[entry] = compose(config_name="config", overrides=[*kept, *own])
     return configs
 

@@ -21,10 +21,10 @@ from omegaconf import OmegaConf
 
 from schedulers import build_schedule
 from trainer.config import validate
+from trainer.engine.setup import build_optimizer
 from trainer.errors import ConfigError
 from trainer.records import write_json
 from trainer.tasks.schedule import compose_entries
-from trainer.engine.setup import build_optimizer
 
 BLOWUP = 1e6  # a run stops as diverged once f is not finite or above BLOWUP x its value at the start
 SOLVED = 1e-6  # the table's "steps to" column: the first step with f <= SOLVED x f(start)
@@ -49,11 +49,21 @@ def make_function(toy) -> Function:
         formula = f"(μx² + Ly²)/2, μ = {small:g}, L = {big:g}, κ = {float(toy.condition):g}"
         return Function("quadratic", formula, lambda x, y: 0.5 * (small * x**2 + big * y**2), (0.0, 0.0), (-1.0, 0.3))
     if toy.function == "rosenbrock":
-        return Function("rosenbrock", "(1 − x)² + 100(y − x²)²", lambda x, y: (1 - x) ** 2 + 100 * (y - x**2) ** 2,
-                        (1.0, 1.0), (-1.2, 1.0))
+        return Function(
+            "rosenbrock",
+            "(1 − x)² + 100(y − x²)²",
+            lambda x, y: (1 - x) ** 2 + 100 * (y - x**2) ** 2,
+            (1.0, 1.0),
+            (-1.2, 1.0),
+        )
     formula = "(1.5 − x + xy)² + (2.25 − x + xy²)² + (2.625 − x + xy³)²"
-    return Function("beale", formula, lambda x, y: (1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2
-                    + (2.625 - x + x * y**3) ** 2, (3.0, 0.5), (1.0, 1.5))
+    return Function(
+        "beale",
+        formula,
+        lambda x, y: (1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2 + (2.625 - x + x * y**3) ** 2,
+        (3.0, 0.5),
+        (1.0, 1.5),
+    )
 
 
 def trajectory(cfg) -> dict:
@@ -79,8 +89,13 @@ def trajectory(cfg) -> dict:
             diverged_at = step
             break
         schedule.step_epoch(losses[-1])
-    return {"status": "diverged" if diverged_at else "completed", "diverged_at": diverged_at,
-            "points": points, "loss": losses, "lr": lrs}
+    return {
+        "status": "diverged" if diverged_at else "completed",
+        "diverged_at": diverged_at,
+        "points": points,
+        "loss": losses,
+        "lr": lrs,
+    }
 
 
 def describe(cfg) -> str:
@@ -89,7 +104,8 @@ def describe(cfg) -> str:
     defaults = {k: p.default for k, p in inspect.signature(type(optimizer)).parameters.items()}
     shown = [f"lr={optimizer.defaults['lr']:g}"] + [
         f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-        for k, v in optimizer.defaults.items() if k != "lr" and k in defaults and v != defaults[k]
+        for k, v in optimizer.defaults.items()
+        if k != "lr" and k in defaults and v != defaults[k]
     ]
     schedule = cfg.scheduler.get("name") or str(cfg.scheduler.get("_target_", "")).rsplit(".", 1)[-1]
     return f"{type(optimizer).__name__} {' '.join(shown)}" + ("" if schedule == "constant" else f", {schedule}")
@@ -152,14 +168,23 @@ def run_toy(cfg, run_dir: Path) -> list[dict]:
         if c is not cfg:  # the run's own config was checked before the task started
             validate(c)
         if make_function(c.toy).formula != fn.formula:
-            raise ConfigError(f"toy.compare entry {entry!r} changes toy.function or its keys: one figure draws one function")
+            raise ConfigError(
+                f"toy.compare entry {entry!r} changes toy.function or its keys: one figure draws one function"
+            )
     runs = []
     for entry, c in configs.items():
         label = describe(c)
         if any(r["label"] == label for r in runs):
             label += f" [{entry}]"
-        runs.append({"label": label, "overrides": entry, "optimizer": OmegaConf.to_container(c.optimizer, resolve=True),
-                     "scheduler": OmegaConf.to_container(c.scheduler, resolve=True), **trajectory(c)})
+        runs.append(
+            {
+                "label": label,
+                "overrides": entry,
+                "optimizer": OmegaConf.to_container(c.optimizer, resolve=True),
+                "scheduler": OmegaConf.to_container(c.scheduler, resolve=True),
+                **trajectory(c),
+            }
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     png, data = run_dir / "toy.png", run_dir / "toy.json"
     plot_toy(fn, runs, png)
@@ -172,7 +197,13 @@ def run_toy(cfg, run_dir: Path) -> list[dict]:
     print(f"{'':<{width}}  {'f(start)':>9}  {'f(end)':>9}  {'steps to 1e-6 f(start)':>22}")
     for r in runs:
         reached = steps_to(r["loss"])
-        to = f"diverged at step {r['diverged_at']}" if r["diverged_at"] else "not reached" if reached is None else reached
+        to = (
+            f"diverged at step {r['diverged_at']}"
+            if r["diverged_at"]
+            else "not reached"
+            if reached is None
+            else reached
+        )
         print(f"{r['label']:<{width}}  {r['loss'][0]:9.3g}  {r['loss'][-1]:9.3g}  {to:>22}")
     print(f"plot: {png}")
     print(f"data: {data}")

@@ -10,6 +10,7 @@ from trainer.config import resolved
 from trainer.records import EpochRow, Job, StepRow, Summary
 from trainer.tracking.base import Tracker, summary_values
 
+
 class TensorBoardTracker(Tracker):
     """Event files for TensorBoard (torch's SummaryWriter) in <run folder>/<log_dir>: epoch figures under
     epoch/<name> against the epoch, per-step LR and loss under step/<name> against the step, curves under

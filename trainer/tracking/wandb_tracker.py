@@ -10,10 +10,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-
 from trainer.config import NEUTRAL_KEYS, resolved
 from trainer.records import EpochRow, Job, StepRow, Summary
 from trainer.tracking.base import Tracker, summary_values
+
 
 def api_key_configured() -> bool:
     if os.environ.get("WANDB_API_KEY"):
