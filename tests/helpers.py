@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -62,6 +63,12 @@ def run_cli(args: list[str], env: dict | None = None, timeout: float = 600, cwd:
         text=True,
         timeout=timeout,
     )
+
+
+def readme_blocks(section: str, language: str = "bash") -> list[str]:
+    """The code blocks in `language` of one README section (its ## heading), in order."""
+    text = (ROOT / "README.md").read_text().split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(rf"```{language}\n(.*?)```", text, re.S)
 
 
 def stop_in_epoch(monkeypatch, run_dir: Path, epoch: int, error: type[BaseException] = KeyboardInterrupt):

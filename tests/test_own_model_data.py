@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import FAST, ROOT, assert_close, bad_input, compose_config, stacked
+from helpers import FAST, ROOT, assert_close, bad_input, compose_config, readme_blocks, stacked
 
 from trainer import data, models
 from trainer.config import validate
@@ -568,6 +568,30 @@ def test_an_own_model_stacks_with_both_strategies(tmp_path, own):
     assert [s.stack["strategy"] for s in summaries] == ["batched", "batched"]
 
 
+def test_a_model_vmap_cannot_batch_falls_back_to_one_arm_after_another(tmp_path, own, capsys):
+    """A batched stack of a model that reads a value on the host: one line says why, the stack trains its arms
+    sequentially, and their numbers equal a sequential stack's bit for bit."""
+    base = [
+        *FAST,
+        *MODEL,
+        "model._target_=my_models.Reads",
+        "trainer.epochs=1",
+        "trainer.max_steps_per_epoch=3",
+        "trainer.num_threads=1",
+    ]
+    arms = [["seed=0"], ["seed=1"]]
+    _, sequential = stacked(tmp_path, "sequential", arms, "sequential", base)
+    capsys.readouterr()
+    summaries, fallen_back = stacked(tmp_path, "batched", arms, "batched", base)
+    lines = [line for line in capsys.readouterr().err.splitlines() if "cannot be stacked" in line]
+    assert len(lines) == 1
+    assert lines[0].startswith("schedlab: model._target_=my_models.Reads cannot be stacked (")
+    assert ".item()" in lines[0] and lines[0].endswith("its 2 arms train one after another")
+    assert [s.stack["strategy"] for s in summaries] == ["sequential", "sequential"]
+    for seq, fell in zip(sequential, fallen_back, strict=True):
+        assert_close(seq, fell, rel=None)
+
+
 def test_vmap_problem_says_in_one_line_why_a_model_cannot_train_batched(own):
     import my_models
 
@@ -584,13 +608,11 @@ def test_vmap_problem_says_in_one_line_why_a_model_cannot_train_batched(own):
 
 # ----------------------------------------------------------------------------------------- the README, as typed
 
-README = (ROOT / "README.md").read_text()
 SECTION = "Your own model, data and schedule"
 
 
 def section_blocks(language: str) -> list[str]:
-    text = README.split(f"## {SECTION}\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(rf"```{language}\n(.*?)```", text, re.S)
+    return readme_blocks(SECTION, language)
 
 
 def user_files(home: Path) -> list[Path]:

@@ -4,23 +4,21 @@ the sweep. The set-up line's own installs are what CI's test command does."""
 
 from __future__ import annotations
 
+import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, readme_blocks
 
-README = (ROOT / "README.md").read_text()
 SHORT = "dataset=synthetic dataset.train_size=2048 dataset.test_size=512 trainer.epochs=1 trainer.max_steps_per_epoch=3 logger=none"
 
 
 def code_blocks(section: str) -> list[str]:
-    """The bash code blocks of a README section (## heading), each as its lines."""
-    text = README.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
-    return [line for block in re.findall(r"```bash\n(.*?)```", text, re.S) for line in block.strip().splitlines()]
+    """The lines of a README section's bash code blocks (## heading)."""
+    return [line for block in readme_blocks(section) for line in block.strip().splitlines()]
 
 
 def fresh_shell(command: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -70,3 +68,36 @@ def test_the_quick_start_works_as_typed_in_a_fresh_shell(tmp_path):
     report = fresh_shell(f"{activate} && python -m experiments.report {tmp_path / 'sweep'}")
     assert report.returncode == 0, report.stderr
     assert (tmp_path / "sweep" / "report" / "table.md").exists()
+
+
+# the branching commands' runs, small: the synthetic set at an eighth, two steps an epoch (epochs as typed)
+SMALL = (
+    "dataset=synthetic dataset.train_size=2048 dataset.test_size=512 dataset.val_size=256 "
+    "trainer.max_steps_per_epoch=2 trainer.train_eval_size=64 logger=none trainer.progress=false"
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (ROOT / ".venv" / "bin" / "activate").exists(), reason="no .venv: the README's set-up has not run"
+)
+def test_the_branching_commands_work_as_typed(tmp_path):
+    """ "Cooldowns, weight averages and more than the LR": the parent, the sweep of branches and the report, each
+    line as typed with its outputs/ under the test's folder and the runs made small."""
+    activate = activation(code_blocks("Two commands")[0])
+    lines = code_blocks("Cooldowns, weight averages and more than the LR")
+    assert [line.split()[:3] for line in lines] == [
+        ["python", "run.py", "trainer.epochs=24"],
+        ["python", "run.py", "-m"],
+        ["python", "-m", "experiments.report"],
+    ]
+    for line in lines:
+        line = line.replace("outputs/", f"{tmp_path}/outputs/")
+        small = SMALL if line.startswith("python run.py") else ""
+        result = fresh_shell(f"{activate} && {line} {small}")
+        assert result.returncode == 0, f"{line}\n{result.stderr[-3000:]}"
+    branches = sorted((tmp_path / "outputs/multirun/wsd_branches").glob("*/summary.json"))
+    assert len(branches) == 4
+    parent = (tmp_path / "outputs/runs/wsd_parent").resolve()
+    assert {json.loads(p.read_text())["branch"]["parent"] for p in branches} == {str(parent)}
+    assert (tmp_path / "outputs/multirun/wsd_branches/report/table.md").is_file()

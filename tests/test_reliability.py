@@ -250,6 +250,9 @@ def test_glob_sweeps_pass_the_check(capsys):
 
 def test_a_sweep_without_multirun_is_one_line(capsys):
     assert "seed=0,1 is a sweep: add -m" in bad_input(capsys, "seed=0,1")
+    # the line names the sweep as typed, whatever the other overrides (Hydra normalizes false to False)
+    assert "error: seed=0,1 is a sweep: add -m" in bad_input(capsys, "trainer.progress=false", "seed=0,1")
+    assert "error: seed=0,1 optimizer.lr=0.1,0.2 is a sweep" in bad_input(capsys, "seed=0,1", "optimizer.lr=0.1,0.2")
 
 
 def test_schedule_task_with_an_unknown_schedule_to_compare(tmp_path):

@@ -6,8 +6,9 @@ r"""Tables and plots from finished sweeps.
     python -m experiments.report SWEEP --compare val_acc --baseline constant --target val_acc=0.88
     python -m experiments.report experiments/d2l_schedulers/results.csv --out experiments/d2l_schedulers
 
-Runs are grouped by their Hydra overrides other than the seed (and the keys that cannot change a number:
-resume, logger, trainer.progress, trainer.checkpoint); `--group-by` names the keys instead. Several folders are
+Runs are grouped by their Hydra overrides other than the seed and a branch's parent folder (each seed's branch
+names its own seed's parent) and the keys that cannot change a number (resume, logger, trainer.progress,
+trainer.checkpoint); `--group-by` names the keys instead. Several folders are
 pooled, e.g. one sweep launched in two goes. Each group gets n (completed / runs), the mean, the sample std
 (ddof=1) and a 95 % confidence interval of the mean (Student t, cut to what the figure can be) over its completed
 runs. Diverged, failed, interrupted, unfinished (no summary.json) and never-run jobs are counted and listed with
@@ -36,12 +37,16 @@ Writes to --out (default: <first folder>/report/):
   groups.csv      one row per group: n, mean, std and 95 % CI of every metric as fractions, the test's p-values
   pairs.csv       one row per comparison of the family
   lr, test_acc, train_test_acc (a panel per split), gap, final_gap: each as .png, .pdf and .svg
+  branches.csv    where the runs include branches (branch.parent, branch.epoch): one row per branch group, its own
+                  epochs and wall time and its family's cost, the epochs shared with the parent counted once;
+                  anytime (.png, .pdf, .svg): parents, their branches and every other group's final epoch on one
+                  epoch axis; a "Branches" section in table.md
   index.html      one page, offline: interactive charts, the table, the runs (dashboard.py); --watch and
                   --serve PORT keep it and the tables current while the sweep runs (live.py)
 Given results.csv files instead of folders, it writes the tables alone (no results.csv, figures or page).
 
-Modules, each importing only those above it: columns, statistics, runs, groups, compare, targets, tables, plots,
-dashboard, build (write_report), live (--watch), cli (main).
+Modules, each importing only those above it: columns, statistics, runs, groups, compare, branches, targets, tables,
+plots, dashboard, build (write_report), live (--watch), cli (main).
 """
 
 from experiments.report.build import NoRunsError, OutputError, Report, write_report

@@ -9,16 +9,19 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from experiments.report.branches import Family, anytime_metric, branch_families
 from experiments.report.columns import default_metrics, resolve_metrics
 from experiments.report.compare import Comparison, check_mode, compare_groups, compared_metric, find_group
 from experiments.report.dashboard import Live, write_dashboard
 from experiments.report.groups import Group, aggregate, check_sort, varying_keys
-from experiments.report.plots import Series, draw, gap_column, plot_data, save_figure
+from experiments.report.plots import Series, anytime_data, draw, draw_anytime, gap_column, plot_data, save_figure
 from experiments.report.runs import Run, collect, is_results_csv
 from experiments.report.tables import (
+    branches_markdown,
     display_path,
     latex_table,
     markdown_report,
+    write_branches_csv,
     write_groups_csv,
     write_pairs_csv,
     write_results_csv,
@@ -42,6 +45,8 @@ class Report:
     folders: list[Path] = field(default_factory=list)  # the folders the runs were collected from
     notes: list[str] = field(default_factory=list)  # runs counted once, unreadable sweeps (see report_notes)
     from_results: bool = False  # computed from results.csv files, without the run folders
+    families: list[Family] = field(default_factory=list)  # the branched runs: each parent group and its branches
+    branch_metric: Metric | None = None  # the figure of the anytime plot and branches.csv (where there are branches)
 
     @property
     def excluded(self) -> list[Run]:
@@ -162,9 +167,14 @@ def write_report(
     if on is not None and on.name not in {m.name for m in chosen}:
         chosen.append(on)  # the figure that chose the best, beside the one it is compared on
     plots = {} if live or from_results else plot_data(groups)  # reads steps.csv: its damage goes into the notes
+    families = [] if from_results else branch_families(runs, groups)  # a results.csv row has no branch record
+    branch_metric = anytime_metric(groups, comparison) if families else None
 
     sources = ", ".join(f"`{display_path(f, out)}`" for f in folders)
-    markdown = markdown_report(runs, groups, chosen, sources, notes, comparison, parsed_targets, out, from_results)
+    branches = branches_markdown(families, branch_metric, out)
+    markdown = markdown_report(
+        runs, groups, chosen, sources, notes, comparison, parsed_targets, out, from_results, branches
+    )
     latex = latex_table(groups, chosen, comparison, parsed_targets, explicit=bool(metrics))
     names = ("table.md", "table.tex", "results.csv", "groups.csv")
     files = {name: out / name for name in names if not (from_results and name == "results.csv")}
@@ -176,11 +186,17 @@ def write_report(
     if comparison is not None:
         files["pairs.csv"] = out / "pairs.csv"
         write_pairs_csv(files["pairs.csv"], comparison)
+    if families:
+        files["branches.csv"] = out / "branches.csv"
+        write_branches_csv(files["branches.csv"], families, branch_metric)
 
     varying = varying_keys(groups)
     legend_title = varying[0] if len(varying) == 1 else None
     eval_gap = gap_column(groups) == "eval_gap"
     figures = {name: draw(name, series, legend_title, eval_gap) for name, series in plots.items()}
+    if plots and families:  # beside the other figures, where the runs include branches
+        plots["anytime"] = anytime_data(groups, families, branch_metric, lambda path: display_path(path, out))
+        figures["anytime"] = draw_anytime(plots["anytime"], branch_metric)
     for name, fig in figures.items():
         files.update(save_figure(fig, out, name))
     report = Report(
@@ -197,6 +213,8 @@ def write_report(
         folders,
         notes,
         from_results,
+        families,
+        branch_metric,
     )
     if not from_results:
         files["index.html"] = write_dashboard(report, out, live)

@@ -48,8 +48,11 @@ from experiments.report.tables import (
     MARK,
     UNTESTED,
     Style,
+    branch_rows,
+    branches_legend,
     choice_line,
     display_path,
+    family_line,
     legend,
     number,
     pair_rows,
@@ -508,6 +511,20 @@ def _sources(folders: Sequence[Path], out: Path) -> str:
     return ", ".join(f"<code>{html.escape(display_path(f, out))}</code>" for f in folders)
 
 
+def _branches_section(report: Report, out: Path) -> list[str]:
+    """table.md's "Branches": a row per branch group, what the columns mean, each family's cost."""
+    shown = lambda path: display_path(path, out)  # noqa: E731
+    rows = branch_rows(report.families, report.branch_metric, HTML, shown)
+    return [
+        f"<h2>Branches ({len(rows) - 1})</h2>",
+        html_table(rows, "llrrrrrr"),
+        f'<p class="legend">{html.escape(branches_legend(report.branch_metric))}</p>',
+        "<ul>",
+        *(f"<li>{html.escape(family_line(f, shown))}</li>" for f in report.families),
+        "</ul>",
+    ]
+
+
 def render(report: Report, out: Path, live: Live | None = None) -> str:
     """The page of a report whose files are in `out` (paths on the page are relative to it)."""
     groups = report.groups
@@ -561,6 +578,8 @@ def render(report: Report, out: Path, live: Live | None = None) -> str:
             html_table(pairs, "lll" + "r" * (len(pairs[0]) - 3)),
             f'<p class="legend">{html.escape(pairs_legend(report.comparison))}</p>',
         ]
+    if report.families:
+        body += _branches_section(report, out)
     if report.excluded:
         body += [f"<h2>Not included ({len(report.excluded)})</h2>", html_table(_excluded_rows(report, out, running))]
     body += ["<h2>Runs</h2>", html_table(_runs_rows(report, out, running), "llrlrr")]

@@ -17,8 +17,9 @@ from trainer.records import METRICS, Metric
 if TYPE_CHECKING:
     from experiments.report.compare import Pair
 
-# overrides that do not change a run's numbers: runs differing only in these are repeats of one setting
-GROUPING_FREE_KEYS = ("seed", *NEUTRAL_KEYS)
+# overrides that do not change a run's numbers: runs differing only in these are repeats of one setting; a branch's
+# parent folder is its seed's parent run, so it differs between the seeds of one setting as the seed does
+GROUPING_FREE_KEYS = ("seed", "branch.parent", *NEUTRAL_KEYS)
 COUNT_COLUMNS = ("n", "diverged", "failed")
 
 

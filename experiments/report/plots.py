@@ -1,7 +1,7 @@
-"""The report's figures (lr, test_acc, train_test_acc, gap, final_gap; each as PNG, PDF and SVG): each group's
-mean over its runs with a 95 % CI band, cut to what the figure can be. Runs that sat at chance are drawn apart,
-dotted, and kept out of their group's mean and band, so that one stuck seed neither drags a curve down nor
-stretches a band over the whole axis; the title says so."""
+"""The report's figures (lr, test_acc, train_test_acc, gap, final_gap, and anytime where the runs include branches;
+each as PNG, PDF and SVG): each group's mean over its runs with a 95 % CI band, cut to what the figure can be. Runs
+that sat at chance are drawn apart, dotted, and kept out of their group's mean and band, so that one stuck seed
+neither drags a curve down nor stretches a band over the whole axis; the title says so."""
 
 from __future__ import annotations
 
@@ -13,13 +13,16 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from experiments.report.branches import Family, family_groups
+from experiments.report.columns import bounds
 from experiments.report.groups import Group
 from experiments.report.runs import Run, run_steps
 from experiments.report.statistics import CONFIDENCE, Stat, ci_half_width, finite
-from trainer.records import epoch_metrics
+from trainer.records import Metric, epoch_metrics
 
 
 class Series(NamedTuple):
@@ -34,6 +37,7 @@ class Series(NamedTuple):
     linestyle: str = "-"
     panel: str = ""  # the panel of a figure with one per data split: train, val, test
     apart: bool = False  # one run at chance, drawn dotted beside its group, outside its mean and band
+    role: str = ""  # in the anytime figure: "parent", "branch" (from its branch epoch on), "alone" (any other group)
 
 
 PLOTS = {  # name -> x label, y label, title
@@ -306,6 +310,116 @@ def draw(name: str, series: Sequence[Series], legend_title: str | None = None, e
         axes[0].set_title(heading)
     below = _legend(fig, axes, legend_title, len(panels))
     fig.set_figheight(4.2 + below)
+    return fig
+
+
+# ------------------------------------------------------------------------------------------- the anytime figure
+
+ANYTIME_NAMES = {
+    "val_acc": "validation accuracy",
+    "test_acc": "test accuracy",
+    "val_loss": "validation loss",
+    "test_loss": "test loss",
+}
+SHADE_SPREAD = 0.4  # a family's branches run from 40 % darker than its parent's colour to 40 % lighter
+
+
+def shade(color: str, k: int, count: int) -> str:
+    """The k-th of `count` shades of a colour, darker to lighter: the branches of a family in their parent's hue."""
+    if count < 2:
+        return to_hex(color)
+    f = -SHADE_SPREAD + 2 * SHADE_SPREAD * k / (count - 1)
+    rgb = np.array(to_rgb(color))
+    return to_hex(rgb * (1 + f) if f < 0 else rgb + (1 - rgb) * f)
+
+
+def _span_series(
+    label: str, runs: Sequence[Run], metric: Metric, color: str, role: str, since: int = 0, until: float = math.inf
+) -> Series:
+    """A metrics.jsonl figure's mean over the runs (in the metric's scale) from epoch `since` to `until`."""
+    points = [{e: v for e, v in p.items() if since <= e <= until} for p in _epoch_points(runs, metric.name)]
+    points = [p for p in points if p]
+    return Series(label, *mean_curve(points, metric.scale), len(points), color, role=role)
+
+
+def _learned_runs(runs: Sequence[Run]) -> list[Run]:
+    """The runs that left chance (all of them where none did), as a group's mean and band take them."""
+    return [r for r in runs if not r.at_chance] or list(runs)
+
+
+def _family_series(family: Family, metric: Metric, color: str, shown) -> list[Series]:
+    """A family's parent (from its runs; where they are gone, from the epochs its branches share with it) and each
+    of its branches from its branch epoch on, continuing from the parent's point there, in shades of its colour."""
+    label = family.label(shown)
+    parents = _learned_runs(family.parent_runs())
+    out = [_span_series(f"{label} (parent)", parents, metric, color, "parent")] if parents else []
+    with_runs = [b for b in family.branches if b.runs]
+    if not parents and with_runs:  # a branch's first rows are its parent's epochs
+        last = max(with_runs, key=lambda b: b.epoch)
+        shared = _learned_runs(last.runs)
+        out.append(
+            _span_series(f"{label} (parent, from its branches)", shared, metric, color, "parent", until=last.epoch)
+        )
+    for k, b in enumerate(family.branches):
+        tint = shade(color, k, len(family.branches))
+        out.append(_span_series(b.group.label, _learned_runs(b.runs), metric, tint, "branch", since=b.epoch))
+    return out
+
+
+def anytime_data(groups: Sequence[Group], families: Sequence[Family], metric: Metric, shown=str) -> list[Series]:
+    """The series of the anytime figure against the epoch, `metric` (a metrics.jsonl figure): each family's parent
+    in its group's colour and its branches; then every group that is neither a parent nor a branch (a schedule
+    trained for each length), to be read at its final epoch. `shown` writes a parent folder that is not among the
+    runs."""
+    index = {id(g): i for i, g in enumerate(groups)}
+    out = []
+    for f in families:
+        out += _family_series(f, metric, f"C{index[id(f.parent or f.branches[0].group)] % 10}", shown)
+    in_family = family_groups(families)
+    for g in groups:
+        if id(g) not in in_family and g.included:
+            out.append(_span_series(g.label, learned(g)[0], metric, f"C{index[id(g)] % 10}", "alone"))
+    return [s for s in out if s.n]
+
+
+def _draw_anytime_series(ax, s: Series, low: float, high: float) -> None:
+    """A parent: a thick line and its band; a branch: a line and its band, its end marked (●) with its CI; any other
+    group: a faint line, its final epoch marked (■) with its CI."""
+    end = slice(len(s.x) - 1, None)
+    if s.role == "alone":
+        ax.plot(s.x, s.y, color=s.color, linewidth=1.0, alpha=0.35, label=f"_{s.label}")
+        ax.plot(s.x[end], s.y[end], color=s.color, marker="s", linestyle="none", label=s.label)
+    else:
+        marked = {"marker": "o", "markevery": [len(s.x) - 1]} if s.role == "branch" else {}
+        # a parent above its branches: each branch leaves it at its branch epoch, where the two are one point
+        width, order = (2.2, 2.5) if s.role == "parent" else (1.5, 2.0)
+        ax.plot(s.x, s.y, color=s.color, linewidth=width, label=s.label, zorder=order, **marked)
+        if np.any(s.err > 0):
+            ax.fill_between(
+                s.x, np.maximum(s.y - s.err, low), np.minimum(s.y + s.err, high), color=s.color, alpha=0.15, linewidth=0
+            )
+    if s.role != "parent" and s.err[-1] > 0:
+        ax.errorbar(s.x[end], s.y[end], yerr=s.err[end], fmt="none", ecolor=s.color, capsize=3)
+
+
+def draw_anytime(series: Sequence[Series], metric: Metric, legend_title: str | None = None) -> Figure:
+    """The anytime figure: one epoch axis with each parent, its branches from their branch epochs on and their
+    ends, and every other group's final epoch, so that a cooldown of each length reads beside a run trained for
+    it; the title names the figure shown (validation or test)."""
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.subplots()
+    low, high = (b * metric.scale for b in bounds(metric))
+    for s in series:
+        _draw_anytime_series(ax, s, low, high)
+    name = ANYTIME_NAMES.get(metric.name, metric.title.replace(" (%)", ""))
+    ax.set(xlabel="epoch (●: a branch's end; ■: the final epoch of a run that is no branch)", ylabel=metric.title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    if math.isfinite(high):  # a wide interval must not stretch the axis past what the figure can be
+        bottom, top = ax.get_ylim()
+        ax.set_ylim(max(bottom, low), min(top, high))
+    ax.set_title(f"Anytime {name}: branches and their parents\n{band_text(series)}" if series else f"Anytime {name}")
+    fig.set_figheight(4.2 + _legend(fig, [ax], legend_title, 1))
     return fig
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from experiments.report.branches import Family
 from experiments.report.columns import REPORT_METRICS, SELECTED_ON, clip
 from experiments.report.compare import Comparison
 from experiments.report.groups import COUNT_COLUMNS, Group, common_overrides, scored_stat, varying_keys
@@ -560,9 +561,10 @@ def markdown_report(
     targets: Sequence[Target] = (),
     base: str | Path | None = None,
     from_results: bool = False,
+    branches: Sequence[str] = (),
 ) -> str:
-    """table.md: the table, its legend, the pairwise comparisons, the runs left out (paths relative to `base`,
-    the report's folder), the notes."""
+    """table.md: the table, its legend, the pairwise comparisons, the branches' section (`branches`, its lines:
+    branches_markdown), the runs left out (paths relative to `base`, the report's folder), the notes."""
     base = Path.cwd() if base is None else base
     rows = table_rows(groups, metrics, MARKDOWN, comparison, targets)
     excluded = [r for r in runs if not r.included]
@@ -590,6 +592,7 @@ def markdown_report(
         pairs = pair_rows(comparison, MARKDOWN)
         lines += [f"## Pairwise comparisons ({len(comparison.pairs)})", ""]
         lines += [*md_table(pairs, "lll" + "r" * (len(pairs[0]) - 3)), "", pairs_legend(comparison), ""]
+    lines += list(branches)
     if excluded:
         lines += [f"## Not included ({len(excluded)})", ""]
         table = [["run", "status", "overrides", "reason"]]
@@ -660,6 +663,98 @@ def report_notes(runs: Sequence[Run], notes: Sequence[str] = ()) -> list[str]:
             "results.csv row; --num-classes N gives it): whether they sat at chance is not checked"
         )
     return [*notes, *partial, *nonfinite, *chance]
+
+
+# ---------------------------------------------------------------------------------------------- branches
+
+
+def _epochs_text(value: float | None) -> str:
+    if value is None:
+        return DASH
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+
+
+def _spread_cell(stat: Stat, metric: Metric | None, style: Style) -> str:
+    """mean ± std (a dash for the std where n = 1), seconds with one decimal without a metric; the count of values
+    left out for not being finite."""
+    show = (lambda v: f"{v:.1f}") if metric is None else (lambda v: number(v, metric))
+    if stat.mean is None:
+        text = style.dash
+    else:
+        text = f"{show(stat.mean)}{style.plus_minus}{style.dash if stat.std is None else show(stat.std)}"
+    return text + (f" ({stat.nonfinite} non-finite)" if stat.nonfinite else "")
+
+
+def branch_rows(
+    families: Sequence[Family], metric: Metric, style: Style, shown: Callable[[Path], str] = str
+) -> list[list[str]]:
+    """The header row and one row per branch group, escaped for the style: its family (the parent group's label,
+    or its folders as `shown` writes them), its label, the epochs it spans, n (completed / runs), its own epochs
+    and wall time, `metric` at its end (mean ± std)."""
+    header = ["parent", "branch", "from epoch", "to epoch", "n", "own epochs", "own wall (s)", metric.title]
+    rows = [[style.escape(h) for h in header]]
+    for f in families:
+        for b in f.branches:
+            own = b.own_epochs
+            cells = [f.label(shown), b.group.label, str(b.epoch), _epochs_text(b.end)]
+            cells += [f"{len(b.runs)}/{len(b.group.runs)}", _epochs_text(own.mean)]
+            rows.append(
+                [
+                    *(style.escape(c) for c in cells),
+                    _spread_cell(b.own_wall_time, None, style),
+                    _spread_cell(b.group.stats[metric.name], metric, style),
+                ]
+            )
+    return rows
+
+
+def family_line(family: Family, shown: Callable[[Path], str] = str) -> str:
+    """'LABEL: N epochs (X s) for k budgets; trained separately: M epochs (≈ Y s)', over how many seeds; where
+    some parent's cost is unknown, a line that says so and counts the branches alone."""
+    cost = family.cost()
+    k = len(family.branches)
+    budgets = f"{k} budget{'s' if k != 1 else ''}"
+    seconds = DASH if cost.wall_time.mean is None else f"{cost.wall_time.mean:.1f}"
+    nonfinite = f", {cost.wall_time.nonfinite} non-finite" if cost.wall_time.nonfinite else ""
+    spent = f"{_epochs_text(cost.epochs.mean)} epochs ({seconds} s{nonfinite})"
+    separate = f"{_epochs_text(cost.separate_epochs)} epochs"
+    if cost.separate_wall_time is not None:
+        separate += f" (≈ {cost.separate_wall_time:.1f} s)"
+    seeds = f"mean over {cost.epochs.n} seed{'s' if cost.epochs.n != 1 else ''} whose branches all completed"
+    if cost.epochs.n == 0:
+        seeds = "no seed has every branch completed"
+    if cost.parent_counted:
+        return f"{family.label(shown)}: {spent} for {budgets}; trained separately: {separate} ({seeds})."
+    missing = ", ".join(shown(p) for p in family.missing)
+    return (
+        f"{family.label(shown)}: the parent's cost is unknown (its folder is gone or unreadable: {missing}); its "
+        f"branches alone: {spent} for {budgets}; trained separately: {separate} ({seeds})."
+    )
+
+
+def branches_legend(metric: Metric) -> str:
+    name = metric.title.replace(" (%)", "")
+    return (
+        "Each branch (branch.parent, branch.epoch) starts from its parent's state at the end of the epoch it is "
+        "from and trains to the epoch it is to; its first epochs are its parent's. Own epochs: those it trained "
+        "after the branch point (to − from); own wall: its wall time less the seconds it shares with its parent (wall_time_s − "
+        f"shared_wall_time_s); they and its {name} at its end are the mean ± std over its completed runs. A family "
+        "(a parent group and the branches started from its runs) costs, per seed, the parent's epochs and wall time "
+        "plus every branch's own, the shared epochs counted once; then the mean over the seeds whose branches all "
+        "completed. Trained separately: each branch's length trained from scratch (the sum of the to epochs), its "
+        "time estimated by each branch's wall time, its shared epochs included."
+    )
+
+
+def branches_markdown(families: Sequence[Family], metric: Metric, base: str | Path) -> list[str]:
+    """table.md's section on the branches: their table, what it means, one line per family with its cost."""
+    if not families:
+        return []
+    shown = lambda path: display_path(path, base)  # noqa: E731
+    rows = branch_rows(families, metric, MARKDOWN, shown)
+    lines = [f"## Branches ({len(rows) - 1})", "", *md_table(rows, "llrrrrrr"), "", branches_legend(metric), ""]
+    lines += [f"- {_md_escape(family_line(f, shown))}" for f in families]
+    return [*lines, ""]
 
 
 # ---------------------------------------------------------------------------------------------- table.tex
@@ -918,3 +1013,46 @@ def write_pairs_csv(path: Path, comparison: Comparison) -> None:
             ]
         )
     _write_csv(path, list(PAIR_COLUMNS), rows)
+
+
+BRANCH_COLUMNS = ("parent_group", "parent_cost", "group", "branch_epoch", "end_epoch", "runs", "n", "own_epochs_mean")
+FAMILY_COLUMNS = ("family_epochs", "family_wall_s", "family_seeds", "separate_epochs", "separate_wall_s")
+
+
+def write_branches_csv(path: Path, families: Sequence[Family], metric: Metric) -> None:
+    """One row per branch group: its family's parent group (full label, or its folders), whether the parent's cost
+    is counted, its full label, the epochs it spans, its runs and completed runs, its own epochs and wall time,
+    `metric` at its end (fractions for accuracies), and its family's cost (mean over the seeds whose branches all
+    completed) beside the branches' cost trained separately."""
+    header = [*BRANCH_COLUMNS, "own_wall_s_mean", "own_wall_s_std", "own_wall_s_nonfinite"]
+    header += [f"{metric.name}_{c}" for c in ("n", "mean", "std")] + list(FAMILY_COLUMNS)
+    rows = []
+    for f in families:
+        cost = f.cost()
+        parent = (f.parent.full_label or f.parent.label) if f.parent is not None else ";".join(map(str, f.parents))
+        for b in f.branches:
+            wall, value = b.own_wall_time, b.group.stats[metric.name]
+            rows.append(
+                [
+                    parent,
+                    "counted" if cost.parent_counted else "unknown",
+                    b.group.full_label or b.group.label,
+                    b.epoch,
+                    b.end,
+                    len(b.group.runs),
+                    len(b.runs),
+                    b.own_epochs.mean,
+                    wall.mean,
+                    wall.std,
+                    wall.nonfinite,
+                    value.n,
+                    value.mean,
+                    value.std,
+                    cost.epochs.mean,
+                    cost.wall_time.mean,
+                    cost.epochs.n,
+                    cost.separate_epochs,
+                    cost.separate_wall_time,
+                ]
+            )
+    _write_csv(path, header, rows)

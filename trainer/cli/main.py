@@ -18,7 +18,7 @@ from trainer.cli.folders import check_output_folder
 from trainer.cli.lines import CONFIG_ERRORS, error_line, fail
 from trainer.cli.show import help_text
 from trainer.config import unknown_key, validate
-from trainer.config.sweeps import expand, sampled_keys
+from trainer.config.sweeps import expand, parse, sampled_keys
 from trainer.errors import ConfigError
 
 INFO_CHOICES = ["all", "config", "defaults", "defaults-tree", "plugins", "searchpath"]
@@ -88,7 +88,7 @@ def command_jobs(args: argparse.Namespace, composer: JobComposer) -> tuple[list[
     if args.multirun:
         return sweep_jobs(args.overrides, jobs[0], composer)
     if len(jobs) > 1:
-        sweeps = [o for o in args.overrides if o not in jobs[0]]
+        sweeps = [o.input_line for o in parse(args.overrides) if o.is_sweep_override()]
         fail(f"{' '.join(sweeps)} is a sweep: add -m to run every value (for a list write key=[a,b])")
     return jobs, set()
 

@@ -27,6 +27,7 @@ import copy
 import hashlib
 import json
 import logging
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -38,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
+from trainer import models
 from trainer.config import PER_ARM, keys_with, typed
 from trainer.engine import checkpoint
 from trainer.engine.checkpoint import atomic_torch_save, comparable_config, config_differences, without
@@ -358,6 +360,8 @@ class Stack:
             arm.summary.stack = self.record
             self.rng.append(checkpoint.rng_state(arm.shuffle))
         if self.strategy == "batched" and self.members:
+            self.fall_back_if_unbatchable()
+        if self.strategy == "batched" and self.members:
             self.stacked = StackedModel([arm.model for arm in self.members], compile=self.t.compile)
             for p, arm in enumerate(self.members):
                 self.stacked.take_over(p, arm.optimizer)
@@ -369,6 +373,22 @@ class Stack:
             torch.set_rng_state(self.saved["torch_rng"])
         compiled = not self.stacked and self.t.compile
         self.forward = [torch.compile(arm.model) if compiled else arm.model for arm in self.members]
+
+    def fall_back_if_unbatchable(self) -> None:
+        """A model that cannot run under torch.func.vmap (an op without a batching rule, an in-place update of a
+        captured tensor) trains its arms one after another instead: one line says why, and the stack's record
+        says `sequential`. Tried on two examples of the data before any step, so nothing has been trained yet."""
+        x, _ = next(self.runs[0].train_set.batches(models.PROBE_BATCH))
+        problem = models.vmap_problem(self.members[0].model, x, self.runs[0].amp)
+        if problem is None:
+            return
+        print(
+            f"schedlab: model._target_={self.cfgs[0].model._target_} cannot be stacked ({problem}): "
+            f"its {len(self.members)} arms train one after another",
+            file=sys.stderr,
+            flush=True,
+        )
+        self.record["strategy"] = self.strategy = "sequential"
 
     def epochs(self) -> Iterator[int]:
         epoch = min((arm.progress.epoch for arm in self.members), default=0) + 1
