@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import FAST, ROOT, assert_close
+from helpers import FAST, ROOT, assert_close, readme_blocks
 
 from trainer import api, models
 from trainer.cli import precheck
@@ -124,15 +124,10 @@ def test_a_bad_value_is_run_pys_own_line(tmp_path, own, capsys):
 # ------------------------------------------------------------------------------------- the README, as typed
 
 
-def section_blocks(language: str) -> list[str]:
-    text = (ROOT / "README.md").read_text().split("## Your own model, data and schedule\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(rf"```{language}\n(.*?)```", text, re.S)
-
-
 def test_the_readme_example_runs_as_typed(tmp_path, monkeypatch, capsys):
     """The README's python file saved where it says (under a HOME of the test's own), then its API example run as
     typed from a folder of the test's: one run and a stacked sweep, their figures printed."""
-    mine, make_data, example = section_blocks("python")
+    mine, make_data, example = readme_blocks("Your own model, data and schedule", "python")
     assert "from trainer.api import" in example and len([line for line in example.splitlines() if line]) <= 10
     home = tmp_path / "home"
     (home / "schedlab-own").mkdir(parents=True)

@@ -10,6 +10,7 @@ from helpers import CONF, FAST, bad_input, compose_config
 
 from trainer.cli import precheck
 from trainer.config import validate
+from trainer.errors import ConfigError
 
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "hydra")
 GLOBAL_GROUPS = ("arm", "experiment", "hparams_search", "debug")  # `# @package _global_`: they set keys of other groups
@@ -19,6 +20,11 @@ OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml")
 @pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_option_composes_and_validates(group, option):
     cfg = compose_config([f"{group}={option}"])
+    if cfg.branch.epoch is not None and cfg.branch.parent is None:
+        # a cooldown's arm (arm=wsd_cooldown_*): the run it branches from is named on the command line
+        with pytest.raises(ConfigError, match=r"^branch\.epoch=\d+ is not allowed: needs branch\.parent=<run folder>"):
+            validate(cfg)
+        return
     validate(cfg)
     if group not in GLOBAL_GROUPS:
         assert cfg[group] is not None
