@@ -1,10 +1,11 @@
 """Learning-rate schedules as pure functions of the position in epochs, driven per epoch or per step.
 
-The error type, the schemas and the run-length warnings (`schedule_warnings`) load without torch, so that
-`trainer.errors` (which re-exports `ConfigError`) and the config checks that run before any work starts stay
-light; the schedules, which drive a torch optimizer, load on first use: `build_schedule` for the trainer, and
-`torch_scheduler` / `SchedlabLR`, the same schedules as a torch LRScheduler for a plain PyTorch loop, and
-`param_groups`, a model's param groups with LR multipliers per module and no weight decay on norms and biases.
+The error type, the schemas, the run-length warnings (`schedule_warnings`) and each epoch's batch size under
+scheduler.batch_size (`batch_sizes`) load without torch, so that `trainer.errors` (which re-exports `ConfigError`)
+and the config checks that run before any work starts stay light; the schedules, which drive a torch optimizer, load
+on first use: `build_schedule` for the trainer, and `torch_scheduler` / `SchedlabLR`, the same schedules as a torch
+LRScheduler for a plain PyTorch loop, and `param_groups`, a model's param groups with LR multipliers per module and no
+weight decay on norms and biases.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from schedulers.config import register_configs
+from schedulers.curves import batch_sizes
 from schedulers.errors import ConfigError
 from schedulers.run_length import cycle_ends, schedule_warnings, warn_schedule
 
@@ -41,6 +43,7 @@ __all__ = [
     "SchedlabLR",
     "SchedlabPlateauLR",
     "Scheduler",
+    "batch_sizes",
     "build_schedule",
     "cycle_ends",
     "key_epochs",

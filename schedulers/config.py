@@ -31,6 +31,12 @@ BELOW_ONE = ("momentum", "beta2")  # momenta: a schedule of theirs must stay in 
 # LR keys that cycle the momentum themselves
 NOT_FOR_VALUES = ("plateau", "onecycle", "cyclic")
 VALUE_GRID = 16  # positions per epoch at which a value schedule is checked to stay in range, over [0, epochs)
+# The trainer's batch size (trainer.batch_size its base), scheduled as the values are but once per epoch: epoch e
+# (from 1) trains with round(value at t = e - 1) examples a batch (schedulers.curves.batch_sizes)
+BATCH_SIZE = "batch_size"
+BATCH_SIZE_INTERVAL = (
+    "scheduler.batch_size.interval={!r} is not allowed: a batch size changes between epochs: use epoch"
+)
 
 
 def _require(ok: bool, key: str, allowed: str, got: Any) -> None:
@@ -73,6 +79,9 @@ class Schedule:
     momentum: Any = None  # momentum (SGD, RMSprop) or Adam's beta1, as onecycle's cycling (torch's rule)
     beta2: Any = None  # Adam's beta2
     weight_decay: Any = None  # every param group's, scaled from its own (a no-decay group stays at 0)
+    # the trainer's batch size, from trainer.batch_size, set at every epoch's start (batch-size warmup); its
+    # interval is epoch whatever the LR's
+    batch_size: Any = None
 
     # What each schedule's keys allow, checked by `check`. A key set to null (where its type allows it)
     # means "derived" and is not checked.
@@ -128,40 +137,89 @@ class Schedule:
                     f"scheduler.momentum must be null with scheduler.cycle_momentum=true ({self.name} "
                     "cycles the momentum itself): set scheduler.cycle_momentum=false to schedule it"
                 )
+        sizes = self.batch_size_schedule()
+        if sizes is not None:
+            within(BATCH_SIZE, lambda: sizes.check(epochs))
+            # onecycle ends its phases one step early: with epochs of different lengths no one step is "the" step
+            _require(
+                self.name != "onecycle" or self.interval == "epoch",
+                BATCH_SIZE,
+                "null with scheduler=onecycle at interval=step (its phases end one step early, which needs every "
+                "epoch to have the same steps): use interval=epoch",
+                sizes.name,
+            )
+
+    def _sub_node(self, key: str) -> dict | None:
+        """The node of the schedule scheduler.<key> (a value's, or the batch size's) as a dict, None where it is
+        null; refuses what no such schedule can be."""
+        node = getattr(self, key, None)
+        if node is None:
+            return None
+        _require(
+            isinstance(node, (dict, DictConfig)),
+            key,
+            "null or a scheduler node, e.g. {name: cosine, final_lr: 0.85}",
+            node,
+        )
+        node = dict(node)
+        _require(
+            node.get("name") not in NOT_FOR_VALUES,
+            f"{key}.name",
+            f"a schedule that is a function of the position alone, not {', '.join(NOT_FOR_VALUES)}",
+            node.get("name"),
+        )
+        nested = next((k for k in (*VALUES, BATCH_SIZE) if node.get(k) is not None), None)
+        _require(nested is None, f"{key}.{nested}", "null: a value schedule drives one value", node.get(nested))
+        return node
 
     def value_schedules(self) -> dict[str, Schedule]:
         """The parsed schedules of the values other than the LR (VALUES) that this schedule sets, at its interval."""
         out = {}
         for key in VALUES:
             node = getattr(self, key, None)
-            if node is None:
-                continue
             if isinstance(node, Schedule):  # already parsed (a plain loop's schedule object)
                 out[key] = node
                 continue
-            _require(
-                isinstance(node, (dict, DictConfig)),
-                key,
-                "null or a scheduler node, e.g. {name: cosine, final_lr: 0.85}",
-                node,
-            )
-            node = dict(node)
+            node = self._sub_node(key)
+            if node is None:
+                continue
             _require(
                 node.get("interval", self.interval) == self.interval,
                 f"{key}.interval",
                 f"the LR's scheduler.interval ({self.interval!r}): every value moves at the same positions",
                 node.get("interval"),
             )
-            _require(
-                node.get("name") not in NOT_FOR_VALUES,
-                f"{key}.name",
-                f"a schedule that is a function of the position alone, not {', '.join(NOT_FOR_VALUES)}",
-                node.get("name"),
-            )
-            nested = next((k for k in VALUES if node.get(k) is not None), None)
-            _require(nested is None, f"{key}.{nested}", "null: a value schedule drives one value", node.get(nested))
             out[key] = within(key, lambda node=node: parse({**node, "interval": self.interval}))
         return out
+
+    def batch_size_schedule(self) -> Schedule | None:
+        """The parsed schedule of the batch size (scheduler.batch_size), at interval epoch; None where it is null."""
+        if isinstance(self.batch_size, Schedule):
+            return self.batch_size
+        node = self._sub_node(BATCH_SIZE)
+        if node is None:
+            return None
+        if node.get("interval", "epoch") != "epoch":
+            raise ConfigError(BATCH_SIZE_INTERVAL.format(node["interval"]))
+        return within(BATCH_SIZE, lambda: parse({**node, "interval": "epoch"}))
+
+    def check_batch_size(self, epochs: int, base: int) -> None:
+        """Raise ConfigError for a batch-size schedule that cannot work from the base `base` (trainer.batch_size):
+        its floors above it, or a curve that rises above it at an epoch's start."""
+        from schedulers import curves  # not at the top: curves imports this module
+
+        sizes = self.batch_size_schedule()
+        if sizes is None:
+            return
+        within(BATCH_SIZE, lambda: sizes.check(epochs, base), base_name="trainer.batch_size")
+        curve = curves.make_curve(sizes, epochs, 1.0)
+        t, top = max(((float(e), curve(float(e), base)) for e in range(epochs)), key=lambda p: p[1])
+        _require(
+            top <= base,
+            BATCH_SIZE,
+            f"a schedule that stays at or below trainer.batch_size ({base}), reaching {top:.4g} at epoch {t:g}",
+            sizes.name,
+        )
 
     def check_values(self, epochs: int, bases: dict[str, float | None], owner: str) -> None:
         """Raise ConfigError for a value schedule the optimizer cannot take: `bases` holds each value as param group 0

@@ -4,12 +4,18 @@
 that group, and the scheduler scales the result for the other groups. A factory takes the parsed
 config, `span` (epochs from the end of warmup to the horizon; None without a horizon) and `quantum`
 (the distance between two positions the run visits: 1 per epoch, 1/steps_per_epoch per step).
+
+`steps_per_epoch` is one count for every epoch, or, where the batch size is scheduled (scheduler.batch_size),
+each epoch's own count in order: step k (from 0) of epoch e (from 1) is then at e - 1 + k / S_e (`position`).
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import schedulers.config as config
 from schedulers.custom import rsqrt as rsqrt_factor  # the one rsqrt formula: sqrt, rsqrt and custom's template
@@ -307,6 +313,43 @@ def make_curve(c: config.Schedule, epochs: int, quantum: float) -> Curve:
     span = None if end is None else end - c.warmup.epochs
     curve = FACTORIES[c.name](c, span, quantum)
     return Warmup(curve, c.warmup.epochs, c.warmup.start_lr) if c.warmup.epochs > 0 else curve
+
+
+def position(steps: int, steps_per_epoch: int | Sequence[int]) -> float:
+    """The position in epochs after `steps` optimizer steps: steps / steps_per_epoch, or with each epoch's own
+    count, e - 1 + k / S_e for step k of epoch e (past the last epoch, at the last epoch's rate)."""
+    if not isinstance(steps_per_epoch, Sequence):
+        return steps / steps_per_epoch
+    ends = list(itertools.accumulate(steps_per_epoch))
+    done = min(bisect.bisect_right(ends, steps), len(ends) - 1)  # whole epochs before the step
+    start = ends[done - 1] if done else 0
+    return done + (steps - start) / steps_per_epoch[done]
+
+
+def quantum(interval: str, steps_per_epoch: int | Sequence[int], epoch: int | None = None) -> float:
+    """The distance between two positions the run visits in epoch `epoch` (from 1; None: the last): 1 with
+    interval=epoch, one step of that epoch with interval=step."""
+    if interval == "epoch":
+        return 1.0
+    if not isinstance(steps_per_epoch, Sequence):
+        return 1.0 / steps_per_epoch
+    last = len(steps_per_epoch)
+    return 1.0 / steps_per_epoch[min(max(epoch or last, 1), last) - 1]
+
+
+def batch_sizes(cfg: Any, epochs: int, base: int) -> list[int] | None:
+    """The batch size of every epoch of a run of `epochs` epochs under the `scheduler` node's batch_size, from the
+    base `base` (trainer.batch_size): epoch e (from 1) takes the curve's value at t = e - 1, rounded (Python's
+    round: a tie goes to the even number), at least 1 and at most the base. None where the batch size is not
+    scheduled (or the schedule is a torch `_target_`, which cannot schedule it)."""
+    node = cfg if isinstance(cfg, config.Schedule) else config.as_node(cfg)
+    if not isinstance(node, config.Schedule) and "_target_" in node:
+        return None
+    sizes = (node if isinstance(node, config.Schedule) else config.parse(node)).batch_size_schedule()
+    if sizes is None:
+        return None
+    curve = make_curve(sizes, epochs, 1.0)
+    return [min(base, max(1, round(curve(float(e), base)))) for e in range(epochs)]
 
 
 def make_value_curves(c: config.Schedule, epochs: int, quantum: float) -> dict[str, Curve]:

@@ -125,6 +125,11 @@ class SchedlabLR(LRScheduler):
             raise ConfigError(
                 f"scheduler {c.name} is a {which} (schedulers.torch_scheduler picks the class from the schedule)"
             )
+        if c.batch_size is not None:
+            raise ConfigError(
+                "scheduler.batch_size is not available in a plain loop: it sets the trainer's batches "
+                "(trainer.batch_size), and a loop batches its own data"
+            )
         if isinstance(c, config.Plateau) and c.interval == "step":
             raise ConfigError(
                 "scheduler.interval=step: a plateau schedule in a plain loop steps once per epoch, "

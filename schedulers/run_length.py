@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
 # by module path (as every module of the package): its __init__ imports this one
@@ -148,22 +148,22 @@ CHECKS = {
 }
 
 
-def cycle_ends(cfg: Any, epochs: int, steps_per_epoch: int = 1) -> list[int] | None:
+def cycle_ends(cfg: Any, epochs: int, steps_per_epoch: int | Sequence[int] = 1) -> list[int] | None:
     """The epochs (counted from 1) at whose end a cycle of a restarting schedule has ended, in a run of `epochs`
     epochs: the last epoch all of whose steps come before the LR jumps back up (cosine_restarts) or starts again
     from its base (cyclic). With interval=epoch every step of epoch e runs at position e − 1; with interval=step
-    at e − 1 + k / steps_per_epoch. A cycle whose last epoch lies past the run has not ended. None for a schedule
-    without cycles (or a torch `_target_`)."""
+    at e − 1 + k / steps_per_epoch (or the count of epoch e, where each has its own: curves.position). A cycle whose
+    last epoch lies past the run has not ended. None for a schedule without cycles (or a torch `_target_`)."""
     cfg = config.as_node(cfg)
     if "_target_" in cfg:
         return None
     c = config.parse(cfg)
     if not isinstance(c, (config.CosineRestarts, config.Cyclic)):
         return None
-    quantum = 1.0 if c.interval == "epoch" else 1.0 / steps_per_epoch
     ends: list[int] = []
     for start, length in _cycles(c):
         end = c.warmup.epochs + start + length
+        quantum = curves.quantum(c.interval, steps_per_epoch, math.ceil(end - SLACK))  # of the epoch the end is in
         epoch = math.ceil(end + quantum - SLACK) - 1  # its last step, at epoch - quantum, is before the end
         if epoch > epochs:
             return ends
@@ -172,23 +172,23 @@ def cycle_ends(cfg: Any, epochs: int, steps_per_epoch: int = 1) -> list[int] | N
     raise AssertionError("unreachable: cycles go on for ever")
 
 
-def schedule_warnings(cfg: Any, epochs: int, base_lr: float, steps_per_epoch: int = 1) -> list[str]:
+def schedule_warnings(cfg: Any, epochs: int, base_lr: float, steps_per_epoch: int | Sequence[int] = 1) -> list[str]:
     """At most one line saying which key of the `scheduler` node reaches past a run of `epochs` epochs and
     what the run sees of it; [] when the schedule fits (or is a torch `_target_`). `cfg` must pass
     `validate_schedule`; `base_lr` is the optimizer's lr (param group 0); `steps_per_epoch` only matters
-    with interval=step."""
+    with interval=step (each epoch's own count: the last epoch's, where the run ends)."""
     cfg = config.as_node(cfg)
     if "_target_" in cfg:
         return []
     c = config.parse(cfg)
     check = CHECKS.get(type(c))
-    quantum = 1.0 if c.interval == "epoch" else 1.0 / steps_per_epoch
+    quantum = curves.quantum(c.interval, steps_per_epoch)
     line = check(c, int(epochs), float(base_lr), quantum) if check else None
     return [line] if line else []
 
 
 def warn_schedule(
-    cfg: Any, epochs: int, base_lr: float, steps_per_epoch: int = 1, file: TextIO | None = None
+    cfg: Any, epochs: int, base_lr: float, steps_per_epoch: int | Sequence[int] = 1, file: TextIO | None = None
 ) -> list[str]:
     """Print `schedule_warnings` as `schedlab: warning: ...` lines on stderr (or `file`); returns them.
     Call once per run, before training (not from the checks that run for every job of a sweep)."""

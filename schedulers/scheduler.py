@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import inspect
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -149,14 +150,15 @@ class ValueSchedules:
 
 class CurveScheduler(Scheduler):
     """One of the library's schedules: the LR is curve(t), t the position in epochs; `values`: the curves of the
-    other values it schedules (momentum, beta2, weight_decay), at the same t."""
+    other values it schedules (momentum, beta2, weight_decay), at the same t. `steps_per_epoch`: one count, or each
+    epoch's own (a scheduled batch size; curves.position)."""
 
     def __init__(
         self,
         curve: curves.Curve,
         optimizer: torch.optim.Optimizer,
         interval: str,
-        steps_per_epoch: int,
+        steps_per_epoch: int | Sequence[int],
         values: dict[str, curves.Curve] | None = None,
     ):
         self.curve, self.optimizer, self.interval = curve, optimizer, interval
@@ -175,7 +177,7 @@ class CurveScheduler(Scheduler):
     @property
     def t(self) -> float:
         """The position in epochs."""
-        return self.steps / self.steps_per_epoch if self.interval == "step" else float(self.epochs)
+        return curves.position(self.steps, self.steps_per_epoch) if self.interval == "step" else float(self.epochs)
 
     @property
     def lr(self) -> float:
@@ -259,7 +261,7 @@ def validate_torch(cfg: DictConfig, has_val_metric: bool = True, why_no_metric: 
         raise ConfigError(
             "scheduler.warmup is not available with _target_: chain a warmup with torch.optim.lr_scheduler.SequentialLR"
         )
-    if value := next((k for k in config.VALUES if cfg.get(k) is not None), None):
+    if value := next((k for k in (*config.VALUES, config.BATCH_SIZE) if cfg.get(k) is not None), None):
         raise ConfigError(
             f"scheduler.{value} is not available with _target_: torch's schedulers drive the LR only "
             "(schedule it with one of schedlab's schedules, e.g. scheduler=cosine)"
@@ -337,13 +339,15 @@ def validate_schedule(
     why_no_metric: str | None = None,
     values: dict[str, float | None] | None = None,
     optimizer: str = "the optimizer",
+    batch_size: int | None = None,
 ) -> None:
     """Raise ConfigError, one line naming the key, for a schedule that cannot work. Needs no data and no
     optimizer; give `base_lr` (the optimizer's lr) to also check floors against it now, and
     `has_val_metric=False` when the run has no validation figure each epoch (`why_no_metric`: the reason,
     naming the key to change). `values`: the optimizer's momentum (or beta1), beta2 and weight_decay as its config
     sets them (None where it has no such knob; OptimizerConfig.hyperparameters()), to check the schedules of
-    scheduler.momentum, beta2 and weight_decay against them now; `optimizer`: its class, for the message."""
+    scheduler.momentum, beta2 and weight_decay against them now; `optimizer`: its class, for the message;
+    `batch_size`: trainer.batch_size, to check the schedule of scheduler.batch_size against it now."""
     cfg = config.as_node(cfg)
     if "_target_" in cfg:
         validate_torch(cfg, has_val_metric, why_no_metric)
@@ -352,13 +356,18 @@ def validate_schedule(
     c.check(epochs, base_lr)
     if values is not None:
         c.check_values(epochs, values, optimizer)
+    if batch_size is not None:
+        c.check_batch_size(epochs, batch_size)
     if isinstance(c, config.Plateau) and not has_val_metric:
         raise ConfigError(_no_metric(c.name, c.monitor, why_no_metric))
 
 
-def build_schedule(cfg: Any, optimizer: torch.optim.Optimizer, steps_per_epoch: int, epochs: int) -> Scheduler:
-    """The scheduler for `optimizer`, its LR already set for t = 0."""
-    if steps_per_epoch < 1:
+def build_schedule(
+    cfg: Any, optimizer: torch.optim.Optimizer, steps_per_epoch: int | Sequence[int], epochs: int
+) -> Scheduler:
+    """The scheduler for `optimizer`, its LR already set for t = 0. `steps_per_epoch`: the optimizer steps of every
+    epoch, or of each epoch in order where their number varies (a scheduled batch size)."""
+    if min(steps_per_epoch if isinstance(steps_per_epoch, Sequence) else [steps_per_epoch], default=0) < 1:
         raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
     cfg = config.as_node(cfg)
     if "_target_" in cfg:
@@ -371,6 +380,6 @@ def build_schedule(cfg: Any, optimizer: torch.optim.Optimizer, steps_per_epoch: 
     c = config.parse(cfg)
     c.check(epochs, base_lr)
     c.check_values(epochs, value_bases(optimizer), optimizer_name(optimizer))
-    quantum = 1.0 if c.interval == "epoch" else 1.0 / steps_per_epoch
+    quantum = curves.quantum(c.interval, steps_per_epoch)  # onecycle's, which needs one count (config.Schedule.check)
     curve, values = curves.make_curve(c, epochs, quantum), curves.make_value_curves(c, epochs, quantum)
     return CurveScheduler(curve, optimizer, c.interval, steps_per_epoch, values)

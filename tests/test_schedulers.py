@@ -411,7 +411,8 @@ def test_key_epochs_name_warmup_milestones_and_horizon():
 # defaults moved into the schemas, except the horizons, step sizes and milestones that now follow the run's
 # length (cosine's horizon was 20, step's step_size 10, multistep's milestones [15, 30]: now in the d2l arms).
 WARMUP_OFF = {"epochs": 0.0, "start_lr": 0.0}
-VALUES_OFF = {"momentum": None, "beta2": None, "weight_decay": None}  # no schedule of another value (class Schedule)
+# no schedule of another value, nor of the batch size (class Schedule)
+VALUES_OFF = {"momentum": None, "beta2": None, "weight_decay": None, "batch_size": None}
 YAML_VALUES = {
     "constant": {"name": "constant", "interval": "epoch", "warmup": WARMUP_OFF},
     "cosine": {"name": "cosine", "interval": "epoch", "warmup": WARMUP_OFF, "final_lr": 0.0, "horizon": None},

@@ -163,6 +163,8 @@ class EpochRow:
     )
     lr: float = metric("LR at the epoch's first step", decimals=4, summary=None)
     lr_end: float = metric("LR at the epoch's last step", decimals=4, summary=None)
+    # the epoch's batch size where scheduler.batch_size schedules it (None, left out of the row, where it does not)
+    batch_size: int | None = metric("batch size", decimals=0, summary=None, default=None)
     epoch_time: float = metric(
         "epoch time (s)", decimals=2, better="min", summary="mean", key="mean_epoch_time_s", machine=True
     )
@@ -405,12 +407,15 @@ class Summary:
     # shares with the parent: its first `epoch` epochs (metrics.jsonl's rows 1..epoch are the parent's), their
     # optimizer steps and seconds (counted in wall_time_s: the cost of the branch alone is wall_time_s - shared)
     branch: dict | None = None
+    # a scheduled batch size's (scheduler.batch_size): each epoch's batch size and optimizer steps, as lists from
+    # epoch 1 (steps_per_epoch is then null: the epochs differ)
+    batch_size: dict | None = None
     figures: dict[str, float] = field(default_factory=dict)  # METRICS keys: final_*, best_*, mean_*
 
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "figures"}
         d.update(self.figures)
-        for key in ("error", "stack", "branch"):  # only where there is one
+        for key in ("error", "stack", "branch", "batch_size"):  # only where there is one
             if d[key] is None:
                 del d[key]
         return d

@@ -5,6 +5,7 @@ neither drags a curve down nor stretches a band over the whole axis; the title s
 
 from __future__ import annotations
 
+import collections
 import math
 import statistics
 import textwrap
@@ -65,11 +66,25 @@ def _lr_points(run: Run) -> dict[float, float]:
     the end of the run), from steps.csv (run_steps); the LR at each epoch's first step (metrics.jsonl) without it.
     LRs that are not finite are left out."""
     rows = [s for s in run_steps(run) if finite(s.lr)]
+    if rows and run.summary is not None and run.summary.batch_size:  # epochs of their own lengths
+        return _lr_points_by_epoch(run_steps(run), rows)
     per_epoch = (run.summary.steps_per_epoch if run.summary else None) or sum(1 for s in rows if s.epoch == 1)
     if rows and per_epoch:
         points = {(s.step - 1) / per_epoch: s.lr for s in rows}
         return points | {rows[-1].step / per_epoch: rows[-1].lr}
     return {r.epoch - 1: float(r.lr) for r in run.history if finite(r.lr)}
+
+
+def _lr_points_by_epoch(steps: list, rows: list) -> dict[float, float]:
+    """As _lr_points, for a run whose epochs differ in steps (scheduler.batch_size): step k (0-based) of epoch e,
+    of S_e steps, is at e - 1 + k / S_e, as the trainer places it."""
+    counts = collections.Counter(s.epoch for s in steps)
+    first = {}
+    for s in steps:
+        first.setdefault(s.epoch, s.step)
+    points = {s.epoch - 1 + (s.step - first[s.epoch]) / counts[s.epoch]: s.lr for s in rows}
+    last = rows[-1]
+    return points | {last.epoch - 1 + (last.step - first[last.epoch] + 1) / counts[last.epoch]: last.lr}
 
 
 def mean_curve(points: list[dict[float, float]], scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

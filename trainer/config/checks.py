@@ -159,6 +159,7 @@ def _validate(cfg: Any) -> None:
                 why_no_metric=metric,
                 values=values,
                 optimizer=optimizer._target_,
+                batch_size=None if _sampled("trainer.batch_size") else trainer.batch_size,
             )
             _check_snapshots(cfg.scheduler, trainer)
 

@@ -191,7 +191,9 @@ def branch(cfg) -> dict | None:
     found = (shared.get("lr_find") or {}).get("lr")  # the parent's LR range test set the base LR
     span = cfg.trainer.epochs - b.epoch
     try:  # the branch's schedule runs over the epochs after the branch point
-        validate_schedule(cfg.scheduler, span, base_lr=float(found or cfg.optimizer.lr))
+        validate_schedule(
+            cfg.scheduler, span, base_lr=float(found or cfg.optimizer.lr), batch_size=cfg.trainer.batch_size
+        )
     except ConfigError as e:
         raise ConfigError(
             str(e).replace("trainer.epochs", "the branch's epochs (trainer.epochs - branch.epoch)")

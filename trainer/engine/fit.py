@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from schedulers import build_schedule, rebase_lr, warn_schedule
+from schedulers import batch_sizes, build_schedule, rebase_lr, warn_schedule
 from trainer.config import typed
 from trainer.engine import checkpoint
 from trainer.engine.averages import Averages
@@ -141,7 +141,7 @@ def train(cfg, folder: RunFolder, job: Job) -> Summary:
         forward = torch.compile(arm.model) if cfg.trainer.compile else arm.model
         for epoch in arm.epochs():
             epoch_start = time.perf_counter()
-            batches = run.train_set.batches(cfg.trainer.batch_size, arm.shuffle, cfg.trainer.max_steps_per_epoch)
+            batches = run.train_set.batches(arm.batch_size(epoch), arm.shuffle, cfg.trainer.max_steps_per_epoch)
             result = train_epoch(forward, arm.optimizer, arm.schedule, batches, **arm.epoch_settings(epoch))
             if not arm.record(epoch, result, forward, run, time.perf_counter() - epoch_start):
                 break
@@ -194,10 +194,18 @@ class Arm:
         self.model, self.optimizer, self.device, self.amp = run.model, run.optimizer, run.device, run.amp
         train_mode(run.optimizer)  # a schedule-free optimizer steps only in train mode
         self.folder.write_provenance(self.provenance(run))
-        self.steps_per_epoch = run.train_set.num_batches(t.batch_size, t.max_steps_per_epoch)
-        self.snapshot_epochs = snapshot_epochs(cfg, self.steps_per_epoch)
+        span = t.epochs - self.schedule_start  # a branch's schedule: over the epochs after its branch point
+        self.plan_epochs(run, span)
+        self.snapshot_epochs = snapshot_epochs(cfg, self.schedule_steps)
         summary.device, summary.device_name, summary.precision = str(run.device), device_name(run.device), run.precision
-        summary.epochs, summary.steps_per_epoch = t.epochs, self.steps_per_epoch
+        summary.epochs = t.epochs
+        summary.steps_per_epoch = None if self.batch_sizes else self.steps_per_epoch
+        if self.batch_sizes:
+            epochs = range(1, t.epochs + 1)
+            summary.batch_size = {
+                "per_epoch": [self.batch_size(e) for e in epochs],
+                "steps_per_epoch": [self.steps_in(e) for e in epochs],
+            }
         if self.branched:
             self.log.info(f"branching {self.folder.dir} from {progress.branch['parent']} at epoch {progress.epoch}")
         elif self.saved is not None:
@@ -210,11 +218,10 @@ class Arm:
             rebase_lr(run.optimizer, progress.lr_find["lr"])
         # after the range test, which steps the optimizer: the EMA follows training's steps only
         self.averages = Averages(run.model, run.optimizer, t.ema, t.swa_start)
-        span = t.epochs - self.schedule_start  # a branch's schedule: over the epochs after its branch point
-        self.schedule = build_schedule(cfg.scheduler, run.optimizer, self.steps_per_epoch, span)
+        self.schedule = build_schedule(cfg.scheduler, run.optimizer, self.schedule_steps, span)
         if self.saved is None or self.branched:  # once per run: a schedule planned for a longer run says so
             initial_lr = float(run.optimizer.param_groups[0]["initial_lr"])
-            warn_schedule(cfg.scheduler, span, initial_lr, self.steps_per_epoch)
+            warn_schedule(cfg.scheduler, span, initial_lr, self.schedule_steps)
         self.scaler = torch.amp.GradScaler(run.device.type, enabled=run.precision == "fp16")
         self.shuffle = torch.Generator(device=run.device).manual_seed(cfg.seed)
         if self.saved is not None and restore:
@@ -227,7 +234,7 @@ class Arm:
                 flush=True,
             )
         self.bar = tqdm(
-            total=t.epochs * self.steps_per_epoch,
+            total=sum(self.steps_in(e) for e in range(1, t.epochs + 1)),
             initial=progress.step,
             disable=None if t.progress else True,
             desc=" ".join(self.job.overrides) or "train",
@@ -235,6 +242,34 @@ class Arm:
             leave=False,
             dynamic_ncols=True,
         )
+
+    def plan_epochs(self, run: Setup, span: int) -> None:
+        """Each epoch's batch size and steps: trainer.batch_size's in every epoch (steps_per_epoch), or where
+        scheduler.batch_size schedules it, the schedule's over the `span` epochs it spans (batch_sizes, epoch_steps);
+        schedule_steps is what the LR's position counts in (curves.position)."""
+        t = self.t
+        self.steps_per_epoch = run.train_set.num_batches(t.batch_size, t.max_steps_per_epoch)
+        self.batch_sizes = batch_sizes(self.cfg.scheduler, span, t.batch_size)
+        self.epoch_steps = None
+        if self.batch_sizes:
+            self.epoch_steps = tuple(run.train_set.num_batches(b, t.max_steps_per_epoch) for b in self.batch_sizes)
+        self.schedule_steps = self.epoch_steps or self.steps_per_epoch
+
+    def batch_size(self, epoch: int) -> int:
+        """The batch size epoch `epoch` (from 1) trains with; a branch's epochs shared with its parent: the parent's."""
+        if self.batch_sizes is None:
+            return self.t.batch_size
+        if epoch <= self.schedule_start:
+            return self.progress.history[epoch - 1].batch_size or self.t.batch_size
+        return self.batch_sizes[epoch - 1 - self.schedule_start]
+
+    def steps_in(self, epoch: int) -> int:
+        """The optimizer steps of epoch `epoch` (from 1), at its batch size; a branch's shared epochs: the parent's."""
+        if self.epoch_steps is None:
+            return self.steps_per_epoch
+        if epoch <= self.schedule_start:
+            return sum(1 for s in self.progress.steps if s.epoch == epoch)
+        return self.epoch_steps[epoch - 1 - self.schedule_start]
 
     def provenance(self, run: Setup) -> dict:
         """provenance.json; a branch's also names its parent (its folder, epoch, commit and command)."""
@@ -265,7 +300,7 @@ class Arm:
         return dict(
             epoch=epoch,
             step=self.progress.step,
-            max_steps=self.steps_per_epoch,
+            max_steps=self.steps_in(epoch),
             amp=self.amp,
             scaler=self.scaler,
             first_loss=self.progress.first_loss,
@@ -318,6 +353,7 @@ class Arm:
             eval_gap=gap,
             lr=result.steps[0].lr,
             lr_end=result.steps[-1].lr,
+            batch_size=None if self.batch_sizes is None else self.batch_size(epoch),
             epoch_time=train_time + eval_time,
             train_time=train_time,
             eval_time=eval_time,

@@ -287,6 +287,8 @@ def report(result: LRFindResult, rule: str, png: Path) -> str:
 def range_test_from_config(cfg, model, optimizer, train_set, amp) -> LRFindResult:
     """The test as cfg.lr_find sets it, on shuffled training batches drawn with a generator of its own."""
     f, t = cfg.lr_find, cfg.trainer
+    # at trainer.batch_size throughout, whatever scheduler.batch_size: it finds the LR of the full batch, the base
+    # that the LR schedule (and the batch size's) start from
     num_steps = f.num_steps or max(MIN_DEFAULT_STEPS, train_set.num_batches(t.batch_size, t.max_steps_per_epoch))
     shuffle = torch.Generator(device=train_set.labels.device).manual_seed(cfg.seed)
 

@@ -3,8 +3,9 @@ in one process on one device (DESIGN.md section 6), each writing its own run fol
 own would.
 
 What may differ inside a stack: the seed (each arm's init and data order), the optimizer and every one of
-its settings, the schedule, the divergence and early-stopping settings, the LR range test, the objective and
-the tracker. Everything else must be equal (`stack_key`).
+its settings, the schedule (not its scheduler.batch_size: one batch size a step for all arms), the divergence
+and early-stopping settings, the LR range test, the objective and the tracker. Everything else must be equal
+(`stack_key`).
 
 Two strategies, both per-arm exact in their semantics (each arm's LR, momentum and loss are its own at every
 step; a diverged or early-stopped arm is frozen while the others go on):
@@ -58,8 +59,12 @@ PER_ARM_KEYS = keys_with(PER_ARM)
 
 def shared_config(cfg) -> dict:
     """The part of a job's config that every arm of its stack must have the same."""
-    c = without(comparable_config(cfg), PER_ARM_KEYS)
+    full = comparable_config(cfg)
+    batch_size = (full.get("scheduler") or {}).get("batch_size")
+    c = without(full, PER_ARM_KEYS)
     c["trainer"]["checkpoint"] = cfg.trainer.checkpoint  # one checkpoint for all arms, or none
+    # the schedule is the arm's, but not its batch size's: a step draws the batches of every arm at one size
+    c["scheduler"] = {"batch_size": batch_size}
     return c
 
 
@@ -196,11 +201,11 @@ def train_batched_epoch(stacked: StackedModel, arms: list[Arm], live: list[int],
     arm's own optimizer, grad scaler and schedule step. An arm whose loss blows up stops there (frozen);
     returns each live arm's EpochResult, as train_epoch() does for one."""
     t = arms[live[0]].t
-    steps = arms[live[0]].steps_per_epoch
+    steps, size = arms[live[0]].steps_in(epoch), arms[live[0]].batch_size(epoch)  # every arm's (shared_config)
     device = run.device
     for k in live:
         arms[k].model.train()
-    iters = {k: run.train_set.batches(t.batch_size, arms[k].shuffle, t.max_steps_per_epoch) for k in live}
+    iters = {k: run.train_set.batches(size, arms[k].shuffle, t.max_steps_per_epoch) for k in live}
     count = len(arms)
     loss_sum = torch.zeros(count, device=device)
     correct = torch.zeros(count, device=device, dtype=torch.long)
@@ -425,7 +430,7 @@ class Stack:
         for p in self.live:
             arm, start = self.members[p], time.perf_counter()
             checkpoint.set_rng_state(self.rng[p], arm.shuffle)
-            batches = self.runs[0].train_set.batches(arm.t.batch_size, arm.shuffle, arm.t.max_steps_per_epoch)
+            batches = self.runs[0].train_set.batches(arm.batch_size(epoch), arm.shuffle, arm.t.max_steps_per_epoch)
             result = _train_epoch()(self.forward[p], arm.optimizer, arm.schedule, batches, **arm.epoch_settings(epoch))
             self.rng[p] = checkpoint.rng_state(arm.shuffle)
             if not arm.record(epoch, result, self.forward[p], self.runs[p], time.perf_counter() - start, commit=False):
