@@ -12,10 +12,13 @@ import shutil
 import statistics
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import TINY, compose_config
 
 from experiments.report import build, write_report
+from experiments.report.columns import REPORT_METRICS
+from experiments.report.plots import Series, draw_anytime
 from trainer.engine.fit import fit
 
 RUN = [*TINY, "trainer.max_steps_per_epoch=4"]
@@ -196,3 +199,23 @@ def test_runs_without_branches_get_no_branch_files(runs, tmp_path, monkeypatch):
     report = write_report([runs / "cosine"], tmp_path)
     assert "anytime" not in report.figures and "anytime" not in report.plots
     assert not (tmp_path / "branches.csv").exists() and "## Branches" not in report.markdown
+
+
+def test_the_anytime_axis_shows_the_epochs_from_the_first_branch_point_on():
+    """A first epoch far below the rest (50 % against 85-90 %) would squash the ends the figure is read at: the
+    y-range covers the epochs from the first branch point on, bands included, and the axis says so."""
+
+    def series(label, x, y, err, role):
+        return Series(label, np.array(x, float), np.array(y), np.array(err), 2, "C0", role=role)
+
+    parent = series("constant (parent)", [1, 2, 3, 4], [50.0, 85.0, 86.0, 87.0], [1.0, 1.0, 1.0, 1.0], "parent")
+    branch = series("cooldown", [2, 3, 4], [85.0, 88.0, 90.0], [1.0, 0.5, 0.5], "branch")
+    alone = series("cosine", [1, 2, 3, 4], [55.0, 84.0, 87.0, 89.0], [0.0, 0.0, 0.0, 2.0], "alone")
+    metric = REPORT_METRICS["val_acc"]
+    ax = draw_anytime([parent, branch, alone], metric).axes[0]
+    low, high = ax.get_ylim()
+    assert 80 < low < 84 and 91 <= high < 92.5  # 84 - 0.1 * (91 - 84) .. 91 + 0.7: the later points and bands
+    assert ax.get_xlabel().endswith("epochs before 2 partly outside the y-range")
+    # where every epoch lies within the later range, the axis is left as drawn
+    ax = draw_anytime([branch, series("cosine", [2, 3, 4], [85.0, 87.0, 89.0], [0.0] * 3, "alone")], metric).axes[0]
+    assert "outside the y-range" not in ax.get_xlabel()

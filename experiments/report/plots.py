@@ -417,6 +417,28 @@ def _draw_anytime_series(ax, s: Series, low: float, high: float) -> None:
         ax.errorbar(s.x[end], s.y[end], yerr=s.err[end], fmt="none", ecolor=s.color, capsize=3)
 
 
+def _anytime_range(ax, series: Sequence[Series]) -> None:
+    """The y-range of the epochs from the first branch point on, where the branches and the runs trained for each
+    length are read, when earlier epochs lie outside it: the first epochs' climb would squash the differences at
+    the ends, which are a point or two."""
+    starts = [float(s.x[0]) for s in series if s.role == "branch" and len(s.x)]
+    if not starts:
+        return
+    start = min(starts)
+    later = [(s.y[s.x >= start] - s.err[s.x >= start], s.y[s.x >= start] + s.err[s.x >= start]) for s in series]
+    later = [(lo, hi) for lo, hi in later if len(lo)]
+    earlier = np.concatenate([s.y[s.x < start] for s in series])
+    if not later or not len(earlier):
+        return
+    low, high = min(float(np.min(lo)) for lo, _ in later), max(float(np.max(hi)) for _, hi in later)
+    if np.all((earlier >= low) & (earlier <= high)):
+        return
+    pad = max(0.1 * (high - low), 0.5)
+    bottom, top = ax.get_ylim()
+    ax.set_ylim(max(bottom, low - pad), min(top, high + pad))
+    ax.set_xlabel(f"{ax.get_xlabel()}\nepochs before {start:g} partly outside the y-range")
+
+
 def draw_anytime(series: Sequence[Series], metric: Metric, legend_title: str | None = None) -> Figure:
     """The anytime figure: one epoch axis with each parent, its branches from their branch epochs on and their
     ends, and every other group's final epoch, so that a cooldown of each length reads beside a run trained for
@@ -433,6 +455,7 @@ def draw_anytime(series: Sequence[Series], metric: Metric, legend_title: str | N
     if math.isfinite(high):  # a wide interval must not stretch the axis past what the figure can be
         bottom, top = ax.get_ylim()
         ax.set_ylim(max(bottom, low), min(top, high))
+    _anytime_range(ax, series)
     ax.set_title(f"Anytime {name}: branches and their parents\n{band_text(series)}" if series else f"Anytime {name}")
     fig.set_figheight(4.2 + _legend(fig, [ax], legend_title, 1))
     return fig
