@@ -62,6 +62,7 @@ def test_train_gives_the_runs_summary_and_records(tmp_path, own):
     assert api.read(tmp_path / "run") == run
 
 
+@pytest.mark.slow
 def test_a_sweep_runs_each_job_with_either_launcher(tmp_path, own):
     overrides = [*OWN, "seed=0,1"]
     basic = api.sweep(overrides, sweep_dir=tmp_path / "basic")
@@ -102,6 +103,7 @@ def test_a_failed_job_is_recorded_and_the_others_go_on(tmp_path, own, capsys):
         (lambda d: api.train(FAST, run_dir=ROOT / "conf" / "x"), f"run_dir='{ROOT / 'conf' / 'x'}' is not allowed"),
     ],
 )
+@pytest.mark.slow
 def test_what_only_the_api_refuses_is_one_line_before_any_run(tmp_path, call, says):
     with pytest.raises(ConfigError) as e:
         call(tmp_path / "out")
@@ -109,6 +111,7 @@ def test_what_only_the_api_refuses_is_one_line_before_any_run(tmp_path, call, sa
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_a_bad_value_is_run_pys_own_line(tmp_path, own, capsys):
     for overrides in ([*FAST, "model=custom", "model._target_=api_models.Nett"], [*FAST, "trainer.precision=fp8"]):
         with pytest.raises(SystemExit):
@@ -124,6 +127,7 @@ def test_a_bad_value_is_run_pys_own_line(tmp_path, own, capsys):
 # ------------------------------------------------------------------------------------- the README, as typed
 
 
+@pytest.mark.slow
 def test_the_readme_example_runs_as_typed(tmp_path, monkeypatch, capsys):
     """The README's python file saved where it says (under a HOME of the test's own), then its API example run as
     typed from a folder of the test's: one run and a stacked sweep, their figures printed."""

@@ -193,6 +193,7 @@ def loss_and_acc(model, dataset) -> tuple[float, float]:
     return loss / len(dataset), correct / len(dataset)
 
 
+@pytest.mark.slow
 def test_a_run_evaluates_the_ema_and_the_swa_of_its_weights(tmp_path):
     """The run's weights by hand (the same data order and steps) and their EMA in float64; the SWA against the
     mean of the snapshots saved at each epoch's end; the recorded figures against the saved averages evaluated here."""
@@ -251,6 +252,7 @@ def resnets(tmp_path_factory):
     return root, base
 
 
+@pytest.mark.slow
 def test_evaluating_the_averages_never_moves_training(resnets):
     root, _ = resnets
 
@@ -289,6 +291,7 @@ def test_an_average_with_batch_norm_is_evaluated_with_statistics_gathered_at_its
     assert row["ema_test_loss"] == pytest.approx(loss, rel=1e-5) and row["ema_test_acc"] == acc
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_ends_with_the_averages_of_an_uninterrupted_one(tmp_path, monkeypatch):
     overrides = [*AVERAGED, "trainer.swa_start=1", "scheduler=cosine", "scheduler.interval=step"]
     fit(compose_config(overrides), tmp_path / "whole", {})
@@ -309,6 +312,7 @@ def test_an_interrupted_run_ends_with_the_averages_of_an_uninterrupted_one(tmp_p
         assert all(torch.equal(whole[name]["model"][k], cut[name]["model"][k]) for k in whole[name]["model"]), name
 
 
+@pytest.mark.slow
 def test_each_arm_of_a_stack_keeps_its_own_averages(tmp_path):
     base = [*TINY, "trainer.ema=0.8", "trainer.swa_start=2"]
     arms = [["seed=0", "optimizer.lr=0.1"], ["seed=1", "optimizer=momentum", "optimizer.lr=0.05", "scheduler=cosine"]]

@@ -77,6 +77,7 @@ def test_the_position_counts_each_epoch_in_its_own_steps():
     assert [curves.position(s, 4) for s in range(9)] == [s / 4 for s in range(9)]  # one count: steps / S, as ever
 
 
+@pytest.mark.slow
 def test_steps_batch_sizes_and_lr_of_a_stepped_run_follow_the_formulas(tmp_path):
     folder = run(tmp_path, "step", "scheduler.interval=step", WARMUP)
     n = train_size(compose_config(RUN).dataset)
@@ -114,6 +115,7 @@ def test_an_epoch_interval_holds_each_epochs_lr_at_its_start(tmp_path):
     assert len(lrs[1]) > len(lrs[2]) > len(lrs[3])
 
 
+@pytest.mark.slow
 def test_a_resumed_run_ends_with_the_numbers_of_an_uninterrupted_one(tmp_path, monkeypatch):
     overrides = ["scheduler.interval=step", WARMUP]
     whole = run(tmp_path, "whole", *overrides)
@@ -131,6 +133,7 @@ def test_a_resumed_run_ends_with_the_numbers_of_an_uninterrupted_one(tmp_path, m
         run(tmp_path, "cut", "scheduler.interval=step", WARMUP.replace("start_lr:128", "start_lr:64"))
 
 
+@pytest.mark.slow
 def test_a_run_without_a_batch_size_schedule_is_unchanged(tmp_path):
     plain = run(tmp_path, "plain", "scheduler.interval=step")
     rows = read_metrics(plain.dir)
@@ -148,6 +151,7 @@ def test_a_run_without_a_batch_size_schedule_is_unchanged(tmp_path):
     assert [r["batch_size"] for r in read_metrics(held.dir)] == [BATCH] * EPOCHS
 
 
+@pytest.mark.slow
 def test_a_stack_trains_one_batch_size_schedule_and_never_mixes_two(tmp_path):
     arms = [["seed=0"], ["seed=1", "optimizer.lr=0.1"]]
     base = [*RUN, "scheduler.interval=step", WARMUP]
@@ -202,6 +206,7 @@ def test_a_stack_trains_one_batch_size_schedule_and_never_mixes_two(tmp_path):
         ),
     ],
 )
+@pytest.mark.slow
 def test_a_bad_batch_size_schedule_is_one_line_before_any_work(capsys, overrides, expected):
     assert expected in bad_input(capsys, *overrides)
 

@@ -81,6 +81,7 @@ def same_state(a, b) -> bool:
     return a == b
 
 
+@pytest.mark.slow
 def test_a_kept_checkpoint_is_the_state_at_the_end_of_its_epoch(parent, tmp_path):
     assert RunFolder(parent).kept_epochs() == [1, N]
     fit(compose_config([*RUN, f"trainer.epochs={N}"]), tmp_path / "short", {})  # a run that ends there
@@ -92,6 +93,7 @@ def test_a_kept_checkpoint_is_the_state_at_the_end_of_its_epoch(parent, tmp_path
     assert [r["test_loss"] for r in kept["state"]["history"]] == [r["test_loss"] for r in short["state"]["history"]]
 
 
+@pytest.mark.slow
 def test_a_branch_equals_a_run_that_changes_schedule_at_its_branch_point(parent, cooled, tmp_path):
     kwargs = [
         f"+scheduler.kwargs.start={N}",
@@ -152,6 +154,7 @@ SHAPES = {  # a cooldown option, and its factor of the base LR at progress p thr
 
 
 @pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.slow
 def test_each_cooldown_shape_spans_the_epochs_after_the_branch_point(parent, tmp_path, shape):
     overrides, factor = SHAPES[shape]
     fit(compose_config(branch_of(parent, *overrides, "scheduler.interval=step", end=4)), tmp_path / shape, {})
@@ -161,6 +164,7 @@ def test_each_cooldown_shape_spans_the_epochs_after_the_branch_point(parent, tmp
     assert [s.lr for s in steps] == pytest.approx([BASE * factor(k / span) for k in range(span)], rel=1e-12, abs=1e-15)
 
 
+@pytest.mark.slow
 def test_an_interrupted_branch_ends_as_an_uninterrupted_one(parent, cooled, tmp_path, monkeypatch):
     overrides = branch_of(parent, "scheduler=linear_to_zero", "scheduler.interval=step")
     real = stop_in_epoch(monkeypatch, tmp_path / "cut", 4)
@@ -261,6 +265,7 @@ def test_a_branch_runs_on_its_own_not_in_a_stack(parent, tmp_path):
 # ------------------------------------------------------------------------------------- the command line
 
 
+@pytest.mark.slow
 def test_a_sweep_over_branch_epochs_and_cooldown_shapes(parent, tmp_path):
     sweep = tmp_path / "sweep"
     result = run_cli(

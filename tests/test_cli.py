@@ -37,6 +37,7 @@ def trained(tmp_path_factory) -> Path:
     return run
 
 
+@pytest.mark.slow
 def test_eval_gives_the_numbers_of_the_runs_last_epoch(trained):
     overrides_before = (trained / ".hydra" / "overrides.yaml").read_text()
     result = run_cli(["task=eval", f"resume={trained}"])
@@ -56,6 +57,7 @@ def test_eval_gives_the_numbers_of_the_runs_last_epoch(trained):
     assert read_summary(trained)["status"] == "completed"
 
 
+@pytest.mark.slow
 def test_eval_of_the_best_checkpoint(trained):
     result = run_cli(["task=eval", f"resume={trained}", "eval.checkpoint=best"])
     assert result.returncode == 0, result.stderr
@@ -66,6 +68,7 @@ def test_eval_of_the_best_checkpoint(trained):
         assert figures["checkpoint"] == "checkpoint.pt" and "no best.pt" in figures["note"]
 
 
+@pytest.mark.slow
 def test_eval_takes_the_training_command_and_refuses_another_config(trained):
     same = run_cli(["task=eval", f"resume={trained}", *SHORT, "trainer.eval_batch_size=100"])
     assert same.returncode == 0, same.stderr
@@ -78,6 +81,7 @@ def test_eval_takes_the_training_command_and_refuses_another_config(trained):
     )
 
 
+@pytest.mark.slow
 def test_eval_without_a_checkpoint_is_refused_in_one_line(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -99,6 +103,7 @@ OPTIONS = [f"{g}={p.stem}" for g in GROUPS for p in sorted((CONF / g).glob("*.ya
 
 
 @pytest.mark.parametrize("option", OPTIONS)
+@pytest.mark.slow
 def test_debug_fast_composes_with_every_option(option):
     cfg = compose_config(["debug=fast", option])
     validate(cfg)
@@ -117,6 +122,7 @@ def test_debug_fast_keeps_a_run_long_enough_for_its_warmup():
 
 
 @pytest.mark.parametrize("scheduler,epochs", [("onecycle", 2), ("plateau", 2), ("cosine_warmup", 6)])
+@pytest.mark.slow
 def test_debug_fast_runs_in_seconds(tmp_path, scheduler, epochs):
     run = tmp_path / "run"
     started = time.perf_counter()
@@ -182,6 +188,7 @@ def test_scheduler_schema_is_not_an_option_either(capsys):
 # ------------------------------------------------------------------------------------------ sweeps
 
 
+@pytest.mark.slow
 def test_a_failing_sweep_job_is_one_line_and_the_sweep_fails(tmp_path):
     empty, sweep = tmp_path / "no-data", tmp_path / "sweep"
     empty.mkdir()
@@ -235,6 +242,7 @@ def start_and_signal(run: Path, sig: int) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 
+@pytest.mark.slow
 def test_ctrl_c_is_one_line_exit_130_and_the_same_command_resumes(tmp_path):
     run = tmp_path / "run"
     result = start_and_signal(run, signal.SIGINT)
@@ -253,6 +261,7 @@ def test_ctrl_c_is_one_line_exit_130_and_the_same_command_resumes(tmp_path):
     assert read_summary(run)["status"] == "completed"
 
 
+@pytest.mark.slow
 def test_sigterm_is_one_line_and_exit_143(tmp_path):
     run = tmp_path / "run"
     result = start_and_signal(run, signal.SIGTERM)

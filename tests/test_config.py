@@ -18,6 +18,7 @@ OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml")
 
 
 @pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+@pytest.mark.slow
 def test_every_option_composes_and_validates(group, option):
     cfg = compose_config([f"{group}={option}"])
     if cfg.branch.epoch is not None and cfg.branch.parent is None:
@@ -66,6 +67,7 @@ def test_defaults_are_the_d2l_baseline():
         ("logger.mode=loud", "logger.mode='loud' is not allowed"),
     ],
 )
+@pytest.mark.slow
 def test_bad_input_is_one_line_naming_the_key(capsys, override, expected):
     assert expected in bad_input(capsys, override)
 
@@ -88,6 +90,7 @@ def test_output_folder_that_cannot_be_created(capsys, tmp_path: Path):
     assert "hydra.run.dir=" in err and "not writable" in err
 
 
+@pytest.mark.slow
 def test_cli_reports_bad_input_without_a_traceback(cli, tmp_path):
     result = cli(["trainer.epochs=0", f"hydra.run.dir={tmp_path}/run"])
     assert result.returncode == 2
@@ -187,6 +190,7 @@ def test_logger_options_are_trackers_by_target():
         (["logger.finish_timeout=-1"], "logger.finish_timeout=-1.0 is not allowed: must be > 0 seconds"),
     ],
 )
+@pytest.mark.slow
 def test_logger_checks(capsys, overrides, expected):
     assert expected in bad_input(capsys, *overrides)
 
@@ -229,6 +233,7 @@ def test_compose_config_checks_unless_told_not_to():
         ("fooo=1", "fooo: no such key (check the spelling)"),
     ],
 )
+@pytest.mark.slow
 def test_unknown_keys_are_refused_with_or_without_plus(capsys, override, expected):
     err = bad_input(capsys, override)
     assert expected in err
@@ -283,6 +288,7 @@ def test_output_folder_that_would_write_into_the_project_is_refused(capsys, argv
     assert err.startswith(f"schedlab: error: {key}=") and "is not allowed" in err
 
 
+@pytest.mark.slow
 def test_output_folder_that_is_the_current_directory_is_refused(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert "hydra.run.dir='.' is not allowed" in bad_input(capsys, "hydra.run.dir=.")
@@ -292,6 +298,7 @@ def test_output_folder_that_is_the_current_directory_is_refused(capsys, tmp_path
     precheck(["-m", "seed=0,1", f"hydra.sweep.dir={tmp_path}/sweep"])
 
 
+@pytest.mark.slow
 def test_every_job_of_a_large_sweep_reaches_the_check(capsys, monkeypatch):
     """No cap on the number of checked jobs (there was one at 512): the bad job is the last of 1040."""
     import trainer.cli.main
@@ -309,6 +316,7 @@ def test_every_job_of_a_large_sweep_reaches_the_check(capsys, monkeypatch):
     assert len(seen) == 1040
 
 
+@pytest.mark.slow
 def test_jobs_composed_from_a_shared_base_equal_hydras_own():
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf, open_dict
@@ -358,6 +366,7 @@ def test_precheck_does_not_refuse_an_optuna_study_for_its_default_lr(capsys, fin
         (["seed=0,1", "trainer.batch_size=0,8"], "trainer.batch_size=0 is not allowed"),
     ],
 )
+@pytest.mark.slow
 def test_an_optuna_study_still_checks_what_it_does_not_sample(capsys, argv, expected):
     full = ["-m", "hparams_search=optuna_lr", "scheduler=cosine", "dataset=synthetic", *argv]
     if expected is None:
@@ -400,6 +409,7 @@ def test_an_optuna_study_still_checks_what_it_does_not_sample(capsys, argv, expe
         (["seed=-1"], "seed=-1 is not allowed: must be an integer >= 0"),
     ],
 )
+@pytest.mark.slow
 def test_impossible_values_are_refused(capsys, argv, expected):
     assert expected in bad_input(capsys, *argv)
 
@@ -417,6 +427,7 @@ def test_values_at_the_edge_of_the_range_pass(argv):
     validate(compose_config(argv))
 
 
+@pytest.mark.slow
 def test_cli_refuses_the_config_folder_as_run_folder_before_any_work(cli):
     before = sorted(p.relative_to(CONF) for p in CONF.rglob("*"))
     result = cli(["hydra.run.dir=conf", "dataset=synthetic"])
@@ -430,6 +441,7 @@ SCHEDULE_FREE = ("sgd_schedulefree", "adamw_schedulefree")
 
 
 @pytest.mark.parametrize("optimizer", sorted(p.stem for p in (CONF / "optimizer").glob("*.yaml")))
+@pytest.mark.slow
 def test_every_schedule_at_its_defaults_drives_every_optimizer_at_its_defaults(optimizer):
     """No default of one group clashes with another's (an LR floor above Adam's LR, say): any pair of options
     trains as composed, except that a schedule-free optimizer takes a constant schedule only and that, as in
@@ -472,6 +484,7 @@ def test_every_schedule_at_its_defaults_drives_every_optimizer_at_its_defaults(o
         ["scheduler=torch", "scheduler.gamma=[1,{_target_:builtins.print,_args_:[RAN]}]"],
     ],
 )
+@pytest.mark.slow
 def test_a_node_with_a_target_is_never_a_value(capsys, overrides):
     # a config node given where a number is expected is refused in one line naming the key; its target never runs
     message = bad_input(capsys, *FAST, *overrides)
@@ -528,6 +541,7 @@ def _every_option() -> list[str]:
 
 
 @pytest.mark.parametrize("option", _every_option())
+@pytest.mark.slow
 def test_the_typed_config_is_the_composed_one_with_its_schemas_types(option):
     # converted once per task (fit, a stack, the LR range test): every group its schema's object, every value of
     # its declared type, and the same resolved config back, so config.yaml and a checkpoint's comparison are unchanged
@@ -571,6 +585,7 @@ def test_the_typed_config_is_the_composed_one_with_its_schemas_types(option):
         ("toy.function", "quadratic, rosenbrock, beale"),
     ],
 )
+@pytest.mark.slow
 def test_a_choice_key_is_an_enum_refused_in_one_line(capsys, key, allowed):
     from omegaconf import OmegaConf
 

@@ -319,6 +319,7 @@ def test_from_the_command_line_too(capsys):
 # --- task=schedule draws them ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_task_schedule_draws_them_from_the_command_line(tmp_path):
     run = tmp_path / "run"
     result = run_cli(

@@ -158,6 +158,7 @@ class Tables(HTMLParser):
 # --- the page, without a browser --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_page_holds_everything_it_draws_and_fetches_nothing(report):
     page = report.files["index.html"].read_text()
     assert report.files["index.html"].parent == report.files["table.md"].parent
@@ -318,6 +319,7 @@ class Watcher:
         return self.code
 
 
+@pytest.mark.slow
 def test_watch_follows_a_sweep_as_its_jobs_append_epochs(tmp_path):
     sweep, out = tmp_path / "sweep", tmp_path / "sweep" / "report"
     watcher = Watcher([sweep])
@@ -416,6 +418,7 @@ def run_report(*args: str, **kwargs) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow
 def test_watch_from_the_command_line_ends_on_ctrl_c_with_the_whole_report(sweep, tmp_path):
     out = tmp_path / "out"
     process = run_report(str(sweep), "--watch", "--interval", "0.1", "--out", str(out))
@@ -496,6 +499,7 @@ def drawn_traces(dom: str) -> int:
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (Debian: apt-get install chromium)")
+@pytest.mark.slow
 def test_the_page_renders_in_chromium(sweep, report, tmp_path):
     """The finished page as it opens (band mode): every chart, table and colour drawn, nothing on the console.
     A live page, clicked as a person would (the lines button, a group in a legend, a column header twice): it

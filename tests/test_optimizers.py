@@ -195,6 +195,7 @@ def scheduled(option: str, schedule: str, *extra: str):
 
 @pytest.mark.parametrize("option", ADAPTIVE)
 @pytest.mark.parametrize("schedule", SCHEDULES)
+@pytest.mark.slow
 def test_every_schedule_drives_every_adaptive_optimizer(option, schedule):
     """Each step's update is the schedule's LR times the update of a twin at lr 1 that sees the same gradients and
     hyperparameters, and the LRs (and cycled momenta) are those the same schedule gives momentum SGD."""
@@ -258,6 +259,7 @@ def steps_csv(run: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("option,lr", [("adagrad", 0.02), ("adadelta", 1.0), ("rmsprop", 0.002)])
+@pytest.mark.slow
 def test_a_short_run_trains_and_its_lrs_follow_the_schedule(tmp_path, option, lr):
     cfg = compose_config(
         [
@@ -288,6 +290,7 @@ def test_a_short_run_trains_and_its_lrs_follow_the_schedule(tmp_path, option, lr
 # ------------------------------------------------------------------------------------------ the study
 
 
+@pytest.mark.slow
 def test_the_adaptive_study_runs_seven_arms_on_the_d2l_setup(capsys):
     from trainer.cli import precheck
 

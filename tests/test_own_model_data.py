@@ -450,6 +450,7 @@ def _bad(tmp_path: Path) -> list[tuple[list[str], str]]:
     ]
 
 
+@pytest.mark.slow
 def test_every_bad_own_model_or_data_is_one_line_before_any_work(tmp_path, own, capsys):
     """Each case's line from the checks run.py's precheck runs (composed as its JobComposer composes a sweep's jobs,
     so that the two dozen cases cost a few compositions); three of them through precheck itself, exit 2."""
@@ -549,6 +550,7 @@ def test_a_torchvision_set_that_is_not_there_offline_says_what_to_do(tmp_path):
 # ----------------------------------------------------------------------------------------------- stacked
 
 
+@pytest.mark.slow
 def test_an_own_model_stacks_with_both_strategies(tmp_path, own):
     """Sequential stacks equal the jobs run alone bit for bit whatever the model (test_stack.py); batched ones run
     an own model under vmap, to float tolerance of the sequential ones."""

@@ -262,6 +262,7 @@ def test_the_run_refuses_a_missing_module_before_any_work(my_schedules, capsys):
     )
 
 
+@pytest.mark.slow
 def test_task_schedule_draws_it_from_the_command_line(my_schedules, tmp_path):
     run = tmp_path / "run"
     piecewise = "scheduler=custom scheduler.fn=my_schedules.piecewise scheduler.interval=step"

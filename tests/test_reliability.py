@@ -255,6 +255,7 @@ def test_a_sweep_without_multirun_is_one_line(capsys):
     assert "error: seed=0,1 optimizer.lr=0.1,0.2 is a sweep" in bad_input(capsys, "seed=0,1", "optimizer.lr=0.1,0.2")
 
 
+@pytest.mark.slow
 def test_schedule_task_with_an_unknown_schedule_to_compare(tmp_path):
     result = run_cli(["task=schedule", "schedule_plot.compare=[cosinee]", f"hydra.run.dir={tmp_path}"])
     assert result.returncode == 2

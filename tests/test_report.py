@@ -113,6 +113,7 @@ def ci_by_hand(values: list[float]) -> tuple[float, float]:
     return mean - half, mean + half
 
 
+@pytest.mark.slow
 def test_means_and_stds_are_those_of_the_summaries(sweep, report):
     assert [g.label for g in report.groups] == list(SCHEDULES)
     for g in report.groups:
@@ -149,6 +150,7 @@ def test_means_and_stds_are_those_of_the_summaries(sweep, report):
     assert "Not included" not in report.markdown
 
 
+@pytest.mark.slow
 def test_missing_failed_diverged_and_unfinished_jobs_are_listed_not_averaged(damaged, tmp_path):
     report = write_report([damaged], tmp_path)
     constant, cosine = report.groups
@@ -299,6 +301,7 @@ def test_every_plot_is_a_png_pdf_and_svg_with_one_series_per_group(sweep, report
     assert [t.get_text() for t in ax.get_yticklabels()] == list(SCHEDULES)
 
 
+@pytest.mark.slow
 def test_command_line_chooses_columns_and_order(sweep, tmp_path, capsys):
     assert main([str(sweep), "--out", str(tmp_path), "--metrics", "test_acc,train_loss", "--sort", "-test_acc"]) == 0
     printed = capsys.readouterr().out
@@ -451,6 +454,7 @@ def broken(sweep, tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_damaged_files_are_listed_with_the_reason_and_the_rest_is_tabled(broken, tmp_path, capsys):
     out = tmp_path / "out"
     assert main([str(broken), "--out", str(out)]) == 0
@@ -489,6 +493,7 @@ def test_damaged_files_are_listed_with_the_reason_and_the_rest_is_tabled(broken,
     assert report.runs[5].params["scheduler"] == "cosine"  # overrides from summary.json's copy
 
 
+@pytest.mark.slow
 def test_wrong_types_in_any_file_damage_the_run_not_the_report(sweep, tmp_path):
     folder = tmp_path / "sweep"
     shutil.copytree(sweep, folder)
@@ -519,6 +524,7 @@ def test_wrong_types_in_any_file_damage_the_run_not_the_report(sweep, tmp_path):
     assert "multirun.yaml: unreadable" in notes_of(report.markdown)
 
 
+@pytest.mark.slow
 def test_a_run_reached_twice_is_counted_once(sweep, report, tmp_path):
     for folders in ([sweep, sweep], [job(sweep, "constant", 0), sweep], [sweep, sweep / ".." / sweep.name]):
         again = write_report(folders, tmp_path / str(len(list(tmp_path.iterdir()))))
@@ -545,6 +551,7 @@ def one_line_error(done: subprocess.CompletedProcess) -> str:
     return line
 
 
+@pytest.mark.slow
 def test_an_out_that_cannot_be_written_is_one_line(sweep, tmp_path, capsys):
     existing = tmp_path / "table.md"
     existing.write_text("not a folder")
@@ -591,6 +598,7 @@ def test_argument_errors_are_one_line(sweep, tmp_path, capsys, args, expected):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_argument_errors_from_the_command_line_are_one_line(sweep, tmp_path):
     assert "cannot sort by 'speed'" in one_line_error(
         run_report(str(sweep), "--out", str(tmp_path), "--sort", "-speed")
@@ -705,6 +713,7 @@ TIED_AND_WORSE = {
 }
 
 
+@pytest.mark.slow
 def test_groups_not_significantly_different_from_the_best_are_marked(tmp_path, capsys):
     folder = make_sweep(tmp_path / "sweep", TIED_AND_WORSE)
     report = write_report([folder], tmp_path / "out", metrics=["test_acc", "wall_time"])
@@ -796,6 +805,7 @@ def test_groups_not_significantly_different_from_the_best_are_marked(tmp_path, c
     assert not (tmp_path / "o3").exists()
 
 
+@pytest.mark.slow
 def test_time_to_target_counts_the_runs_that_reached_it(tmp_path, capsys):
     folder = tmp_path / "sweep"
     histories = {
@@ -883,6 +893,7 @@ def optuna_like(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_plots_of_many_groups_draw_without_warnings_legends_outside_and_labels_apart(optuna_like, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a collapsed constrained layout, a legend that cannot be placed, ...
@@ -930,6 +941,7 @@ def test_plots_of_many_groups_draw_without_warnings_legends_outside_and_labels_a
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
 
 
+@pytest.mark.slow
 def test_figures_say_n_equals_1_when_every_group_has_one_run(tmp_path):
     folder = make_sweep(tmp_path / "sweep", {"a": {0: 0.5}, "b": {0: 0.6}})
     report = write_report([folder], tmp_path / "out")
@@ -945,6 +957,7 @@ def test_float_labels_are_shortened_but_kept_apart():
     assert short_values(["0.058463261216434144"]) == {"0.058463261216434144": "0.0585"}
 
 
+@pytest.mark.slow
 def test_default_columns_skip_figures_the_runs_or_the_records_lack(tmp_path, monkeypatch):
     folder = make_sweep(tmp_path / "sweep", {"a": {0: 0.5, 1: 0.6}})
     monkeypatch.setattr(columns, "DEFAULT_METRICS", ("no_such_figure", "val_acc", "test_acc", "wall_time"))
@@ -954,6 +967,7 @@ def test_default_columns_skip_figures_the_runs_or_the_records_lack(tmp_path, mon
         write_report([folder], tmp_path / "out", metrics=["no_such_figure"])
 
 
+@pytest.mark.slow
 def test_table_md_shows_no_absolute_paths(tmp_path):
     folder = make_sweep(tmp_path / "sweep", {"a": {0: 0.5, 1: 0.6}})
     data = Path.home() / "data" / "cifar"

@@ -103,6 +103,7 @@ def branches_csv(report) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_a_branch_groups_with_its_seeds_not_by_its_parent_folder(reports):
     report = reports["all"]
     assert len(report.groups) == 2 + len(BRANCHES)
@@ -119,6 +120,7 @@ def test_a_branch_groups_with_its_seeds_not_by_its_parent_folder(reports):
 
 
 @pytest.mark.parametrize("kind", ["all", "read"])
+@pytest.mark.slow
 def test_branches_csv_counts_the_shared_epochs_once(reports, summaries, kind):
     report, expected = reports[kind], by_hand(summaries)
     rows = branches_csv(report)
@@ -150,6 +152,7 @@ def test_branches_csv_counts_the_shared_epochs_once(reports, summaries, kind):
         assert rows[0]["parent_group"] == ";".join(str(report.folders[0].parent / "parents" / str(s)) for s in SEEDS)
 
 
+@pytest.mark.slow
 def test_the_anytime_figure_draws_the_parent_and_each_branch_from_its_epoch(reports):
     report = reports["all"]
     for fmt in ("png", "pdf", "svg"):
@@ -176,6 +179,7 @@ def test_the_anytime_figure_draws_the_parent_and_each_branch_from_its_epoch(repo
     assert roles == ["parent", *["branch"] * len(BRANCHES), "alone"]
 
 
+@pytest.mark.slow
 def test_without_the_parents_folders_the_report_says_their_cost_is_unknown(reports, summaries):
     report, expected = reports["gone"], by_hand(summaries, with_parent=False)
     for name in ("table.md", "table.tex", "results.csv", "groups.csv", "branches.csv", "anytime.svg", "index.html"):
@@ -194,6 +198,7 @@ def test_without_the_parents_folders_the_report_says_their_cost_is_unknown(repor
     assert len(parent) == 1 and list(parent[0].x) == list(range(1, max(BRANCHES) + 1))
 
 
+@pytest.mark.slow
 def test_runs_without_branches_get_no_branch_files(runs, tmp_path, monkeypatch):
     monkeypatch.setattr(build, "save_figure", lambda fig, folder, name: {})
     report = write_report([runs / "cosine"], tmp_path)

@@ -125,6 +125,7 @@ def compile_table(tex: str, folder: Path) -> tuple[float, float]:
 
 
 @pytest.mark.skipif(PDFLATEX is None, reason="no pdflatex on this machine (Debian: apt-get install texlive-latex-base)")
+@pytest.mark.slow
 def test_table_tex_compiles_within_the_text_width(short, tmp_path):
     """The committed studies' tables, and a sweep with a validation split, a diverged seed and a target."""
     make_run(short / "9", "step", 3, [0.5, 0.1], [0.3, 0.3], status="diverged", diverged_at={"epoch": 2})

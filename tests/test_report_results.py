@@ -113,6 +113,7 @@ def p_of(markdown: str, label: str, column: str) -> str:
     "study, arm, before, after",
     [("d2l_schedulers", "d2l_sqrt", "0.038", "0.086"), ("adaptive_vs_schedules", "adaptive_adagrad", "0.031", "0.098")],
 )
+@pytest.mark.slow
 def test_the_committed_studies_under_all_pairs_holm(study, arm, before, after, tmp_path):
     """The issue's numbers: against the observed best, Holm across k - 1 tests, the arm was "worse"; across every
     pair it is not."""
@@ -124,6 +125,7 @@ def test_the_committed_studies_under_all_pairs_holm(study, arm, before, after, t
     assert "No validation figure in these runs" in report.markdown  # both studies train on every image
 
 
+@pytest.mark.slow
 def test_the_committed_studies_tables_are_the_reports_own(tmp_path):
     """table.md, table.tex and groups.csv of the committed studies are what the report now writes from their
     results.csv (regenerated with the commands their READMEs give)."""
@@ -167,6 +169,7 @@ def results_csv(sweep, tmp_path_factory) -> Path:
         (["--watch"], "--watch and --serve follow run folders as their jobs write them, not a results.csv"),
     ],
 )
+@pytest.mark.slow
 def test_bad_arguments_are_one_line_before_any_work(results_csv, tmp_path, capsys, args, expected):
     try:
         code = main([str(results_csv), "--out", str(tmp_path / "out"), *args])
@@ -177,6 +180,7 @@ def test_bad_arguments_are_one_line_before_any_work(results_csv, tmp_path, capsy
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_the_command_line_reads_a_results_csv(results_csv, tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "experiments.report", str(results_csv), "--out", str(tmp_path / "out")],

@@ -86,6 +86,7 @@ def test_a_finished_run_is_never_written_over(tmp_path):
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file() and p.name in before} == before
 
 
+@pytest.mark.slow
 def test_a_second_writer_of_one_run_folder_is_refused_in_one_line(tmp_path):
     run = tmp_path / "run"
     with RunFolder(run).owned():
@@ -122,6 +123,7 @@ def test_runs_launched_together_get_folders_of_their_own(tmp_path):
     assert all(len(read_metrics(f)) == 2 for f in folders)
 
 
+@pytest.mark.slow
 def test_a_damaged_checkpoint_is_named_with_what_to_do(tmp_path):
     run = tmp_path / "run"
     fit(compose_config([*RUN, "trainer.epochs=1"]), run, {})
@@ -153,6 +155,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_a_full_disk_mid_run_leaves_a_summary_and_no_temp_files(tmp_path, monkeypatch):
     run = tmp_path / "run"
     real_fsync, calls = os.fsync, []

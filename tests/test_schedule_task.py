@@ -14,6 +14,7 @@ from trainer.errors import ConfigError
 from trainer.tasks import schedule as schedule_task
 
 
+@pytest.mark.slow
 def test_schedule_task_overlays_several_schedules(tmp_path):
     run = tmp_path / "run"
     result = run_cli(

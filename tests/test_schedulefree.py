@@ -61,6 +61,7 @@ def by_hand(cfg, epochs: int):
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
+@pytest.mark.slow
 def test_evaluation_and_checkpoint_hold_the_packages_averaged_weights(tmp_path, name):
     overrides = [*RUN, *OPTIMIZERS[name]]
     cfg = compose_config(overrides)
@@ -96,6 +97,7 @@ def test_evaluation_and_checkpoint_hold_the_packages_averaged_weights(tmp_path, 
     assert (result["test_loss"], result["test_acc"]) == (rows[-1]["test_loss"], rows[-1]["test_acc"])
 
 
+@pytest.mark.slow
 def test_batch_norm_statistics_are_gathered_at_the_averaged_weights(tmp_path):
     """With BatchNorm (the ResNet) the statistics gathered while training at y do not fit x: evaluation and the
     checkpoint get statistics recomputed at x, a plain average over the first training batches in order."""
@@ -146,6 +148,7 @@ def test_evaluating_never_moves_training(tmp_path):
         assert torch.equal(trajectories[0][key], trajectories[1][key]), key
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_ends_with_the_numbers_of_an_uninterrupted_one(tmp_path, monkeypatch):
     overrides = [
         *RUN,

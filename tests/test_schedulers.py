@@ -252,6 +252,7 @@ def test_param_groups_keep_their_ratios(name, interval):
 
 @pytest.mark.parametrize("interval", INTERVALS)
 @pytest.mark.parametrize("name", [*CASES, "torch"])
+@pytest.mark.slow
 def test_lr_multiplier_groups_keep_their_factor_of_the_base_lr(name, interval):
     # the param groups optimizer.lr_multipliers and no_decay_norm_and_bias make for the d2l LeNet (its first conv
     # at 0.1x, its head at 3x, biases in groups of their own): each stays at its factor of group 0's LR
@@ -572,6 +573,7 @@ def test_torch_option_still_names_a_torch_class():
     assert isinstance(scheduler.scheduler, tl.StepLR) and scheduler.lr == 0.1
 
 
+@pytest.mark.slow
 def test_config_error_is_one_type_and_the_library_imports_nothing_from_trainer():
     assert trainer.errors.ConfigError is ConfigError and issubclass(ConfigError, ValueError)
     # in a fresh interpreter: the error type and the schemas load without torch (trainer.errors re-exports
@@ -788,6 +790,7 @@ D2L_ARMS = {
 
 
 @pytest.mark.parametrize("arm", D2L_ARMS)
+@pytest.mark.slow
 def test_d2l_arms_spell_out_the_chapters_schedules(arm):
     cfg = compose_config(["experiment=d2l_schedulers", f"arm={arm}"])
     epochs, base = int(cfg.trainer.epochs), float(cfg.optimizer.lr)
@@ -911,6 +914,7 @@ def test_no_warning_when_the_schedule_fits_the_run(cfg, epochs):
     assert schedule_warnings(cfg, epochs, 0.3) == []
 
 
+@pytest.mark.slow
 def test_every_option_fits_the_default_run_and_any_run_when_left_to_follow_it():
     for name in SCHEMAS:
         for epochs in (6, 30):  # 6: past cosine_warmup's 5 warmup epochs

@@ -296,6 +296,7 @@ def test_bad_keys_are_one_line(capsys, overrides, expected):
     assert expected in bad_input(capsys, *overrides)
 
 
+@pytest.mark.slow
 def test_snapshot_every_drives_any_schedule():
     for schedule in ("scheduler=cosine", "scheduler=torch", "scheduler=constant"):
         validate(compose_config(["trainer.snapshots=true", "trainer.snapshot_every=5", schedule]))

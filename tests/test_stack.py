@@ -44,6 +44,7 @@ ARMS = [
 ]
 
 
+@pytest.mark.slow
 def test_both_strategies_equal_the_jobs_run_one_by_one(tmp_path):
     reference = alone(tmp_path, ARMS)
     _, sequential = stacked(tmp_path, "sequential", ARMS, "sequential")

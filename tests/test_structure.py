@@ -154,14 +154,76 @@ def test_the_walk_finds_the_packages_modules():
     assert {"trainer.cli", "trainer.config"} <= set(run_py_imports())
 
 
-@pytest.mark.parametrize("module", [*MODULES, *[m for m in run_py_imports() if m not in MODULES]])
-def test_module_imports_in_a_fresh_interpreter(module):
-    env = {**os.environ, "WANDB_MODE": "disabled"}
+IMPORTED = [*MODULES, *[m for m in run_py_imports() if m not in MODULES]]
+# Third-party packages loaded once, before the forks below: only the project's own modules must be new to the
+# interpreter for an import that works only after another of them to show (and torch alone takes seconds).
+PRELOAD = (
+    *("torch", "torchvision", "numpy", "scipy.stats", "scipy.integrate", "yaml", "omegaconf", "hydra", "tqdm", "wandb"),
+    *("matplotlib.figure", "matplotlib.ticker", "plotly.io", "plotly.subplots", "plotly.offline"),
+)
+FORK_IMPORTS = """
+import importlib, json, os, sys, traceback
+preload, modules, out = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+for name in preload:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        pass
+import torch
+torch.set_num_threads(1)  # no thread pool in the parent that a forked child would inherit half of
+failures = {}
+for module in modules:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a child that has loaded none of the project's modules
+        os.close(read)
+        try:
+            importlib.import_module(module)
+            message = b""
+        except BaseException:
+            message = traceback.format_exc().encode()
+        os.write(write, message[-3000:])
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        message = pipe.read().decode()
+    os.waitpid(pid, 0)
+    failures[module] = message
+with open(out, "w") as f:
+    json.dump(failures, f)
+"""
+
+
+@pytest.fixture(scope="session")
+def fresh_imports(tmp_path_factory) -> dict[str, str]:
+    """Each module imported by a child forked from one interpreter that holds only PRELOAD: module -> the
+    traceback of its import ("" where it imported)."""
+    env = {**os.environ, "WANDB_MODE": "disabled", "MPLBACKEND": "Agg"}
     env.pop("PYTHONPATH", None)
+    out = tmp_path_factory.mktemp("imports") / "failures.json"
+    args = [json.dumps(PRELOAD), json.dumps(IMPORTED), str(out)]
     result = subprocess.run(
-        [sys.executable, "-c", f"import {module}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", FORK_IMPORTS, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
     )
-    assert result.returncode == 0, f"import {module} failed:\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+@pytest.mark.parametrize("module", IMPORTED)
+def test_module_imports_in_a_fresh_interpreter(module, fresh_imports):
+    assert fresh_imports[module] == "", f"import {module} failed:\n{fresh_imports[module]}"
+
+
+def test_a_module_whose_import_fails_is_named_with_its_traceback(tmp_path):
+    """The forking check itself: a module that raises on import is reported, one that imports is not."""
+    (tmp_path / "good_mod.py").write_text("X = 1\n")
+    (tmp_path / "bad_mod.py").write_text("import good_mod\nraise RuntimeError('broken on import')\n")
+    out = tmp_path / "failures.json"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    args = [json.dumps([]), json.dumps(["good_mod", "bad_mod"]), str(out)]
+    subprocess.run([sys.executable, "-c", FORK_IMPORTS, *args], env=env, check=True, timeout=120)
+    failures = json.loads(out.read_text())
+    assert failures["good_mod"] == "" and "RuntimeError: broken on import" in failures["bad_mod"]
 
 
 def test_find_cycle_reports_a_cycle():
@@ -360,6 +422,7 @@ def test_a_metric_is_not_there_before_it_is_added():
         validate(compose_config([*FAST, f"objective=final_{NEW_FIELD}"]))
 
 
+@pytest.mark.slow
 def test_a_metric_added_to_epoch_row_shows_up_everywhere(tmp_path):
     env = {**os.environ, "WANDB_MODE": "disabled", "MPLBACKEND": "Agg"}
     result = subprocess.run(

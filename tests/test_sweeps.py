@@ -38,6 +38,7 @@ def wandb_sweep(tmp_path_factory) -> Path:
     return sweep
 
 
+@pytest.mark.slow
 def test_every_combination_runs_in_its_own_folder(wandb_sweep):
     found = summaries(wandb_sweep)
     assert sorted(found) == [0, 1, 2, 3]

@@ -62,6 +62,7 @@ def test_gradient_descent_converges_at_the_closed_form_rate(kappa, big, lr):
 
 
 @pytest.mark.parametrize("kappa,big", [(100, 500), (1000, 50), (400, 4)])
+@pytest.mark.slow
 def test_heavy_ball_at_its_optimal_settings_converges_at_the_accelerated_rate(kappa, big):
     """Polyak's optimal lr = (2 / (sqrt L + sqrt mu))^2, beta = ((sqrt kappa - 1) / (sqrt kappa + 1))^2 give the rate
     (sqrt kappa - 1) / (sqrt kappa + 1): both curvatures critically damped, so the distance goes as k r^k and the
@@ -79,6 +80,7 @@ def test_heavy_ball_at_its_optimal_settings_converges_at_the_accelerated_rate(ka
 
 
 @pytest.mark.parametrize("over", [1.01, 1.1, 1.5])
+@pytest.mark.slow
 def test_gradient_descent_diverges_above_two_over_l(over):
     big = 500
     lr = over * 2 / big

@@ -122,6 +122,7 @@ def test_lr_find_curve_in_tensorboard_equals_lr_find_json(tmp_path):
     assert not any(t.startswith(("epoch/", "step/")) for t in acc.Tags()["scalars"])
 
 
+@pytest.mark.slow
 def test_resumed_run_keeps_one_event_folder_with_every_epoch(tmp_path, monkeypatch):
     overrides = [*TB, "trainer.epochs=3", "trainer.max_steps_per_epoch=4"]
     run = tmp_path / "run"

@@ -21,6 +21,7 @@ def train(tmp_path, *overrides, name="run"):
     return summary, read_metrics(tmp_path / name)
 
 
+@pytest.mark.slow
 def test_two_epochs_on_synthetic_data_learn(tmp_path):
     summary, metrics = train(
         tmp_path,
@@ -43,6 +44,7 @@ def test_two_epochs_on_synthetic_data_learn(tmp_path):
     assert len(steps) == 2 * 64  # 4096 examples / 64 per batch
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):
     _, a = train(tmp_path, "trainer.epochs=1", "seed=3", name="a")
     _, b = train(tmp_path, "trainer.epochs=1", "seed=3", name="b")
@@ -54,6 +56,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):
 
 
 @pytest.mark.parametrize("model,optimizer", [("mlp", "adam"), ("resnet", "nesterov"), ("lenet", "adamw")])
+@pytest.mark.slow
 def test_every_model_trains_with_other_optimizers(tmp_path, model, optimizer):
     summary, _ = train(
         tmp_path, f"model={model}", f"optimizer={optimizer}", "trainer.epochs=1", "trainer.max_steps_per_epoch=4"
@@ -103,6 +106,7 @@ def test_real_fashion_mnist_run_through_run_py(cli, tmp_path):
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
+@pytest.mark.slow
 def test_mixed_precision_trains_and_checkpoints_its_scaler(tmp_path, precision):
     import torch
 

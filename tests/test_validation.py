@@ -165,6 +165,7 @@ def test_select_on_test_reproduces_a_protocol_that_chose_on_the_test_set(tmp_pat
         ["objective=best_epoch_test_acc"],
     ],
 )
+@pytest.mark.slow
 def test_choices_that_need_validation_are_refused_without_it_naming_val_size(overrides, capsys):
     message = bad_input(capsys, *FAST, "dataset.val_size=0", *overrides)
     assert "dataset.val_size=0 holds out no validation set" in message and "select_on_test=true" in message
@@ -184,6 +185,7 @@ def test_the_optuna_search_optimizes_a_validation_figure_and_the_d2l_study_keeps
     validate(d2l)
 
 
+@pytest.mark.slow
 def test_the_lr_range_test_never_touches_the_test_set(tmp_path, monkeypatch):
     from trainer.tasks.lr_find import run_lr_find
 

@@ -140,6 +140,7 @@ def test_the_best_is_chosen_on_validation_and_test_figures_are_reported(tmp_path
     assert cells(named.markdown, "cosine")["p vs baseline (Holm)"] == "baseline"
 
 
+@pytest.mark.slow
 def test_all_pairs_holm_keeps_the_family_wise_error_and_testing_the_winner_does_not():
     """Five identical arms, three paired seeds, 300 sweeps: all-pairs Holm calls a difference in at most 5 % of
     them (its guarantee); testing every arm against the observed winner does in more."""
