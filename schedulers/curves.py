@@ -315,12 +315,18 @@ def make_curve(c: config.Schedule, epochs: int, quantum: float) -> Curve:
     return Warmup(curve, c.warmup.epochs, c.warmup.start_lr) if c.warmup.epochs > 0 else curve
 
 
-def position(steps: int, steps_per_epoch: int | Sequence[int]) -> float:
+def epoch_ends(steps_per_epoch: int | Sequence[int]) -> list[int] | None:
+    """The steps done at the end of each epoch, for each epoch's own count; None for one count."""
+    return list(itertools.accumulate(steps_per_epoch)) if isinstance(steps_per_epoch, Sequence) else None
+
+
+def position(steps: int, steps_per_epoch: int | Sequence[int], ends: list[int] | None = None) -> float:
     """The position in epochs after `steps` optimizer steps: steps / steps_per_epoch, or with each epoch's own
-    count, e - 1 + k / S_e for step k of epoch e (past the last epoch, at the last epoch's rate)."""
+    count, e - 1 + k / S_e for step k of epoch e (past the last epoch, at the last epoch's rate). `ends`:
+    epoch_ends(steps_per_epoch), for a caller that asks at every step."""
     if not isinstance(steps_per_epoch, Sequence):
         return steps / steps_per_epoch
-    ends = list(itertools.accumulate(steps_per_epoch))
+    ends = ends if ends is not None else epoch_ends(steps_per_epoch)
     done = min(bisect.bisect_right(ends, steps), len(ends) - 1)  # whole epochs before the step
     start = ends[done - 1] if done else 0
     return done + (steps - start) / steps_per_epoch[done]

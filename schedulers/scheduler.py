@@ -162,7 +162,7 @@ class CurveScheduler(Scheduler):
         values: dict[str, curves.Curve] | None = None,
     ):
         self.curve, self.optimizer, self.interval = curve, optimizer, interval
-        self.steps_per_epoch = steps_per_epoch
+        self.steps_per_epoch, self.epoch_ends = steps_per_epoch, curves.epoch_ends(steps_per_epoch)
         self.plateau, self.warmup_epochs = plateau_of(curve)
         for group in optimizer.param_groups:
             if "initial_lr" not in group or group["initial_lr"] is group["lr"]:  # the one tensor: give it its own
@@ -177,7 +177,9 @@ class CurveScheduler(Scheduler):
     @property
     def t(self) -> float:
         """The position in epochs."""
-        return curves.position(self.steps, self.steps_per_epoch) if self.interval == "step" else float(self.epochs)
+        if self.interval == "epoch":
+            return float(self.epochs)
+        return curves.position(self.steps, self.steps_per_epoch, self.epoch_ends)
 
     @property
     def lr(self) -> float:
