@@ -236,18 +236,26 @@ def _gap_range(ax, series: Sequence[Series]) -> None:
     Epoch 1's train accuracy is the mean over an epoch of a model still learning while its test accuracy is
     measured at the end, so its gap is far below the later ones and would squash them on a linear axis; a
     symlog axis would keep it but bend the differences between the later gaps, the ones worth reading."""
-    series = [s for s in series if not s.apart]
-    later = [(s.y[s.x >= 2] - s.err[s.x >= 2], s.y[s.x >= 2] + s.err[s.x >= 2]) for s in series]
-    first = np.concatenate([s.y[s.x < 2] for s in series]) if series else np.array([])
-    if len({x for s in series for x in s.x}) < 3 or not any(len(low) for low, _ in later):
+    if len({x for s in series if not s.apart for x in s.x}) < 3 or (limits := _later_range(series, 2)) is None:
         return
-    low = min(float(np.min(lo)) for lo, _ in later if len(lo))
-    high = max(float(np.max(hi)) for _, hi in later if len(hi))
-    if np.all((first >= low) & (first <= high)):
-        return
-    pad = max(0.1 * (high - low), 0.5)
-    ax.set_ylim(low - pad, high + pad)
+    ax.set_ylim(*limits)
     ax.set_xlabel("epoch (epoch 1 outside the y-range)")
+
+
+def _later_range(series: Sequence[Series], start: float) -> tuple[float, float] | None:
+    """The y-range, padded, of the points from x = `start` on, their bands included, where a point before `start`
+    lies outside it (None where none does, or there is nothing from `start` on); runs drawn apart are left out."""
+    series = [s for s in series if not s.apart]
+    later = [(s.y[s.x >= start] - s.err[s.x >= start], s.y[s.x >= start] + s.err[s.x >= start]) for s in series]
+    later = [(lo, hi) for lo, hi in later if len(lo)]
+    if not later:
+        return None
+    earlier = np.concatenate([s.y[s.x < start] for s in series])
+    low, high = min(float(np.min(lo)) for lo, _ in later), max(float(np.max(hi)) for _, hi in later)
+    if np.all((earlier >= low) & (earlier <= high)):
+        return None
+    pad = max(0.1 * (high - low), 0.5)
+    return low - pad, high + pad
 
 
 def _draw_bars(series: Sequence[Series], labels_of: dict) -> Figure:
@@ -422,20 +430,10 @@ def _anytime_range(ax, series: Sequence[Series]) -> None:
     length are read, when earlier epochs lie outside it: the first epochs' climb would squash the differences at
     the ends, which are a point or two."""
     starts = [float(s.x[0]) for s in series if s.role == "branch" and len(s.x)]
-    if not starts:
+    if not starts or (limits := _later_range(series, start := min(starts))) is None:
         return
-    start = min(starts)
-    later = [(s.y[s.x >= start] - s.err[s.x >= start], s.y[s.x >= start] + s.err[s.x >= start]) for s in series]
-    later = [(lo, hi) for lo, hi in later if len(lo)]
-    earlier = np.concatenate([s.y[s.x < start] for s in series])
-    if not later or not len(earlier):
-        return
-    low, high = min(float(np.min(lo)) for lo, _ in later), max(float(np.max(hi)) for _, hi in later)
-    if np.all((earlier >= low) & (earlier <= high)):
-        return
-    pad = max(0.1 * (high - low), 0.5)
     bottom, top = ax.get_ylim()
-    ax.set_ylim(max(bottom, low - pad), min(top, high + pad))
+    ax.set_ylim(max(bottom, limits[0]), min(top, limits[1]))
     ax.set_xlabel(f"{ax.get_xlabel()}\nepochs before {start:g} partly outside the y-range")
 
 
