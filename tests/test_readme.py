@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, readme_blocks
+from helpers import FAST, ROOT, readme_blocks
 
 SHORT = "dataset=synthetic dataset.train_size=2048 dataset.test_size=512 trainer.epochs=1 trainer.max_steps_per_epoch=3 logger=none"
 
@@ -70,11 +70,8 @@ def test_the_quick_start_works_as_typed_in_a_fresh_shell(tmp_path):
     assert (tmp_path / "sweep" / "report" / "table.md").exists()
 
 
-# the branching commands' runs, small: the synthetic set at an eighth, two steps an epoch (epochs as typed)
-SMALL = (
-    "dataset=synthetic dataset.train_size=2048 dataset.test_size=512 dataset.val_size=256 "
-    "trainer.max_steps_per_epoch=2 trainer.train_eval_size=64 logger=none trainer.progress=false"
-)
+# the branching commands' runs, small: the tests' synthetic set, two steps an epoch (epochs as typed)
+SMALL = " ".join([*FAST, "dataset.val_size=256", "trainer.max_steps_per_epoch=2", "trainer.train_eval_size=64"])
 
 
 @pytest.mark.slow
