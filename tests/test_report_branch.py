@@ -144,7 +144,7 @@ def test_branches_csv_counts_the_shared_epochs_once(reports, summaries, kind):
         assert int(row["separate_epochs"]) == sum(BRANCHES.values())
         assert float(row["separate_wall_s"]) == pytest.approx(expected["separate_wall"])
     line = (
-        f"{expected['family_epochs']} epochs ({expected['family_wall']:.1f} s) for {len(BRANCHES)} budgets; "
+        f"{expected['family_epochs']} epochs ({expected['family_wall']:.1f} s) for its {len(BRANCHES)} branches; "
         f"trained separately: {sum(BRANCHES.values())} epochs"
     )
     assert "## Branches (2)" in report.markdown and line in report.markdown

@@ -709,11 +709,12 @@ def branch_rows(
 
 
 def family_line(family: Family, shown: Callable[[Path], str] = str) -> str:
-    """'LABEL: N epochs (X s) for k budgets; trained separately: M epochs (≈ Y s)', over how many seeds; where
+    """'LABEL: N epochs (X s) for its k branches; trained separately: M epochs (≈ Y s)', over how many seeds; where
     some parent's cost is unknown, a line that says so and counts the branches alone."""
     cost = family.cost()
     k = len(family.branches)
-    budgets = f"{k} budget{'s' if k != 1 else ''}"
+    # branches, not budgets: branches of other shapes may end at one epoch
+    branches = f"its {k} branch{'es' if k != 1 else ''}"
     seconds = DASH if cost.wall_time.mean is None else f"{cost.wall_time.mean:.1f}"
     nonfinite = f", {cost.wall_time.nonfinite} non-finite" if cost.wall_time.nonfinite else ""
     spent = f"{_epochs_text(cost.epochs.mean)} epochs ({seconds} s{nonfinite})"
@@ -724,11 +725,11 @@ def family_line(family: Family, shown: Callable[[Path], str] = str) -> str:
     if cost.epochs.n == 0:
         seeds = "no seed has every branch completed"
     if cost.parent_counted:
-        return f"{family.label(shown)}: {spent} for {budgets}; trained separately: {separate} ({seeds})."
+        return f"{family.label(shown)}: {spent} for {branches}; trained separately: {separate} ({seeds})."
     missing = ", ".join(shown(p) for p in family.missing)
     return (
         f"{family.label(shown)}: the parent's cost is unknown (its folder is gone or unreadable: {missing}); its "
-        f"branches alone: {spent} for {budgets}; trained separately: {separate} ({seeds})."
+        f"branches alone: {spent} for {branches}; trained separately: {separate} ({seeds})."
     )
 
 
