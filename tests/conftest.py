@@ -4,9 +4,7 @@ schedule kits) are in helpers.py: `from helpers import ...`, never from another 
 from __future__ import annotations
 
 import pytest
-
-# Transitional: the names test files used to import from conftest, until every file imports them from helpers.
-from helpers import CONF, FAST, ROOT, compose_config, run_cli, stop_in_epoch  # noqa: F401
+from helpers import run_cli
 
 
 @pytest.fixture

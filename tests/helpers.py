@@ -10,6 +10,7 @@ stays cheap and touches nothing but the config layer.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -46,9 +47,16 @@ FAST = [
 register_configs()
 
 
+_COMPOSED: dict[tuple[str, ...], object] = {}
+
+
 def compose_config(overrides: list[str] = ()):
-    """The config run.py would see for these overrides (without the hydra node), unchecked."""
-    return _compose(overrides, check=False)
+    """The config run.py would see for these overrides (without the hydra node), unchecked: a copy of its
+    own, composed by Hydra once per process for each list of overrides (conf/ does not change under a test)."""
+    key = tuple(overrides)
+    if key not in _COMPOSED:
+        _COMPOSED[key] = _compose(overrides, check=False)
+    return copy.deepcopy(_COMPOSED[key])
 
 
 def run_cli(args: list[str], env: dict | None = None, timeout: float = 600, cwd: Path = ROOT):

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CONF, FAST, ROOT, compose_config, run_cli
+from helpers import CONF, FAST, ROOT, compose_config, run_cli
 
 from trainer.cli import EXIT_INTERRUPTED, EXIT_TERMINATED, precheck
 from trainer.config import validate

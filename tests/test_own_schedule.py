@@ -16,7 +16,7 @@ import textwrap
 
 import pytest
 import torch
-from conftest import compose_config, run_cli
+from helpers import compose_config, run_cli
 from test_schedulers import BASE, LOSSES, ORACLES, PLATEAUS, SPE, lrs, momenta, run_ours, run_torch, sgd, trace
 from torch.optim import lr_scheduler as tl
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 import torch
-from conftest import compose_config
 from helpers import (
     BASE,
     EPOCHS,
@@ -19,6 +18,7 @@ from helpers import (
     ORACLES,
     PLATEAUS,
     SPE,
+    compose_config,
     lrs,
     momenta,
     run_ours,

@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import FAST, ROOT, compose_config
+from helpers import FAST, ROOT, compose_config
 
 PACKAGES = ("trainer", "schedulers", "experiments", "benchmarks", "hydra_plugins")
 
@@ -369,7 +369,7 @@ ADDED_METRIC_SCRIPT = textwrap.dedent(
     exec(compile("".join(lines), str(path), "exec"), records.__dict__)
 
     import trainer.engine.fit
-    from conftest import FAST
+    from helpers import FAST
     from trainer import config as config_module
     from trainer.cli import compose_config, objective
 

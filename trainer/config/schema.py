@@ -867,7 +867,8 @@ def epochs_for_schedule(scheduler: Any, at_least: int) -> int:
 
 
 def register_configs() -> None:
-    """Put every schema in Hydra's ConfigStore; call once before composing."""
+    """Put every schema in Hydra's ConfigStore before composing; a later call finds them there and returns
+    (storing the 42 schemas again costs a tenth of a second, which tests composing hundreds of configs pay)."""
     from schedulers.config import register_configs as register_schedule_configs
 
     # ${if_null:${resume},default}: a resumed run writes into the folder it resumes
@@ -875,6 +876,8 @@ def register_configs() -> None:
     # ${epochs_for_schedule:${scheduler},2}: conf/debug/fast.yaml's trainer.epochs
     OmegaConf.register_new_resolver("epochs_for_schedule", epochs_for_schedule, replace=True)
     cs = ConfigStore.instance()
+    if "schedlab_schema.yaml" in cs.repo:
+        return
     cs.store(name="schedlab_schema", node=SchedlabConfig)
     for group, name, node in [
         ("dataset", "image_dataset_schema", ImageDatasetConfig),
