@@ -252,7 +252,7 @@ class Schedule:
 
 @dataclass
 class Factor(Schedule):
-    """max(min_lr, lr * factor^t), t in epochs (DESIGN.md). This is the LR d2l's FactorScheduler trains
+    """max(min_lr, lr * factor^t), t in epochs (README, Schedules). This is the LR d2l's FactorScheduler trains
     with in epoch t: d2l calls its stateful scheduler once at the end of each epoch, so after t calls it
     holds lr(t), and the call at the end of epoch t (its (t+1)-th) returns lr(t + 1), not lr(t)."""
 

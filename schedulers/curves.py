@@ -1,4 +1,4 @@
-"""The schedules as pure functions lr(t, base) of the position t in epochs (DESIGN.md section 2).
+"""The schedules as pure functions lr(t, base) of the position t in epochs (the README's Schedules table).
 
 `base` is the base LR of param group 0; LR-valued parameters (final_lr, min_lr, ...) are absolute for
 that group, and the scheduler scales the result for the other groups. A factory takes the parsed

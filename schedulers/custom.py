@@ -1,6 +1,6 @@
 """Your own schedule (scheduler=custom): a callable named by its import path, `scheduler.fn=mypkg.sched.lr`.
 
-The contract is the built-ins' (DESIGN.md section 2): a pure function of the position t in epochs, here as a
+The contract is the built-ins': a pure function of the position t in epochs, here as a
 factor of the base LR, `fn(t, **kwargs) -> factor`, so that every param group is scaled from its own base LR
 and a warmup ramps to the base LR (factor 1) in front of it exactly as it does for the built-ins. t counts
 from the end of the warmup; it is fractional with interval=step and whole with interval=epoch (shifted by a

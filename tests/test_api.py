@@ -1,4 +1,4 @@
-"""The Python API (issue 23, point 4): trainer.api.train and sweep run run.py's configs in the calling process and
+"""The Python API: trainer.api.train and sweep run run.py's configs in the calling process and
 give each run's summary and records back, read from the run folders they write; bad input raises ConfigError with
 run.py's own line, before any run starts; and the README's example runs as typed."""
 

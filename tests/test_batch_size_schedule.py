@@ -51,7 +51,7 @@ def steps_of(folder: RunFolder) -> dict[int, list[float]]:
 
 
 def cosine(t: float, base: float) -> float:
-    """scheduler=cosine to 0 over the run's epochs (DESIGN.md)."""
+    """scheduler=cosine to 0 over the run's epochs (the README's formula)."""
     return base * (1 + math.cos(math.pi * t / EPOCHS)) / 2
 
 

@@ -1,4 +1,4 @@
-"""What a person sees on the command line (issue 17): task=eval, debug=fast, the config once at the start,
+"""What a person sees on the command line: task=eval, debug=fast, the config once at the start,
 --help with schedlab's own groups, and one line (not a traceback) for Ctrl-C, SIGTERM and a failing sweep job."""
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ def test_cli_reports_bad_input_without_a_traceback(cli, tmp_path):
     assert not (tmp_path / "run").exists()  # nothing started
 
 
-# ------------------------------------------------------------------------- one convention (issue 11)
+# --------------------------------------------------------------------------------- one convention
 
 
 def test_the_command_line_parser_has_hydras_flags():
@@ -134,16 +134,6 @@ def test_the_command_line_parser_has_hydras_flags():
         assert {**vars(ours_args), "version": None} == {**vars(hydra_args), "version": None}
         assert ours_rest == hydra_rest
     assert ours_args.overrides == ["a=1", "b=2"] and ours_args.info == "plugins"
-
-
-def test_no_private_hydra_import_at_module_level():
-    import ast
-
-    for path in sorted((CONF.parent / "trainer").glob("*.py")):
-        for node in ast.parse(path.read_text()).body:
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
-            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            assert not any(n.startswith("hydra._internal") for n in names), f"{path.name}: {ast.unparse(node)}"
 
 
 @pytest.mark.parametrize(
@@ -204,7 +194,7 @@ def test_compose_config_checks_unless_told_not_to():
     assert compose_checked(["trainer.epochs=0"], check=False).trainer.epochs == 0
 
 
-# --------------------------------------------------------------------------------- reliability (issue 16)
+# ------------------------------------------------------------------------------------------ reliability
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The schedules of 2024-26 papers (issue point 2): linear_to_zero and cosine_to_zero (Bergsma et al. 2025),
+"""The schedules of 2024-26 papers: linear_to_zero and cosine_to_zero (Bergsma et al. 2025),
 rsqrt (horizon-free 1/sqrt(t): Zhai et al. 2022, Meterez et al. 2026) and power (Shen et al. 2024), each equal
 to its formula at hand-computed points, per step and per epoch, with a warmup in front and with the optional
 decay at the end; horizon-free where they say so; bad keys refused in one line naming the key. The contract

@@ -1,4 +1,4 @@
-"""experiments/dashboard: the report's index.html (its structure and numbers, without a browser), --watch and
+"""experiments/report/dashboard.py: the report's index.html (its structure and numbers, without a browser), --watch and
 --serve while a sweep's jobs append their epochs, and the page rendered by headless Chromium where there is one."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Your own model and data (issue 23, points 1, 2 and 5): a model, a schedule and data files that live outside the
+"""Your own model and data: a model, a schedule and data files that live outside the
 package, written by each test in its temporary folder. Every data format (an image folder, a torchvision set by
 name, tensors in .pt and .npz files) loads the files' exact pixels and trains an own model with an own schedule;
 every bad input is one line naming the key before any work (or, where only the loaded data tells, before any

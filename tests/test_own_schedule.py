@@ -1,7 +1,7 @@
-"""Own schedules both ways (issue 23, point 3): a function of the user's, outside the package, as
+"""Own schedules both ways: a function of the user's, outside the package, as
 scheduler=custom through every path a built-in takes (the trainer's scheduler, task=schedule, the checks,
 resume), checked against the hand-computed formula; and schedlab's schedules as a torch LRScheduler in a
-plain PyTorch loop, checked against torch's own classes (the oracles of test_schedulers.py) and against the
+plain PyTorch loop, checked against torch's own classes (the oracles in helpers.py) and against the
 trainer's scheduler, state_dict and resume included."""
 
 from __future__ import annotations
@@ -16,8 +16,21 @@ import textwrap
 
 import pytest
 import torch
-from helpers import compose_config, run_cli
-from test_schedulers import BASE, LOSSES, ORACLES, PLATEAUS, SPE, lrs, momenta, run_ours, run_torch, sgd, trace
+from helpers import (
+    BASE,
+    LOSSES,
+    ORACLES,
+    PLATEAUS,
+    SPE,
+    compose_config,
+    lrs,
+    momenta,
+    run_cli,
+    run_ours,
+    run_torch,
+    sgd,
+    trace,
+)
 from torch.optim import lr_scheduler as tl
 
 from schedulers import (
@@ -371,7 +384,7 @@ def test_built_from_a_composed_config_or_a_python_call():
     scheduler = torch_scheduler(optimizer, node, epochs=12, steps_per_epoch=SPE)
     assert isinstance(scheduler, SchedlabLR) and isinstance(scheduler, tl.LRScheduler)
     assert lrs(run_plain(None, "step", optimizer=optimizer, scheduler=scheduler)) == lr_curve(node, BASE, 12, SPE)[1]
-    # as the issue writes it: cosine over 30 epochs of 235 steps after 5 warmup epochs, per epoch (the default)
+    # as a user would write it: cosine over 30 epochs of 235 steps after 5 warmup epochs, per epoch (the default)
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.3)
     scheduler = torch_scheduler(optimizer, "cosine", epochs=30, steps_per_epoch=235, warmup={"epochs": 5})
     seen = []

@@ -115,8 +115,8 @@ def p_of(markdown: str, label: str, column: str) -> str:
 )
 @pytest.mark.slow
 def test_the_committed_studies_under_all_pairs_holm(study, arm, before, after, tmp_path):
-    """The issue's numbers: against the observed best, Holm across k - 1 tests, the arm was "worse"; across every
-    pair it is not."""
+    """On each committed study: against the observed best, Holm across k - 1 tests, the arm was "worse"; across
+    every pair it is not."""
     results = STUDIES / study / "results.csv"
     report = write_report([results], tmp_path / "all", num_classes=10)
     assert p_of(report.markdown, arm, "p vs best (Holm, all pairs)") == after

@@ -1,4 +1,4 @@
-"""The schedule library against torch's own schedulers (the oracles), the DESIGN.md formulas, and the
+"""The schedule library against torch's own schedulers (the oracles), the formulas of the README's Schedules table, and the
 contract every schedule keeps: warmup, non-negative LRs, resumable state, param-group ratios, errors."""
 
 import copy
@@ -408,9 +408,9 @@ def test_key_epochs_name_warmup_milestones_and_horizon():
     assert key_epochs({"name": "cosine", "horizon": 6}, 8) == [0, 2, 4, 6, 7]
 
 
-# What `python run.py scheduler=<name>` composes for each option: the values its yaml spelt out before the
-# defaults moved into the schemas, except the horizons, step sizes and milestones that now follow the run's
-# length (cosine's horizon was 20, step's step_size 10, multistep's milestones [15, 30]: now in the d2l arms).
+# What `python run.py scheduler=<name>` composes for each option: the schemas' defaults, the horizons, step
+# sizes and milestones left to follow the run's length (the d2l arms set cosine's horizon 20 and multistep's
+# milestones [15, 30]).
 WARMUP_OFF = {"epochs": 0.0, "start_lr": 0.0}
 # no schedule of another value, nor of the batch size (class Schedule)
 VALUES_OFF = {"momentum": None, "beta2": None, "weight_decay": None, "batch_size": None}
@@ -703,7 +703,7 @@ def test_defaults_follow_the_runs_length():
 
 
 # Per-epoch LRs of the five arms of `python run.py -m experiment=d2l_schedulers` (30 epochs, the d2l chapter's
-# values; they are what the arms gave when cosine's horizon 20 and multistep's [15, 30] were the defaults).
+# values: cosine's horizon 20 and multistep's milestones [15, 30], which the arms set).
 D2L_COSINE = [
     0.3,
     0.298215,

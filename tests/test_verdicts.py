@@ -1,4 +1,4 @@
-"""Verdicts a reviewer can defend (issue 22), each on run folders written here with the project's own writers:
+"""Verdicts a reviewer can defend, each on run folders written here with the project's own writers:
 the best chosen on validation, all-pairs Holm, a NaN or an infinity anywhere, diverged and failed seeds, runs stuck
 at chance, n = 1, zero spread, intervals within what a figure can be, bootstrap intervals, P(A > B), the seeds a
 difference needs, the honest gap and the training time to a target."""

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from experiments.report.statistics import finite
+from trainer.config.sweeps import basic_sweeper_jobs
 from trainer.records import METRICS, Damaged, EpochRow, RunFolder, StepRow, Summary, epoch_metrics
 
 RUN_FIELDS = ("epochs_completed", *(m.key for m in METRICS.values()), "device_name", "precision")
@@ -267,14 +268,6 @@ def run_steps(run: Run) -> list[StepRow]:
     return run.steps
 
 
-def _basic_sweeper_jobs(hydra: dict) -> list[list[str]]:
-    try:
-        from trainer.config.sweeps import basic_sweeper_jobs
-    except ImportError:  # the layout before trainer.config became a package
-        from trainer.sweeps import basic_sweeper_jobs
-    return basic_sweeper_jobs(hydra)
-
-
 def sweep_jobs(multirun_yaml: Path, notes: list[str] | None = None) -> list[list[str]]:
     """The override lists of the jobs Hydra's basic sweeper launches for this multirun.yaml, in job order
     (the strings equal the jobs' .hydra/overrides.yaml); [] for other sweepers, whose jobs are not known in
@@ -283,7 +276,7 @@ def sweep_jobs(multirun_yaml: Path, notes: list[str] | None = None) -> list[list
         config = yaml.safe_load(multirun_yaml.read_text())
         if not isinstance(config, dict) or not isinstance(config.get("hydra"), dict):
             raise ValueError("no hydra node")
-        return _basic_sweeper_jobs(config["hydra"])
+        return basic_sweeper_jobs(config["hydra"])
     except Exception as e:  # noqa: BLE001 -- an unreadable sweep only costs the list of never-run jobs
         if notes is not None:
             notes.append(

@@ -1,6 +1,6 @@
 """One epoch of training and one evaluation: what fit() repeats, and what any other trainer can call.
 
-Speed habits (DESIGN.md section 3): batches come from the device-resident dataset; losses and correct
+Speed habits (README, Performance): batches come from the device-resident dataset; losses and correct
 counts accumulate on the device and are read once per epoch, plus one loss read every
 `check_every` steps to catch a divergence early.
 """

@@ -1,5 +1,5 @@
 """Stacked training: the arms of a sweep that share a dataset, a model and a training budget train together,
-in one process on one device (DESIGN.md section 6), each writing its own run folder exactly as a run of its
+in one process on one device (README, Stacked sweeps), each writing its own run folder exactly as a run of its
 own would.
 
 What may differ inside a stack: the seed (each arm's init and data order), the optimizer and every one of
