@@ -206,7 +206,7 @@ def test_a_branch_may_start_an_swa_its_parent_had_not(parent, tmp_path):
             ["optimizer.lr=0.1"],
             "branch.parent='{parent}' is not allowed: its config differs from the branch's in "
             "optimizer.lr (0.3 in the parent, 0.1 now): a branch may change only scheduler, "
-            "trainer.epochs and objective (and ",
+            "objective and trainer.epochs (and ",
         ),
         (["seed=1"], "its config differs from the branch's in seed (0 in the parent, 1 now)"),
         (["trainer.ema=null"], "its config differs from the branch's in trainer.ema (0.8 in the parent, None now)"),

@@ -472,6 +472,11 @@ def test_every_schedule_at_its_defaults_drives_every_optimizer_at_its_defaults(o
         ["optimizer.lr={_target_:builtins.print,_args_:[RAN]}"],
         ["scheduler=torch", "scheduler.gamma={_target_:builtins.print,_args_:[RAN]}"],  # torch's untyped arguments
         ["scheduler=torch", "scheduler.gamma=[1,{_target_:builtins.print,_args_:[RAN]}]"],
+        # inside a list the schema types as scalars (OmegaConf lets an override put a node there)
+        ["model=mlp", "model.hidden=[{_target_:builtins.print,_args_:[RAN]},8]"],
+        ["optimizer=adam", "optimizer.betas=[0.9,{_target_:builtins.print,_args_:[RAN]}]"],
+        ["trainer.keep_checkpoints=[{_target_:builtins.print,_args_:[RAN]}]"],
+        ["task=toy", "toy.start=[{_target_:builtins.print,_args_:[RAN]},1]"],
     ],
 )
 @pytest.mark.slow
@@ -485,7 +490,7 @@ def test_a_node_with_a_target_is_never_a_value(capsys, overrides):
 def test_the_keys_that_matter_for_resume_stacking_and_eval_are_declared_on_their_fields():
     from omegaconf import OmegaConf
 
-    from trainer.config import EVAL_IGNORES, EVAL_SETS, NEUTRAL, NEUTRAL_KEYS, PER_ARM, keys_with
+    from trainer.config import BRANCHES, EVAL_IGNORES, EVAL_SETS, NEUTRAL, NEUTRAL_KEYS, PER_ARM, keys_with
 
     assert (
         set(NEUTRAL_KEYS)
@@ -519,8 +524,9 @@ def test_the_keys_that_matter_for_resume_stacking_and_eval_are_declared_on_their
     ignored = set(keys_with(EVAL_IGNORES))
     assert "toy" in ignored and {"task", "resume", "seed", "logger", "trainer.divergence"} <= ignored
     assert not ignored & set(keys_with(EVAL_SETS))  # a key is either set or ignored by task=eval
+    assert set(keys_with(BRANCHES)) == {"scheduler", "trainer.epochs", "branch", "objective"}
     cfg = compose_config([])
-    for role in (NEUTRAL, PER_ARM, EVAL_SETS, EVAL_IGNORES):  # every declared key is a key of the config
+    for role in (NEUTRAL, PER_ARM, EVAL_SETS, EVAL_IGNORES, BRANCHES):  # every declared key is a key of the config
         for key in keys_with(role):
             assert OmegaConf.select(cfg, key, default="<missing>") != "<missing>", key
 
@@ -533,8 +539,9 @@ def _every_option() -> list[str]:
 @pytest.mark.parametrize("option", _every_option())
 @pytest.mark.slow
 def test_the_typed_config_is_the_composed_one_with_its_schemas_types(option):
-    # converted once per task (fit, a stack, the LR range test): every group its schema's object, every value of
+    # converted once per task (fit, a stack, the LR range test, schedule, toy, eval): every group its schema's object, every value of
     # its declared type, and the same resolved config back, so config.yaml and a checkpoint's comparison are unchanged
+    import yaml
     from omegaconf import OmegaConf
 
     from trainer.config import (
@@ -543,6 +550,7 @@ def test_the_typed_config_is_the_composed_one_with_its_schemas_types(option):
         OptimizerConfig,
         SchedlabConfig,
         TrainerConfig,
+        from_saved,
         resolved,
         typed,
     )
@@ -560,6 +568,32 @@ def test_the_typed_config_is_the_composed_one_with_its_schemas_types(option):
     assert type(run.trainer.epochs) is int and type(run.optimizer.lr) is float and type(run.seed) is int
     assert resolved(run) == OmegaConf.to_container(cfg, resolve=True)
     assert OmegaConf.to_yaml(run) == OmegaConf.to_yaml(cfg, resolve=True)
+    # task=eval types the run folder's config.yaml the same way: each group as the schema it was written from
+    saved = from_saved(yaml.safe_load(OmegaConf.to_yaml(run)), "config.yaml")
+    for group in ("dataset", "model", "optimizer", "scheduler", "trainer", "logger"):
+        assert type(getattr(saved, group)) is type(getattr(run, group)), group
+    assert resolved(saved) == resolved(run)
+
+
+def test_a_saved_config_types_where_a_field_is_missing_and_is_one_line_where_a_value_is_wrong():
+    import yaml
+    from omegaconf import OmegaConf
+
+    from trainer.config import MLPConfig, from_saved, resolved, typed
+
+    saved = resolved(typed(compose_config(["model=mlp", "optimizer=adam"])))
+    del saved["trainer"]["ema"], saved["model"]["hidden"]  # written before the field existed: its default
+    run = from_saved(saved, "run/config.yaml")
+    assert isinstance(run.model, MLPConfig) and run.model.hidden == [256, 128] and run.trainer.ema is None
+    for group, key, value, why in [
+        ("trainer", "epochs", "many", "could not be converted to Integer"),
+        ("model", "width", 3, "its model node fits none of the model schemas"),
+    ]:
+        bad = yaml.safe_load(OmegaConf.to_yaml(OmegaConf.create(saved)))
+        bad[group][key] = value
+        with pytest.raises(ConfigError) as e:
+            from_saved(bad, "run/config.yaml")
+        assert str(e.value).startswith("run/config.yaml does not fit schedlab's schemas (") and why in str(e.value)
 
 
 @pytest.mark.parametrize(

@@ -8,14 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from trainer import data
+from trainer.config import ImageDatasetConfig, SyntheticDatasetConfig
 from trainer.errors import ConfigError
+
+SHAPES = {"cifar10": dict(channels=3, image_size=32)}  # conf/dataset/cifar10.yaml's; the others' are the defaults
 
 
 def dataset_cfg(name: str, root: Path, **kw):
-    return OmegaConf.create({"name": name, "root": str(root), "download": False, "normalize": True, **kw})
+    """A shipped set's typed dataset node, as a run gets it, reading the files under `root`."""
+    values = {"name": name, "root": str(root), "download": False, "val_size": 0, **SHAPES.get(name, {}), **kw}
+    return ImageDatasetConfig(**values)
 
 
 def write_idx_dataset(root: Path, folder: str, n_train: int = 50, n_test: int = 20) -> dict:
@@ -100,8 +104,8 @@ def test_fashion_mnist_taken_from_the_debian_package(tmp_path):
 
 
 def synthetic_cfg(**kw):
-    base = dict(name="synthetic", channels=1, image_size=28, num_classes=10, train_size=256, test_size=64)
-    return OmegaConf.create({**base, "noise": 0.35, "generator_seed": 7, "normalize": True, **kw})
+    base = dict(channels=1, image_size=28, num_classes=10, train_size=256, test_size=64, val_size=0)
+    return SyntheticDatasetConfig(**{**base, "noise": 0.35, "generator_seed": 7, **kw})
 
 
 def test_synthetic_is_deterministic_and_depends_on_its_seed():

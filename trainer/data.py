@@ -53,7 +53,7 @@ class Split:
 
 
 def data_root(cfg) -> Path:
-    if getattr(cfg, "root", None):
+    if cfg.root:
         return Path(cfg.root).expanduser()
     if os.environ.get("SCHEDLAB_DATA"):
         return Path(os.environ["SCHEDLAB_DATA"]).expanduser()
@@ -75,8 +75,8 @@ def file_train_size(cfg) -> int:
 
 def val_count(cfg, n: int) -> int:
     """dataset.val_size as a number of examples out of n: a count (>= 1) or a fraction (< 1) of them."""
-    size = float(getattr(cfg, "val_size", None) or 0)
-    return int(round(size * n)) if size < 1 else int(size)
+    size = cfg.val_size
+    return round(size * n) if size < 1 else int(size)
 
 
 def train_size(cfg) -> int:
@@ -307,8 +307,7 @@ def _expand(path: str) -> Path:
 
 
 def _kwargs(cfg) -> dict:
-    kwargs = getattr(cfg, "kwargs", None) or {}
-    return dict(kwargs.items()) if hasattr(kwargs, "items") else dict(kwargs)
+    return dict(cfg.kwargs or {})
 
 
 def _image_error(e: BaseException) -> str:
@@ -355,7 +354,7 @@ def check_image_folder(cfg) -> None:
     """Before loading: dataset.root is an ImageFolder layout with dataset.num_classes class folders."""
     root = _expand(cfg.root)
     classes, _, _ = _image_folder(root)
-    if len(classes) != int(cfg.num_classes):
+    if len(classes) != cfg.num_classes:
         shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
         raise ConfigError(
             f"dataset.num_classes={cfg.num_classes} does not match dataset.root={str(root)!r}: its "
@@ -391,7 +390,7 @@ def image_folder_splits(cfg) -> tuple[Split, Split]:
     root = _expand(cfg.root)
     _image_folder.cache_clear()  # the files as they are now
     classes, _, _ = _image_folder(root)
-    mode, size = ("L" if int(cfg.channels) == 1 else "RGB"), int(cfg.image_size)
+    mode, size = ("L" if cfg.channels == 1 else "RGB"), cfg.image_size
 
     def split(name: str) -> Split:
         folder = root / name
@@ -452,7 +451,7 @@ def _to_split(ds, cfg, where: str) -> Split:
     """A torchvision dataset's (image, target) pairs as a uint8 Split, each image converted and resized."""
     from PIL import Image
 
-    mode, size = ("L" if int(cfg.channels) == 1 else "RGB"), int(cfg.image_size)
+    mode, size = ("L" if cfg.channels == 1 else "RGB"), cfg.image_size
     n = len(ds)
     images = np.empty((n, size, size, 3 if mode == "RGB" else 1), dtype=np.uint8)
     labels = np.empty(n, dtype=np.int64)
@@ -495,15 +494,15 @@ def torchvision_splits(cfg) -> tuple[Split, Split]:
     params = inspect.signature(cls).parameters
     if cfg.name == "FakeData":
         size = int(kwargs.pop("size", 1000))
-        shape = (int(cfg.channels), int(cfg.image_size), int(cfg.image_size))
-        args = {"size": size, "image_size": shape, "num_classes": int(cfg.num_classes), **kwargs}
+        shape = (cfg.channels, cfg.image_size, cfg.image_size)
+        args = {"size": size, "image_size": shape, "num_classes": cfg.num_classes, **kwargs}
         made = [cls(**args, random_offset=0), cls(**args, random_offset=size)]
     else:
         root = data_root(cfg)
         if "root" in params or not params:
             kwargs["root"] = str(root)
         if "download" in params:
-            kwargs["download"] = bool(cfg.download)
+            kwargs["download"] = cfg.download
         how = _split_argument(cfg, cls)
         values = (True, False) if how == "train" else (cfg.train_split, cfg.test_split)
         made = []
@@ -600,7 +599,7 @@ def check_tensor_file(cfg) -> None:
     layout, uint8 or float, and integer labels, one per image."""
     path = _expand(cfg.path)
     arrays = _tensor_file(path)
-    layout = str(cfg.layout)
+    layout = cfg.layout
     for split in ("train", "test"):
         (shape, dtype), (lshape, ldtype) = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         where = f"dataset.path={str(path)!r}"
@@ -622,13 +621,13 @@ def check_tensor_file(cfg) -> None:
         if not ldtype.startswith(("int", "uint")):
             raise ConfigError(f"{where} is not allowed: its {split}_labels are {ldtype}: use integers 0..num_classes-1")
         c, h, w = chw
-        if c != int(cfg.channels):
+        if c != cfg.channels:
             raise ConfigError(
                 f"dataset.channels={cfg.channels} does not match the data: {path} holds {c}x{h}x{w} "
                 f"{split}_images (channels x height x width, as dataset.layout={layout} reads "
                 f"{list(shape)})"
             )
-        if h != int(cfg.image_size) or w != int(cfg.image_size):
+        if h != cfg.image_size or w != cfg.image_size:
             raise ConfigError(
                 f"dataset.image_size={cfg.image_size} does not match the data: {path} holds "
                 f"{c}x{h}x{w} {split}_images (channels x height x width)"
@@ -673,7 +672,7 @@ def tensor_splits(cfg) -> tuple[Split, Split]:
         images = _as_uint8(arrays[f"{name}_images"], f"{name}_images", path)
         if images.ndim == 3:
             images = images.unsqueeze(1)
-        elif str(cfg.layout) == "NHWC":
+        elif cfg.layout == "NHWC":
             images = images.permute(0, 3, 1, 2)
         labels = torch.as_tensor(np.asarray(arrays[f"{name}_labels"])).to(torch.int64)
         source = Path(f"{path} ({name}_labels)")
@@ -697,28 +696,21 @@ def check_splits(cfg, train: Split, test: Split) -> None:
     """Raise ConfigError, one line naming the key, when the loaded data is not what the config says: images
     of another shape than dataset.channels x dataset.image_size^2, labels outside [0, dataset.num_classes)
     (naming the file when the other files agree with the config), or files holding another number of
-    classes than dataset.num_classes. Keys the config leaves out are not checked."""
-    channels, size, k = (
-        getattr(cfg, "channels", None),
-        getattr(cfg, "image_size", None),
-        getattr(cfg, "num_classes", None),
-    )
+    classes than dataset.num_classes."""
+    channels, size, k = cfg.channels, cfg.image_size, cfg.num_classes
     for split in (train, test):
         _n, c, h, w = split.images.shape
         shape = f"{c}x{h}x{w}"
-        if channels is not None and c != int(channels):
+        if c != channels:
             raise ConfigError(
                 f"dataset.channels={channels} does not match the data: {_files(split)} hold {shape} images "
                 f"(channels x height x width), {c} channel(s)"
             )
-        if size is not None and (h != int(size) or w != int(size)):
+        if h != size or w != size:
             raise ConfigError(
                 f"dataset.image_size={size} does not match the data: {_files(split)} hold {shape} images "
                 "(channels x height x width)"
             )
-    if k is None:
-        return
-    k = int(k)
     sources = [
         source
         for split, generated in ((train, "the generated training set"), (test, "the generated test set"))
@@ -820,7 +812,7 @@ def load(
                 f"dataset.val_size={cfg.val_size:g} leaves nothing to train on: the training files hold "
                 f"{len(train.labels)} examples; hold out fewer (a fraction such as 0.1 works for any size)"
             )
-        train, val = split_validation(train, count, getattr(cfg, "split_seed", None) or 0)
+        train, val = split_validation(train, count, cfg.split_seed)
     if cfg.normalize:
         mean, std = pixel_mean_std(train.images)
     else:

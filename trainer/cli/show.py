@@ -9,9 +9,9 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig, OmegaConf
 
 from trainer.cli.compose import CONF_DIR
+from trainer.config import resolved
 
 HELP_WIDTH = 110  # --help and the config tree wrap their lines here
 # groups of Hydra's own that --help lists (the rest: --hydra-help)
@@ -124,7 +124,7 @@ def config_tree(cfg, choices: dict | None = None, title: str = "config") -> str:
     """The resolved config as a compact plain-text tree: one line of key=value per node (wrapped), its
     children indented below it, each group with the option it came from. The keys a task does not use are
     left out (lr_find.* unless the LR range test runs, schedule_plot.*, eval.* unless task=eval)."""
-    data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    data = dict(resolved(cfg))  # a DictConfig, a typed config or a plain dict
     choices = choices or {}
     task = data.get("task")
     unused = {"schedule_plot", "toy"}

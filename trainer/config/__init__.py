@@ -3,5 +3,5 @@
 
 from trainer.config.checks import check_keys, unknown_key, validate
 from trainer.config.schema import *  # noqa: F403
-from trainer.config.typed import resolved, typed
+from trainer.config.typed import from_saved, resolved, typed
 from trainer.records import OBJECTIVES

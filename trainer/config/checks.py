@@ -8,7 +8,7 @@ import difflib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from trainer.config.rules import _SAMPLED, _one_of, _require, _sampled
 from trainer.config.schema import (
@@ -54,9 +54,33 @@ def _unknown_keys(node: DictConfig, prefix: str = "") -> Iterator[str]:
             yield from _unknown_keys(child, full + ".")
 
 
+_SCALARS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _nodes_in_scalar_lists(node: DictConfig | ListConfig, prefix: str = "") -> Iterator[str]:
+    """A config node inside a list the schema types as scalars (model.hidden=[{_target_:...},1]): OmegaConf
+    lets an override put one there, and nothing may instantiate or compare it."""
+    if node._is_none() or node._is_missing() or node._is_interpolation():
+        return
+    children = node.items_ex(resolve=False) if isinstance(node, DictConfig) else enumerate(node._iter_ex(resolve=False))
+    for key, child in children:
+        full = (
+            f"{prefix}.{key}" if isinstance(node, DictConfig) and prefix else f"{prefix}[{key}]" if prefix else str(key)
+        )
+        if full == "hydra":
+            continue
+        if isinstance(child, (DictConfig, ListConfig)):
+            expected = _SCALARS.get(node._metadata.element_type) if isinstance(node, ListConfig) else None
+            if expected is not None:
+                yield f"{full}={OmegaConf.to_container(child)!r} is not allowed: must be {expected}, not a config node"
+            else:
+                yield from _nodes_in_scalar_lists(child, full)
+
+
 def check_keys(cfg: DictConfig) -> None:
-    """Refuse any key that no schema declares: Hydra lets `+key=value` add one to a typed config."""
-    for message in _unknown_keys(cfg):
+    """Refuse any key that no schema declares (Hydra lets `+key=value` add one to a typed config) and any config
+    node where the schema declares a list of scalars."""
+    for message in (*_unknown_keys(cfg), *_nodes_in_scalar_lists(cfg)):
         raise ConfigError(message)
 
 

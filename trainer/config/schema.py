@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from trainer.config.rules import _at_least, _finite, _one_of, _require, _sampled
+from trainer.config.rules import _at_least, _finite, _require, _sampled
 from trainer.errors import ConfigError
 
 
@@ -50,6 +50,8 @@ EvalCheckpoint = Choice(
 )  # checkpoint.pt, or best.pt
 Monitor = Choice("Monitor", [(n, n) for n in ("val_acc", "val_loss")], module=__name__)  # a validation figure
 ToyFunction = Choice("ToyFunction", [(n, n) for n in ("quadratic", "rosenbrock", "beale")], module=__name__)
+# the reader of your own data (dataset=image_folder, torchvision, tensors)
+DatasetFormat = Choice("DatasetFormat", [(n, n) for n in ("image_folder", "torchvision", "tensors")], module=__name__)
 
 TASKS = Task.values()
 TOY_FUNCTIONS = ToyFunction.values()
@@ -64,10 +66,11 @@ NEUTRAL = "neutral"  # it cannot change a run's numbers: it may differ between a
 PER_ARM = "per arm"  # it may differ between the arms of one stack (hydra/launcher=stacked); all other keys may not
 EVAL_SETS = "eval sets"  # task=eval may set it: it changes where and how an evaluation runs, not what it evaluates
 EVAL_IGNORES = "eval ignores"  # task=eval does not use it: the command line's value is neither compared nor used
+BRANCHES = "branches"  # a branch (branch.parent) may set it apart from its parent: the schedule, the run's length
 
 
 def roles(*names: str, **kwargs):
-    """A schema field with its roles (NEUTRAL, PER_ARM, EVAL_SETS, EVAL_IGNORES)."""
+    """A schema field with its roles (NEUTRAL, PER_ARM, EVAL_SETS, EVAL_IGNORES, BRANCHES)."""
     return field(metadata={"roles": frozenset(names)}, **kwargs)
 
 
@@ -124,19 +127,17 @@ class SyntheticDatasetConfig(ImageDatasetConfig):
 # option sets; held on the device, split and normalized as the shipped sets are. Their files are checked here,
 # before any data is loaded, where that is cheap (an image folder's class folders, a tensors file's keys, dtypes
 # and shapes); a root or path left unset, and what only the loaded data tells, are refused once loaded.
-DATASET_FORMATS = ("image_folder", "torchvision", "tensors")
 Layout = Choice("Layout", [(n, n) for n in ("NCHW", "NHWC")], module=__name__)
 
 
 @dataclass
 class OwnDatasetConfig(ImageDatasetConfig):
     option: ClassVar[str] = ""
-    format: str = ""  # the reader: fixed by the option (dataset=image_folder, torchvision, tensors)
+    format: DatasetFormat = DatasetFormat.image_folder  # the reader: fixed by the option (its schema's default)
     val_size: float = 0.1  # a fraction: right for any size
 
     def check(self) -> None:
         super().check()
-        _one_of("dataset.format", self.format, DATASET_FORMATS)
         _require(
             self.format == self.option,
             "dataset.format",
@@ -153,7 +154,7 @@ class ImageFolderDatasetConfig(OwnDatasetConfig):
 
     option: ClassVar[str] = "image_folder"
     name: str = "image_folder"
-    format: str = "image_folder"
+    format: DatasetFormat = DatasetFormat.image_folder
     channels: int = 3
     image_size: int = 32
 
@@ -179,7 +180,7 @@ class TorchvisionDatasetConfig(OwnDatasetConfig):
 
     option: ClassVar[str] = "torchvision"
     name: str = "FakeData"
-    format: str = "torchvision"
+    format: DatasetFormat = DatasetFormat.torchvision
     channels: int = 3
     image_size: int = 32
     train_split: str = "train"  # the `split` argument of sets that have one (SVHN, STL10, Flowers102, ...)
@@ -202,7 +203,7 @@ class TensorsDatasetConfig(OwnDatasetConfig):
 
     option: ClassVar[str] = "tensors"
     name: str = "tensors"
-    format: str = "tensors"
+    format: DatasetFormat = DatasetFormat.tensors
     path: str | None = None
     layout: Layout = Layout.NCHW
 
@@ -508,7 +509,7 @@ class EarlyStoppingConfig:
 
 @dataclass
 class TrainerConfig:
-    epochs: int = 30
+    epochs: int = roles(BRANCHES, default=30)
     batch_size: int = 256
     eval_batch_size: int = roles(EVAL_SETS, default=2048)
     device: str = roles(EVAL_SETS, default="auto")
@@ -807,14 +808,14 @@ class SchedlabConfig:
     dataset: Any = None
     model: Any = None
     optimizer: Any = roles(PER_ARM, default=None)
-    scheduler: Any = roles(PER_ARM, default=None)
+    scheduler: Any = roles(PER_ARM, BRANCHES, default=None)
     trainer: Any = None
     logger: Any = roles(NEUTRAL, PER_ARM, EVAL_IGNORES, default=None)
     task: Task = roles(EVAL_IGNORES, default=Task.train)
     seed: int = roles(PER_ARM, EVAL_IGNORES, default=0)
     resume: str | None = roles(NEUTRAL, EVAL_IGNORES, default=None)
     # the summary.json figure a sweep returns (Optuna optimizes it); null: none
-    objective: str | None = roles(PER_ARM, EVAL_IGNORES, default=None)
+    objective: str | None = roles(PER_ARM, EVAL_IGNORES, BRANCHES, default=None)
     # allow choices on the test set where there is no validation set (plateau on the test loss, the best
     # epoch by test accuracy, best_test_acc): for reproducing protocols that did so, never for new results
     select_on_test: bool = roles(EVAL_IGNORES, default=False)
@@ -823,7 +824,7 @@ class SchedlabConfig:
     eval: EvalConfig = roles(PER_ARM, EVAL_IGNORES, default_factory=EvalConfig)
     toy: ToyConfig = roles(PER_ARM, EVAL_IGNORES, default_factory=ToyConfig)
     # a new run from another run's state at one of its epochs, with a schedule of its own (BranchConfig)
-    branch: BranchConfig = roles(EVAL_IGNORES, default_factory=BranchConfig)
+    branch: BranchConfig = roles(EVAL_IGNORES, BRANCHES, default_factory=BranchConfig)
 
 
 # the schema each group's options share: where keys_with() finds the roles of a group's own keys
@@ -866,6 +867,32 @@ def epochs_for_schedule(scheduler: Any, at_least: int) -> int:
     return int(at_least)
 
 
+# (group, ConfigStore name, schema) of every group option's schema: conf/<group>/<option>.yaml starts with
+# `defaults: [<name>, _self_]` (the scheduler's are the schedule library's, one per schedule)
+SCHEMA_OPTIONS = [
+    ("dataset", "image_dataset_schema", ImageDatasetConfig),
+    ("dataset", "synthetic_dataset_schema", SyntheticDatasetConfig),
+    ("dataset", "image_folder_dataset_schema", ImageFolderDatasetConfig),
+    ("dataset", "torchvision_dataset_schema", TorchvisionDatasetConfig),
+    ("dataset", "tensors_dataset_schema", TensorsDatasetConfig),
+    ("model", "lenet_schema", LeNetConfig),
+    ("model", "mlp_schema", MLPConfig),
+    ("model", "resnet_schema", ResNetConfig),
+    ("model", "custom_model_schema", CustomModelConfig),
+    ("optimizer", "sgd_schema", SGDConfig),
+    ("optimizer", "adam_schema", AdamConfig),
+    ("optimizer", "adagrad_schema", AdagradConfig),
+    ("optimizer", "adadelta_schema", AdadeltaConfig),
+    ("optimizer", "rmsprop_schema", RMSpropConfig),
+    ("optimizer", "sgd_schedulefree_schema", SGDScheduleFreeConfig),
+    ("optimizer", "adamw_schedulefree_schema", AdamWScheduleFreeConfig),
+    ("trainer", "trainer_schema", TrainerConfig),
+    ("logger", "logger_schema", LoggerConfig),
+    ("logger", "wandb_schema", WandbConfig),
+    ("logger", "tensorboard_schema", TensorBoardConfig),
+]
+
+
 def register_configs() -> None:
     """Put every schema in Hydra's ConfigStore before composing; a later call finds them there and returns
     (storing the 42 schemas again costs a tenth of a second, which tests composing hundreds of configs pay)."""
@@ -879,27 +906,6 @@ def register_configs() -> None:
     if "schedlab_schema.yaml" in cs.repo:
         return
     cs.store(name="schedlab_schema", node=SchedlabConfig)
-    for group, name, node in [
-        ("dataset", "image_dataset_schema", ImageDatasetConfig),
-        ("dataset", "synthetic_dataset_schema", SyntheticDatasetConfig),
-        ("dataset", "image_folder_dataset_schema", ImageFolderDatasetConfig),
-        ("dataset", "torchvision_dataset_schema", TorchvisionDatasetConfig),
-        ("dataset", "tensors_dataset_schema", TensorsDatasetConfig),
-        ("model", "lenet_schema", LeNetConfig),
-        ("model", "mlp_schema", MLPConfig),
-        ("model", "resnet_schema", ResNetConfig),
-        ("model", "custom_model_schema", CustomModelConfig),
-        ("optimizer", "sgd_schema", SGDConfig),
-        ("optimizer", "adam_schema", AdamConfig),
-        ("optimizer", "adagrad_schema", AdagradConfig),
-        ("optimizer", "adadelta_schema", AdadeltaConfig),
-        ("optimizer", "rmsprop_schema", RMSpropConfig),
-        ("optimizer", "sgd_schedulefree_schema", SGDScheduleFreeConfig),
-        ("optimizer", "adamw_schedulefree_schema", AdamWScheduleFreeConfig),
-        ("trainer", "trainer_schema", TrainerConfig),
-        ("logger", "logger_schema", LoggerConfig),
-        ("logger", "wandb_schema", WandbConfig),
-        ("logger", "tensorboard_schema", TensorBoardConfig),
-    ]:
+    for group, name, node in SCHEMA_OPTIONS:
         cs.store(group=group, name=name, node=node)
     register_schedule_configs()

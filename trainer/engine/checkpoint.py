@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from schedulers import validate_schedule
-from trainer.config import NEUTRAL_KEYS, resolved
+from trainer.config import BRANCHES, NEUTRAL_KEYS, keys_with, resolved
 from trainer.engine.schedulefree import averaged
 from trainer.errors import ConfigError
 from trainer.records import FINISHED, RunFolder, atomic_write_bytes
@@ -150,9 +150,14 @@ def load(folder: RunFolder, cfg) -> dict | None:
     return checkpoint
 
 
-# what a branch may change from its parent's config besides the NEUTRAL keys: its schedule, its length, the branch
-# itself and the figure a sweep returns
-BRANCH_MAY_CHANGE = ("scheduler", "trainer.epochs", "branch", "objective")
+# what a branch may change from its parent's config besides the NEUTRAL keys (the schema's BRANCHES role): its
+# schedule, its length, the branch itself and the figure a sweep returns
+BRANCH_MAY_CHANGE = keys_with(BRANCHES)
+
+
+def _and(names) -> str:
+    *rest, last = names
+    return f"{', '.join(rest)} and {last}" if rest else last
 
 
 def branch(cfg) -> dict | None:
@@ -185,15 +190,13 @@ def branch(cfg) -> dict | None:
         raise ConfigError(
             f"branch.parent={b.parent!r} is not allowed: its config differs from the branch's in "
             f"{'; '.join(d.replace('in the checkpoint', 'in the parent') for d in diff[:5])}: a branch may change only "
-            f"scheduler, trainer.epochs and objective (and {', '.join(NEUTRAL_KEYS)})"
+            f"{_and(k for k in BRANCH_MAY_CHANGE if k != 'branch')} (and {', '.join(NEUTRAL_KEYS)})"
         )
     shared = saved["state"]
     found = (shared.get("lr_find") or {}).get("lr")  # the parent's LR range test set the base LR
     span = cfg.trainer.epochs - b.epoch
     try:  # the branch's schedule runs over the epochs after the branch point
-        validate_schedule(
-            cfg.scheduler, span, base_lr=float(found or cfg.optimizer.lr), batch_size=cfg.trainer.batch_size
-        )
+        validate_schedule(cfg.scheduler, span, base_lr=found or cfg.optimizer.lr, batch_size=cfg.trainer.batch_size)
     except ConfigError as e:
         raise ConfigError(
             str(e).replace("trainer.epochs", "the branch's epochs (trainer.epochs - branch.epoch)")

@@ -128,10 +128,10 @@ def build_optimizer(optimizer: Any, model: torch.nn.Module | Any) -> torch.optim
     settings = {key: node.pop(key, None) for key in GROUP_KEYS}
     groups = param_groups(
         model,
-        lr=float(node["lr"]),
-        weight_decay=float(node.get("weight_decay", 0.0)),
+        lr=node["lr"],
+        weight_decay=node.get("weight_decay", 0.0),
         lr_multipliers=settings["lr_multipliers"],
-        no_decay_norm_and_bias=bool(settings["no_decay_norm_and_bias"]),
+        no_decay_norm_and_bias=settings["no_decay_norm_and_bias"] or False,
     )
     return instantiate(node)(groups if len(groups) > 1 else groups[0]["params"])
 

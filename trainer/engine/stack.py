@@ -240,12 +240,12 @@ def train_batched_epoch(stacked: StackedModel, arms: list[Arm], live: list[int],
             loss_sum += losses.detach() * y.shape[1]
             correct += (out.argmax(2) == y).sum(1)
         seen += y.shape[1]
-        check = [k for k in active if first[k] is None or (step + i + 1) % int(arms[k].t.divergence.check_every) == 0]
+        check = [k for k in active if first[k] is None or (step + i + 1) % arms[k].t.divergence.check_every == 0]
         if check:
             values = losses.detach().tolist()  # one host read for every arm that checks at this step
             for k in check:
                 first[k] = first[k] or values[k]
-                if blown_up(values[k], first[k], float(arms[k].t.divergence.factor)):
+                if blown_up(values[k], first[k], arms[k].t.divergence.factor):
                     active.remove(k)
             if not active:
                 break
@@ -261,7 +261,7 @@ def train_batched_epoch(stacked: StackedModel, arms: list[Arm], live: list[int],
             hits[k],
             seen,
             first[k],
-            float(arms[k].t.divergence.factor),
+            arms[k].t.divergence.factor,
         )
         for k in live
     }

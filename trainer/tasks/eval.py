@@ -16,7 +16,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from trainer.config import EVAL_IGNORES, EVAL_SETS, keys_with
+from trainer.config import EVAL_IGNORES, EVAL_SETS, SchedlabConfig, from_saved, keys_with
 from trainer.errors import ConfigError
 from trainer.records import RunFolder, write_json
 
@@ -69,9 +69,9 @@ def run_folder(cfg) -> RunFolder:
     return folder
 
 
-def eval_config(cfg, overrides: list[str]) -> tuple[DictConfig, DictConfig]:
-    """(the run's config as it trained, the config to evaluate with): the run folder's config.yaml with the
-    command line's EVAL_KEYS overrides; an override of any other key must agree with the run's config."""
+def eval_config(cfg, overrides: list[str]) -> tuple[DictConfig, SchedlabConfig]:
+    """(the run's config as it trained, the config to evaluate with, typed): the run folder's config.yaml with
+    the command line's EVAL_KEYS overrides; an override of any other key must agree with the run's config."""
     folder = run_folder(cfg)
     try:
         trained = OmegaConf.load(folder.config)
@@ -104,7 +104,7 @@ def eval_config(cfg, overrides: list[str]) -> tuple[DictConfig, DictConfig]:
     OmegaConf.update(run_cfg, "task", "eval", force_add=True)
     OmegaConf.update(run_cfg, "eval", OmegaConf.to_container(cfg.eval), force_add=True)
     OmegaConf.update(run_cfg, "resume", str(folder.dir), force_add=True)
-    return trained, run_cfg
+    return trained, from_saved(OmegaConf.to_container(run_cfg), str(folder.config))
 
 
 def choose_checkpoint(folder: RunFolder, which: str) -> tuple[Path, str | None]:
@@ -134,7 +134,7 @@ def run_choices(run_dir: Path) -> dict:
         return {}
 
 
-def run_eval(trained: DictConfig, cfg: DictConfig) -> dict:
+def run_eval(trained: DictConfig, cfg: SchedlabConfig) -> dict:
     """Evaluate the checkpoint on the validation and test sets; write eval.json; print one line."""
     import torch
 

@@ -21,7 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from schedulers import config as schedule_config
 from schedulers import curves as schedule_curves
 from schedulers import key_epochs, lr_curve, plot_schedules
-from trainer.config import validate
+from trainer.config import typed, validate
 from trainer.data import num_batches, train_size
 from trainer.errors import ConfigError
 from trainer.records import write_json
@@ -123,16 +123,18 @@ def run(cfg, job: dict, run_dir: Path, show) -> None:
 
 
 def run_schedule_task(cfg, run_dir: Path) -> dict:
-    spe = steps_per_epoch(cfg)
-    epochs = cfg.trainer.epochs
-    curves = {}
     configs = compared_configs(cfg)
     for c in configs.values():
         if c is not cfg:  # the run's own config was checked before the task started
             validate(c)
+    configs = {label: typed(c) for label, c in configs.items()}
+    cfg = next(iter(configs.values()))
+    spe = steps_per_epoch(cfg)
+    epochs = cfg.trainer.epochs
+    curves = {}
     points = sorted({e for c in configs.values() for e in key_epochs(c.scheduler, epochs)})
     for label, c in configs.items():
-        curves[label] = draw_curve(label, c.scheduler, float(c.optimizer.lr), epochs, spe, points)
+        curves[label] = draw_curve(label, c.scheduler, c.optimizer.lr, epochs, spe, points)
     run_dir.mkdir(parents=True, exist_ok=True)
     png = run_dir / "schedule.png"
     drawn = len(next(iter(curves.values()))[0])

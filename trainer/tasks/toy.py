@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 from schedulers import build_schedule
-from trainer.config import validate
+from schedulers.config import as_node
+from trainer.config import resolved, typed, validate
 from trainer.engine.setup import build_optimizer
 from trainer.errors import ConfigError
 from trainer.records import write_json
@@ -44,9 +44,9 @@ class Function:
 
 def make_function(toy) -> Function:
     if toy.function == "quadratic":
-        big = float(toy.curvature)
-        small = big / float(toy.condition)
-        formula = f"(μx² + Ly²)/2, μ = {small:g}, L = {big:g}, κ = {float(toy.condition):g}"
+        big = toy.curvature
+        small = big / toy.condition
+        formula = f"(μx² + Ly²)/2, μ = {small:g}, L = {big:g}, κ = {toy.condition:g}"
         return Function("quadratic", formula, lambda x, y: 0.5 * (small * x**2 + big * y**2), (0.0, 0.0), (-1.0, 0.3))
     if toy.function == "rosenbrock":
         return Function(
@@ -107,7 +107,8 @@ def describe(cfg) -> str:
         for k, v in optimizer.defaults.items()
         if k != "lr" and k in defaults and v != defaults[k]
     ]
-    schedule = cfg.scheduler.get("name") or str(cfg.scheduler.get("_target_", "")).rsplit(".", 1)[-1]
+    node = as_node(cfg.scheduler)
+    schedule = node.get("name") or str(node.get("_target_", "")).rsplit(".", 1)[-1]
     return f"{type(optimizer).__name__} {' '.join(shown)}" + ("" if schedule == "constant" else f", {schedule}")
 
 
@@ -162,11 +163,13 @@ def run(cfg, job: dict, run_dir: Path, show) -> None:
 
 def run_toy(cfg, run_dir: Path) -> list[dict]:
     """task=toy: the run's config and every toy.compare entry, drawn into toy.png, recorded in toy.json."""
-    configs = {"": cfg, **compose_entries(cfg.toy.compare, "optimizer", ("toy.compare",))}
+    entries = compose_entries(cfg.toy.compare, "optimizer", ("toy.compare",))
+    for c in entries.values():  # the run's own config was checked before the task started
+        validate(c)
+    configs = {entry: typed(c) for entry, c in {"": cfg, **entries}.items()}
+    cfg = configs[""]
     fn = make_function(cfg.toy)
     for entry, c in configs.items():
-        if c is not cfg:  # the run's own config was checked before the task started
-            validate(c)
         if make_function(c.toy).formula != fn.formula:
             raise ConfigError(
                 f"toy.compare entry {entry!r} changes toy.function or its keys: one figure draws one function"
@@ -180,15 +183,15 @@ def run_toy(cfg, run_dir: Path) -> list[dict]:
             {
                 "label": label,
                 "overrides": entry,
-                "optimizer": OmegaConf.to_container(c.optimizer, resolve=True),
-                "scheduler": OmegaConf.to_container(c.scheduler, resolve=True),
+                "optimizer": resolved(c.optimizer),
+                "scheduler": resolved(c.scheduler),
                 **trajectory(c),
             }
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     png, data = run_dir / "toy.png", run_dir / "toy.json"
     plot_toy(fn, runs, png)
-    toy = OmegaConf.to_container(cfg.toy, resolve=True)
+    toy = resolved(cfg.toy)
     toy.update(name=fn.name, formula=fn.formula, minimum=list(fn.minimum), start=list(cfg.toy.start or fn.start))
     write_json(data, {"function": toy, "runs": runs})
 
