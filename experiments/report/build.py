@@ -140,19 +140,7 @@ def write_report(
     chosen = resolve_metrics(metrics) if metrics else None
     parsed_targets = parse_targets(targets)
     notes: list[str] = []
-    runs = collect(folders, notes)
-    if not runs:
-        raise NoRunsError(f"no training runs under {', '.join(map(str, folders))}")
-    for run in runs:
-        if run.num_classes is None and num_classes is not None:
-            run.num_classes = num_classes
-    if from_results:
-        for t in parsed_targets:
-            if any(r.included and t.spec not in r.recorded.get("reached", {}) for r in runs):
-                raise ValueError(
-                    f"--target {t.spec}: the results.csv has no to_{t.spec}_epoch column (time to a new target needs "
-                    "the runs' metrics.jsonl: give the run folders)"
-                )
+    runs = _runs(folders, num_classes, from_results, parsed_targets, notes)
     chosen = chosen or default_metrics(runs)
     groups = aggregate(runs, sort, group_by)
     metric = compared_metric(chosen, compare, baseline)
@@ -160,62 +148,98 @@ def write_report(
         find_group(groups, baseline)  # before anything is written
     out = Path(out_dir) if out_dir else (folders[0].parent if from_results else folders[0]) / "report"
     output_folder(out)
-    if metric is not None and metric.name not in {m.name for m in chosen}:
-        chosen.append(metric)  # the marks need the compared metric's column
     comparison = None if metric is None else compare_groups(groups, metric, baseline, comparisons)
-    on = comparison.selected_on if comparison is not None and not comparison.baseline else None
-    if on is not None and on.name not in {m.name for m in chosen}:
-        chosen.append(on)  # the figure that chose the best, beside the one it is compared on
-    plots = {} if live or from_results else plot_data(groups)  # reads steps.csv: its damage goes into the notes
     families = [] if from_results else branch_families(runs, groups)  # a results.csv row has no branch record
-    branch_metric = anytime_metric(groups, comparison) if families else None
-
-    sources = ", ".join(f"`{display_path(f, out)}`" for f in folders)
-    branches = branches_markdown(families, branch_metric, out)
-    markdown = markdown_report(
-        runs, groups, chosen, sources, notes, comparison, parsed_targets, out, from_results, branches
-    )
-    latex = latex_table(groups, chosen, comparison, parsed_targets, explicit=bool(metrics))
-    names = ("table.md", "table.tex", "results.csv", "groups.csv")
-    files = {name: out / name for name in names if not (from_results and name == "results.csv")}
-    files["table.md"].write_text(markdown)
-    files["table.tex"].write_text(latex)
-    if not from_results:
-        write_results_csv(files["results.csv"], runs, groups, parsed_targets)
-    write_groups_csv(files["groups.csv"], groups, comparison, parsed_targets)
-    if comparison is not None:
-        files["pairs.csv"] = out / "pairs.csv"
-        write_pairs_csv(files["pairs.csv"], comparison)
-    if families:
-        files["branches.csv"] = out / "branches.csv"
-        write_branches_csv(files["branches.csv"], families, branch_metric)
-
-    varying = varying_keys(groups)
-    legend_title = varying[0] if len(varying) == 1 else None
-    eval_gap = gap_column(groups) == "eval_gap"
-    figures = {name: draw(name, series, legend_title, eval_gap) for name, series in plots.items()}
-    if plots and families:  # beside the other figures, where the runs include branches
-        plots["anytime"] = anytime_data(groups, families, branch_metric, lambda path: display_path(path, out))
-        figures["anytime"] = draw_anytime(plots["anytime"], branch_metric)
-    for name, fig in figures.items():
-        files.update(save_figure(fig, out, name))
     report = Report(
         runs,
         groups,
-        chosen,
-        markdown,
-        latex,
-        plots,
-        figures,
-        files,
-        comparison,
-        parsed_targets,
-        folders,
-        notes,
-        from_results,
-        families,
-        branch_metric,
+        _columns(chosen, metric, comparison),
+        markdown="",
+        latex="",
+        plots={} if live or from_results else plot_data(groups),  # reads steps.csv: its damage goes into the notes
+        figures={},
+        files={},
+        comparison=comparison,
+        targets=parsed_targets,
+        folders=folders,
+        notes=notes,
+        from_results=from_results,
+        families=families,
+        branch_metric=anytime_metric(groups, comparison) if families else None,
     )
+    _write_tables(report, out, explicit=bool(metrics))
+    _draw_figures(report, out)
     if not from_results:
-        files["index.html"] = write_dashboard(report, out, live)
+        report.files["index.html"] = write_dashboard(report, out, live)
     return report
+
+
+def _runs(
+    folders: list[Path], num_classes: int | None, from_results: bool, targets: list[Target], notes: list[str]
+) -> list[Run]:
+    """The runs under the folders (or in the results.csv files), each with its number of classes."""
+    runs = collect(folders, notes)
+    if not runs:
+        raise NoRunsError(f"no training runs under {', '.join(map(str, folders))}")
+    for run in runs:
+        if run.num_classes is None and num_classes is not None:
+            run.num_classes = num_classes
+    if from_results:
+        for t in targets:
+            if any(r.included and t.spec not in r.recorded.get("reached", {}) for r in runs):
+                raise ValueError(
+                    f"--target {t.spec}: the results.csv has no to_{t.spec}_epoch column (time to a new target needs "
+                    "the runs' metrics.jsonl: give the run folders)"
+                )
+    return runs
+
+
+def _columns(chosen: list[Metric], metric: Metric | None, comparison: Comparison | None) -> list[Metric]:
+    """The table's columns: the chosen ones, then the compared metric (the marks need its column) and the
+    figure that chose the best, beside the one it is compared on, where they are not among them."""
+    on = comparison.selected_on if comparison is not None and not comparison.baseline else None
+    columns = list(chosen)
+    for extra in (metric, on):
+        if extra is not None and extra.name not in {m.name for m in columns}:
+            columns.append(extra)
+    return columns
+
+
+def _write_tables(report: Report, out: Path, explicit: bool) -> None:
+    """table.md, table.tex, results.csv (not from a results.csv), groups.csv, pairs.csv and branches.csv."""
+    r, files = report, report.files
+    sources = ", ".join(f"`{display_path(f, out)}`" for f in r.folders)
+    branches = branches_markdown(r.families, r.branch_metric, out)
+    r.markdown = markdown_report(
+        r.runs, r.groups, r.metrics, sources, r.notes, r.comparison, r.targets, out, r.from_results, branches
+    )
+    r.latex = latex_table(r.groups, r.metrics, r.comparison, r.targets, explicit=explicit)
+    files.update({name: out / name for name in ("table.md", "table.tex", "results.csv", "groups.csv")})
+    if r.from_results:
+        del files["results.csv"]
+    files["table.md"].write_text(r.markdown)
+    files["table.tex"].write_text(r.latex)
+    if not r.from_results:
+        write_results_csv(files["results.csv"], r.runs, r.groups, r.targets)
+    write_groups_csv(files["groups.csv"], r.groups, r.comparison, r.targets)
+    if r.comparison is not None:
+        files["pairs.csv"] = out / "pairs.csv"
+        write_pairs_csv(files["pairs.csv"], r.comparison)
+    if r.families:
+        files["branches.csv"] = out / "branches.csv"
+        write_branches_csv(files["branches.csv"], r.families, r.branch_metric)
+
+
+def _draw_figures(report: Report, out: Path) -> None:
+    """One figure per plotted series (lr, losses, accuracies, the gap) and the anytime figure where the runs
+    include branches, each saved as PNG and PDF."""
+    r = report
+    varying = varying_keys(r.groups)
+    legend_title = varying[0] if len(varying) == 1 else None
+    eval_gap = gap_column(r.groups) == "eval_gap"
+    r.figures.update({name: draw(name, series, legend_title, eval_gap) for name, series in r.plots.items()})
+    if r.plots and r.families:  # beside the other figures, where the runs include branches
+        r.plots["anytime"] = anytime_data(r.groups, r.families, r.branch_metric, lambda path: display_path(path, out))
+        r.figures["anytime"] = draw_anytime(r.plots["anytime"], r.branch_metric)
+    for name, fig in r.figures.items():
+        r.files.update(save_figure(fig, out, name))
