@@ -96,16 +96,10 @@ def watch(
 
 
 def _watch(folders: list[Path], out, options: dict, interval: float, port, stop: threading.Event, say) -> int:
-    server = None
-    try:
-        if missing := [f for f in folders if not f.is_dir()]:
-            say(f"report: waiting for {', '.join(map(str, missing))} to appear (Ctrl-C to stop)")
-        while [f for f in folders if not f.is_dir()]:
-            if stop.wait(interval):
-                return 0
-    except KeyboardInterrupt:
+    if _wait_for(folders, interval, stop, say):
         return 0
     out = Path(out) if out else folders[0] / "report"
+    server = None
     try:
         try:
             output_folder(out)
@@ -122,16 +116,8 @@ def _watch(folders: list[Path], out, options: dict, interval: float, port, stop:
             files = run_files(folders, out)
             if files != seen:
                 live = Live(hashlib.sha1(repr(files).encode()).hexdigest()[:16], interval, time.strftime("%H:%M:%S"))
-                try:
-                    report = write_report(folders, out, live=live, **options)
-                    running = running_folders([r.path for r in report.runs])
-                    say(f"report: {live.updated} {counts_line(report.runs, running)}")
-                except NoRunsError:
-                    write_waiting_page(folders, out, live)
-                except (ValueError, OSError) as e:
-                    say(f"report: error: {one_line(e)}")
-                    if seen is None:  # the arguments themselves: nothing will change that
-                        return 2
+                if not _refresh(folders, out, options, live, say) and seen is None:
+                    return 2  # the arguments themselves: nothing will change that
                 atomic_write_bytes(out / LIVE_SCRIPT, f"dashboardVersion({json.dumps(live.version)});\n".encode())
                 seen = files
             stop.wait(interval)
@@ -142,6 +128,34 @@ def _watch(folders: list[Path], out, options: dict, interval: float, port, stop:
             server.shutdown()
             server.server_close()
     return _final(folders, out, options, say)
+
+
+def _wait_for(folders: list[Path], interval: float, stop: threading.Event, say) -> bool:
+    """Wait until every folder exists; True when stopped (or Ctrl-C) first."""
+    try:
+        if missing := [f for f in folders if not f.is_dir()]:
+            say(f"report: waiting for {', '.join(map(str, missing))} to appear (Ctrl-C to stop)")
+        while [f for f in folders if not f.is_dir()]:
+            if stop.wait(interval):
+                return True
+    except KeyboardInterrupt:
+        return True
+    return False
+
+
+def _refresh(folders: list[Path], out: Path, options: dict, live: Live, say) -> bool:
+    """The tables and the page of the runs as they stand (a waiting page before the first run); False where the
+    report could not be written (the line says why)."""
+    try:
+        report = write_report(folders, out, live=live, **options)
+        running = running_folders([r.path for r in report.runs])
+        say(f"report: {live.updated} {counts_line(report.runs, running)}")
+    except NoRunsError:
+        write_waiting_page(folders, out, live)
+    except (ValueError, OSError) as e:
+        say(f"report: error: {one_line(e)}")
+        return False
+    return True
 
 
 def _final(folders: list[Path], out: Path, options: dict, say: Callable[[str], None]) -> int:
