@@ -13,16 +13,20 @@ import dataclasses
 import functools
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import OmegaConfBaseException, ValidationError
+from omegaconf.nodes import EnumNode
 
 import schedulers.custom as custom
+from schedulers.choice import AnnealStrategy, Choice, CyclicMode, Interval, Monitor, PlateauMode, Shape, ThresholdMode
 from schedulers.errors import ConfigError
 
-INTERVALS = ("epoch", "step")
+INTERVALS = Interval.values()
 # What a schedule drives besides the LR: each a scheduler node of its own (scheduler.momentum, ...), what it
 # sets on every param group, named as the refusals name it
 VALUES = {"momentum": "momentum or beta1", "beta2": "beta2", "weight_decay": "weight_decay"}
@@ -56,6 +60,33 @@ def within(key: str, check: Any, base_name: str | None = None) -> Any:
         raise ConfigError(message) from None
 
 
+@functools.cache
+def choice_keys(schema: type) -> dict[str, type[Choice]]:
+    """The choice keys of a schema class, each with its Choice (its field's type, the type of its default)."""
+    return {f.name: type(f.default) for f in dataclasses.fields(schema) if isinstance(f.default, Choice)}
+
+
+def refused_choice(e: OmegaConfBaseException) -> type[Choice] | None:
+    """The Choice whose key OmegaConf refused a value for in `e`; None where `e` is about another key, or is not
+    a refusal of a value (an interpolation that does not resolve)."""
+    node = getattr(e, "child_node", None)
+    kind = node.enum_type if isinstance(node, EnumNode) and isinstance(e, ValidationError) else None
+    return kind if isinstance(kind, type) and issubclass(kind, Choice) else None
+
+
+@contextmanager
+def one_line_refusals() -> Iterator[None]:
+    """OmegaConf's refusal of a key of a scheduler node inside as a ConfigError naming it: a choice key's in its
+    Choice's words (Choice.refusal; the key named from the run config's root where the node is its `scheduler`),
+    any other's as `scheduler.<key>: <OmegaConf's first line>`."""
+    try:
+        yield
+    except OmegaConfBaseException as e:
+        if kind := refused_choice(e):
+            raise ConfigError(kind.refusal("scheduler." + e.full_key.removeprefix("scheduler."), e.value)) from None
+        raise ConfigError(f"scheduler.{e.full_key}: {str(e).splitlines()[0]}") from None
+
+
 @dataclass
 class Warmup:
     """Linear from start_lr to the base LR (optimizer.lr) over `epochs`; the schedule then starts after it."""
@@ -70,7 +101,7 @@ class Schedule:
 
     name: str = MISSING  # the conf/scheduler option, which picks the curve (curves.FACTORIES)
     # epoch: the LR changes once per epoch (d2l staircase); step: every optimizer step, smooth
-    interval: str = "epoch"
+    interval: Interval = Interval.epoch
     warmup: Warmup = field(default_factory=Warmup)
     # Schedules of the optimizer's other values (optax's inject_hyperparams; timm's param_group_field): each a
     # scheduler node of its own, {name: cosine, final_lr: 0.85, warmup: {...}}, from the optimizer's value (its
@@ -89,7 +120,18 @@ class Schedule:
     positive: ClassVar[tuple[str, ...]] = ()
     non_negative: ClassVar[tuple[str, ...]] = ()
     below_one: ClassVar[tuple[str, ...]] = ()  # in [0, 1): momenta
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    def __post_init__(self) -> None:
+        """Each choice key's value as its Choice member, where a schema built in Python is given it as a string."""
+        self.check_choices()
+        for key, kind in choice_keys(type(self)).items():
+            setattr(self, key, kind(getattr(self, key)))
+
+    def check_choices(self) -> None:
+        """Raise ConfigError naming the first choice key whose value is none of its Choice's."""
+        for key, kind in choice_keys(type(self)).items():
+            if getattr(self, key) not in kind.values():
+                raise ConfigError(kind.refusal(f"scheduler.{key}", getattr(self, key)))
 
     def resolve(self, epochs: int) -> Schedule:
         """This schedule with the keys left null to follow the run's length filled in for a run of
@@ -104,9 +146,7 @@ class Schedule:
 
     def check(self, epochs: int, base_lr: float | None = None) -> None:
         """Raise ConfigError naming the first key whose value cannot work; `base_lr` None: not known yet."""
-        for key, options in {"interval": INTERVALS, **self.choices}.items():
-            value = getattr(self, key)
-            _require(value in options, key, "one of " + ", ".join(repr(o) for o in options), value)
+        self.check_choices()
         warmup = self.warmup.epochs
         _require(warmup >= 0 and math.isfinite(warmup), "warmup.epochs", ">= 0", warmup)
         _require(
@@ -357,18 +397,18 @@ class Plateau(Schedule):
     """torch ReduceLROnPlateau on a validation figure (the loss by default), once per epoch in both
     intervals; warmup epochs do not count."""
 
-    monitor: str = "val_loss"  # the validation figure it watches: val_loss or val_acc
-    mode: str = "min"  # min: lower is better (a loss); max: higher is better (an accuracy)
+    monitor: Monitor = Monitor.val_loss  # the validation figure it watches: val_loss or val_acc
+    mode: PlateauMode = PlateauMode.min  # min: lower is better (a loss); max: higher is better (an accuracy)
     factor: float = 0.5  # torch's 0.1 and patience 10 rarely fire in a 20-30 epoch run
     patience: int = 3  # epochs without improvement before a reduction
     threshold: float = 1.0e-4
-    threshold_mode: str = "rel"  # rel: better than best * (1 -/+ threshold); abs: best -/+ threshold
+    # rel: better than best * (1 -/+ threshold); abs: best -/+ threshold
+    threshold_mode: ThresholdMode = ThresholdMode.rel
     cooldown: int = 0  # epochs after a reduction before bad epochs count again
     min_lr: float = 0.0
     eps: float = 1.0e-8  # reductions smaller than this are skipped
     floors: ClassVar = ("min_lr",)
     non_negative: ClassVar = ("patience", "cooldown", "threshold", "eps")
-    choices: ClassVar = {"monitor": ("val_loss", "val_acc"), "mode": ("min", "max"), "threshold_mode": ("rel", "abs")}
 
     def check(self, epochs: int, base_lr: float | None = None) -> None:
         super().check(epochs, base_lr)
@@ -395,14 +435,13 @@ class OneCycle(Schedule, Momentum):
     base_momentum: float = 0.85  # at the LR peak
     max_momentum: float = 0.95  # at the start and the end
     pct_start: float = 0.3  # share of the horizon spent rising
-    anneal_strategy: str = "cos"  # cos or linear
+    anneal_strategy: AnnealStrategy = AnnealStrategy.cos  # cos or linear
     div_factor: float = 25.0  # starts at lr / div_factor
     final_div_factor: float = 1.0e4  # ends at lr / div_factor / final_div_factor
     three_phase: bool = False
     horizon: float | None = None  # epochs from the start of the run; None: the run's epochs
     positive: ClassVar = ("div_factor", "final_div_factor")
     below_one: ClassVar = ("base_momentum", "max_momentum")
-    choices: ClassVar = {"anneal_strategy": ("cos", "linear")}
 
     def check(self, epochs: int, base_lr: float | None = None) -> None:
         super().check(epochs, base_lr)
@@ -420,12 +459,12 @@ class Cyclic(Schedule, Momentum):
     max_lr: float = 1.0  # absolute; Smith suggests 3-4x the base LR, or the top of an LR range test
     step_size_up: float = 2.0  # epochs rising
     step_size_down: float | None = None  # epochs falling; None: step_size_up
-    mode: str = "triangular"  # triangular, triangular2 (amplitude halves every cycle), exp_range (amplitude * gamma^t)
+    # triangular, triangular2 (amplitude halves every cycle), exp_range (amplitude * gamma^t)
+    mode: CyclicMode = CyclicMode.triangular
     gamma: float = 1.0  # exp_range only, per epoch
     positive: ClassVar = ("step_size_up", "step_size_down", "gamma")
     non_negative: ClassVar = ("max_lr",)
     below_one: ClassVar = ("base_momentum", "max_momentum")
-    choices: ClassVar = {"mode": ("triangular", "triangular2", "exp_range")}
 
     def check(self, epochs: int, base_lr: float | None = None) -> None:
         super().check(epochs, base_lr)
@@ -448,7 +487,7 @@ class CosineRestarts(Schedule):
         _require(self.T_mult >= 1, "T_mult", ">= 1", self.T_mult)
 
 
-DECAY_SHAPES = ("linear", "cosine", "1-sqrt")  # curves.DECAY_SHAPES has their formulas
+DECAY_SHAPES = Shape.values()  # curves.DECAY_SHAPES has their formulas
 
 
 @dataclass
@@ -459,11 +498,10 @@ class Decaying(Schedule):
     theirs follows the run's length) and their horizon must stay null."""
 
     decay_fraction: float = 0.0  # share of the span after warmup; 0: no decay
-    shape: str = "1-sqrt"  # linear, cosine or 1-sqrt (Hägele et al. 2024's cooldown)
+    shape: Shape = Shape["1-sqrt"]  # linear, cosine or 1-sqrt (Hägele et al. 2024's cooldown)
     min_lr: float = 0.0
     horizon: float | None = None  # where the decay ends, epochs from the start of the run; None: the run's epochs
     floors: ClassVar = ("min_lr",)
-    choices: ClassVar = {"shape": DECAY_SHAPES}
     needs_decay: ClassVar[bool] = False  # WSD: the decay is the schedule
 
     def end(self, epochs: int) -> float | None:
@@ -605,7 +643,8 @@ def as_node(cfg: Any) -> DictConfig:
     if isinstance(cfg, DictConfig):
         return cfg
     if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):  # a typed run config's schedule
-        return OmegaConf.structured(cfg)
+        with one_line_refusals():
+            return OmegaConf.structured(cfg)
     return OmegaConf.create(dict(cfg))
 
 
@@ -616,9 +655,7 @@ def parse(cfg: Any) -> Schedule:
     name = cfg.get("name")
     if name not in SCHEMAS:
         raise ConfigError(f"scheduler.name must be one of {', '.join(SCHEMAS)} (or give a _target_), got {name!r}")
-    try:
+    with one_line_refusals():
         # as a plain dict: a composed node may carry keys forced in with `+`, which a merge would let through
         values = OmegaConf.to_container(cfg, resolve=True)
         return OmegaConf.to_object(OmegaConf.merge(SCHEMAS[name], values))
-    except OmegaConfBaseException as e:
-        raise ConfigError(f"scheduler.{e.full_key}: {str(e).splitlines()[0]}") from None

@@ -18,9 +18,11 @@ from helpers import (
     ORACLES,
     PLATEAUS,
     SPE,
+    bad_input,
     compose_config,
     lrs,
     momenta,
+    run_cli,
     run_ours,
     run_torch,
     sgd,
@@ -39,6 +41,7 @@ from schedulers import (
     plot_schedules,
     register_configs,
     schedule_warnings,
+    torch_scheduler,
     validate_schedule,
     warn_schedule,
 )
@@ -931,3 +934,218 @@ def test_warn_schedule_prints_one_line_on_stderr(capsys):
     assert out == "" and err == f"schedlab: warning: {lines[0]}\n"
     assert lines == [WARNINGS[0][2]]
     assert warn_schedule({"name": "cosine"}, 2, 0.3) == [] and capsys.readouterr() == ("", "")
+
+
+# --- choice keys: Enum-typed fields, refused in the library's words --------------------------------------------
+
+# every schedule's choice keys beyond scheduler.interval, with their values in the order a refusal lists them
+CHOICE_KEYS = {
+    "plateau": {"monitor": ("val_loss", "val_acc"), "mode": ("min", "max"), "threshold_mode": ("rel", "abs")},
+    "onecycle": {"anneal_strategy": ("cos", "linear")},
+    "cyclic": {"mode": ("triangular", "triangular2", "exp_range")},
+    **{name: {"shape": ("linear", "cosine", "1-sqrt")} for name in ("wsd", "rsqrt", "power")},
+}
+# (schedule, key, value on the command line, the one line refusing it): from python run.py and the library alike
+CHOICE_REFUSALS = [
+    ("cosine", "interval", "foo", "scheduler.interval must be one of 'epoch', 'step', got 'foo'"),
+    ("cosine", "interval", "EPOCH", "scheduler.interval must be one of 'epoch', 'step', got 'EPOCH'"),
+    ("constant", "interval", "1", "scheduler.interval must be one of 'epoch', 'step', got '1'"),
+    ("constant", "interval", "true", "scheduler.interval must be one of 'epoch', 'step', got 'True'"),
+    ("plateau", "interval", "1.5", "scheduler.interval must be one of 'epoch', 'step', got '1.5'"),
+    ("plateau", "mode", "foo", "scheduler.mode must be one of 'min', 'max', got 'foo'"),
+    ("plateau", "monitor", "foo", "scheduler.monitor must be one of 'val_loss', 'val_acc', got 'foo'"),
+    ("plateau", "threshold_mode", "foo", "scheduler.threshold_mode must be one of 'rel', 'abs', got 'foo'"),
+    ("onecycle", "anneal_strategy", "foo", "scheduler.anneal_strategy must be one of 'cos', 'linear', got 'foo'"),
+    ("cyclic", "mode", "foo", "scheduler.mode must be one of 'triangular', 'triangular2', 'exp_range', got 'foo'"),
+    ("wsd", "shape", "foo", "scheduler.shape must be one of 'linear', 'cosine', '1-sqrt', got 'foo'"),
+    ("rsqrt", "shape", "sqrt", "scheduler.shape must be one of 'linear', 'cosine', '1-sqrt', got 'sqrt'"),
+    ("power", "shape", "2", "scheduler.shape must be one of 'linear', 'cosine', '1-sqrt', got '2'"),
+]
+CHOICE_IDS = [f"{name}.{key}={value}" for name, key, value, _ in CHOICE_REFUSALS]
+PYTHON_VALUES = {"1": 1, "true": True, "1.5": 1.5, "2": 2}  # a command-line value as Hydra parses it
+# a good value of every choice key other than its default
+GOOD_CHOICES = [
+    ("cosine", "interval", "step"),
+    ("plateau", "monitor", "val_acc"),
+    ("plateau", "mode", "max"),
+    ("plateau", "threshold_mode", "abs"),
+    ("onecycle", "anneal_strategy", "linear"),
+    ("cyclic", "mode", "exp_range"),
+    ("wsd", "shape", "cosine"),
+    ("power", "shape", "linear"),
+]
+
+
+def test_every_choice_key_is_an_enum_typed_field_and_every_other_string_key_is_free_text():
+    import enum
+    import typing
+
+    from schedulers.choice import Choice
+
+    for name, schema in SCHEMAS.items():
+        hints = typing.get_type_hints(type(schema))
+        node = OmegaConf.structured(schema)
+        enums = {key: t for key, t in hints.items() if isinstance(t, type) and issubclass(t, enum.Enum)}
+        assert {k: t.values() for k, t in enums.items()} == {"interval": ("epoch", "step"), **CHOICE_KEYS.get(name, {})}
+        for key, kind in enums.items():
+            assert issubclass(kind, Choice) and issubclass(kind, str)
+            assert node._get_node(key)._metadata.ref_type is kind, (name, key)  # what OmegaConf checks a value against
+            assert isinstance(getattr(schema, key), kind)
+        strings = {k for k, t in hints.items() if t is str}
+        assert strings <= {"name", "fn"}, (name, strings)  # the option's name, an import path: no fixed set
+
+
+@pytest.mark.parametrize(("name", "key", "value", "message"), CHOICE_REFUSALS, ids=CHOICE_IDS)
+def test_a_bad_choice_on_the_command_line_is_refused_in_the_librarys_words(capsys, name, key, value, message):
+    assert bad_input(capsys, f"scheduler={name}", f"scheduler.{key}={value}") == f"schedlab: error: {message}"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["-m", "scheduler=plateau", "scheduler.mode=min,foo"],
+            "scheduler.mode must be one of 'min', 'max', got 'foo'",
+        ),
+        (["scheduler.interval=[epoch]"], "scheduler.interval: Cannot convert 'list' to string: '['epoch']'"),
+        (["scheduler.interval={a:1}"], "scheduler.interval: Cannot convert 'dict' to string: '{'a': 1}'"),
+        (["scheduler.interval=null"], "scheduler.interval: field 'scheduler.interval' is not Optional"),
+        (
+            ["scheduler=wsd", "scheduler.shape=${oc.env:SCHEDLAB_NO_SUCH_VARIABLE,foo}"],
+            "scheduler.shape must be one of 'linear', 'cosine', '1-sqrt', got 'foo'",
+        ),
+        (
+            ["scheduler=cosine", "+scheduler.momentum={name:wsd,shape:foo}"],
+            "scheduler.momentum.shape must be one of 'linear', 'cosine', '1-sqrt', got 'foo'",
+        ),
+        (
+            ["scheduler=cosine", "+scheduler.batch_size={name:power,shape:2}"],
+            "scheduler.batch_size.shape must be one of 'linear', 'cosine', '1-sqrt', got '2'",
+        ),
+        (
+            ["scheduler=cosine", "+scheduler.momentum={name:cosine,interval:foo}"],
+            "scheduler.momentum.interval must be the LR's scheduler.interval ('epoch'): every value moves at the same "
+            "positions, got 'foo'",
+        ),
+        (
+            ["task=toy", "scheduler=plateau", "scheduler.monitor=val_acc", "scheduler.mode=max"],
+            "scheduler.monitor='val_acc' is not allowed: task=toy reduces on the function's value, a loss: use val_loss",
+        ),
+        (
+            ["scheduler=plateau", "scheduler.monitor=val_acc"],
+            "scheduler.mode must be 'max' for scheduler.monitor='val_acc', got 'min'",
+        ),
+        (["scheduler=torch", "scheduler.interval=foo"], "scheduler.interval must be one of 'epoch', 'step', got 'foo'"),
+    ],
+)
+def test_a_choice_key_refuses_what_it_refused_as_a_string_key(capsys, overrides, message):
+    """A sweep's bad job, what no string key takes, an interpolation, a value schedule's node, the checks that read a
+    choice's value, and torch's own class (untyped): each the line a string key gave."""
+    assert bad_input(capsys, *overrides) == f"schedlab: error: {message}"
+
+
+@pytest.mark.slow
+def test_run_py_refuses_a_bad_choice_in_the_librarys_words():
+    for args, message in [
+        (["scheduler.interval=foo"], "scheduler.interval must be one of 'epoch', 'step', got 'foo'"),
+        (["scheduler=plateau", "scheduler.mode=foo"], "scheduler.mode must be one of 'min', 'max', got 'foo'"),
+    ]:
+        result = run_cli(args, timeout=120)
+        assert result.returncode == 2 and result.stderr == f"schedlab: error: {message}\n", result.stderr
+
+
+def python_refusals(name: str, key: str, value) -> dict:
+    """Each way the library takes a schedule from Python, given `value` for scheduler.<key>: what it raises."""
+    cfg = {"name": name, key: value}
+    calls = {
+        "parse": lambda: parse(cfg),
+        "validate_schedule": lambda: validate_schedule(cfg, EPOCHS),
+        "build_schedule": lambda: build_schedule(cfg, sgd(BASE), SPE, EPOCHS),
+        "torch_scheduler": lambda: torch_scheduler(sgd(BASE), name, epochs=EPOCHS, steps_per_epoch=SPE, **{key: value}),
+        "the schema's class": lambda: type(SCHEMAS[name])(name=name, **{key: value}),
+    }
+    out = {}
+    for what, call in calls.items():
+        with pytest.raises(ConfigError) as error:
+            call()
+        out[what] = str(error.value)
+    return out
+
+
+@pytest.mark.parametrize(("name", "key", "value", "message"), CHOICE_REFUSALS, ids=CHOICE_IDS)
+def test_a_bad_choice_from_python_is_refused_in_the_same_words(name, key, value, message):
+    refusals = python_refusals(name, key, PYTHON_VALUES.get(value, value))
+    assert refusals == dict.fromkeys(refusals, message)
+    if key == "shape":  # a value schedule's: its keys named under scheduler.weight_decay
+        with pytest.raises(ConfigError) as error:
+            validate_schedule({"name": "cosine", "weight_decay": {"name": name, key: value}}, EPOCHS)
+        assert str(error.value) == message.replace("scheduler.", "scheduler.weight_decay.")
+
+
+@pytest.mark.parametrize(
+    ("cfg", "message"),
+    [
+        ({"name": "cosine", "interval": None}, "scheduler.interval: Incompatible value 'None' for field of type 'str'"),
+        ({"name": "wsd", "shape": ["cosine"]}, "scheduler.shape: Cannot convert 'ListConfig' to string: '['cosine']'"),
+        (
+            {"name": "plateau", "monitor": "val_acc"},
+            "scheduler.mode must be 'max' for scheduler.monitor='val_acc', got 'min'",
+        ),
+        (
+            {"name": "cosine", "batch_size": {"name": "cosine", "interval": "foo"}},
+            "scheduler.batch_size.interval='foo' is not allowed: a batch size changes between epochs: use epoch",
+        ),
+    ],
+)
+def test_what_no_string_key_takes_and_the_checks_that_read_a_choice_keep_their_lines(cfg, message):
+    with pytest.raises(ConfigError) as error:
+        validate_schedule(cfg, EPOCHS)
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize(("name", "key", "value"), GOOD_CHOICES, ids=[f"{n}.{k}={v}" for n, k, v in GOOD_CHOICES])
+def test_a_good_choice_is_its_member_and_round_trips_to_a_plain_string(name, key, value):
+    import json
+
+    import yaml
+
+    from schedulers.choice import Choice
+    from trainer.config import resolved, typed
+
+    cfg = compose_config([f"scheduler={name}", f"scheduler.{key}={value}"])
+    kind = type(getattr(SCHEMAS[name], key))
+    assert issubclass(kind, Choice)
+    for got in (cfg.scheduler[key], getattr(parse(cfg.scheduler), key), getattr(typed(cfg).scheduler, key)):
+        assert isinstance(got, kind) and got == value and hash(got) == hash(value) and {value: 1}[got] == 1
+        assert (str(got), f"{got}", f"{got:>12}", repr(got)) == (value, value, f"{value:>12}", repr(value))
+        assert json.dumps({got: got}) == json.dumps({value: value})
+    for plain in (resolved(cfg)["scheduler"], resolved(typed(cfg))["scheduler"]):
+        assert type(plain[key]) is str and plain[key] == value  # config.yaml, checkpoints, trackers, stacks
+    assert yaml.safe_load(OmegaConf.to_yaml(typed(cfg)))["scheduler"][key] == value
+
+
+def test_a_saved_config_of_plain_strings_loads_and_a_schedules_state_holds_no_member():
+    import io
+
+    from schedulers.choice import Monitor, PlateauMode, ThresholdMode
+
+    saved = OmegaConf.create(  # a run's config.yaml: the choice keys as plain strings
+        "scheduler:\n  name: plateau\n  interval: epoch\n  monitor: val_acc\n  mode: max\n  threshold_mode: abs\n"
+    ).scheduler
+    validate_schedule(saved, EPOCHS)
+    c = parse(saved)
+    assert (c.monitor, c.mode, c.threshold_mode) == (Monitor.val_acc, PlateauMode.max, ThresholdMode.abs)
+    sched = build_schedule(saved, sgd(BASE), SPE, EPOCHS)
+    for acc in (0.1, 0.2, 0.2, 0.2, 0.2, 0.2):
+        sched.step_epoch(acc)
+    assert sched.monitor == "val_acc" and sched.lr == BASE / 2  # mode max: four flat epochs past patience 3
+    optimizer = sgd(BASE)
+    loop = torch_scheduler(optimizer, "wsd", epochs=EPOCHS, steps_per_epoch=SPE, shape="cosine", interval="step")
+    for _ in range(3):
+        optimizer.step()
+        loop.step()
+    for state in (sched.state_dict(), loop.state_dict()):
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        buffer.seek(0)
+        assert torch.load(buffer, weights_only=True) == state  # no Enum member in it: a checkpoint loads it

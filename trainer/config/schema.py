@@ -9,7 +9,6 @@ own group; trainer/config/checks.py runs them all plus the checks that span grou
 from __future__ import annotations
 
 import dataclasses
-import enum
 import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -17,41 +16,27 @@ from typing import Any, ClassVar
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from schedulers.choice import StrChoice
 from trainer.config.rules import _at_least, _finite, _require, _sampled
 from trainer.errors import ConfigError
 
 
-class Choice(str, enum.Enum):
+class Choice(StrChoice):
     """The allowed values of a choice key, as its field's type: OmegaConf refuses any other value at composition
     (trainer/cli words it as one line naming the key and these values). A member is its value: it compares,
     hashes, prints, formats and serializes as that string."""
 
-    def __str__(self) -> str:
-        return self.value
 
-    def __repr__(self) -> str:  # `{key}={value!r}` in a one-line refusal reads as the config value
-        return repr(self.value)
-
-    def __format__(self, spec: str) -> str:
-        return format(self.value, spec)
-
-    @classmethod
-    def values(cls) -> tuple[str, ...]:
-        return tuple(m.value for m in cls)
-
-
-Task = Choice("Task", [(n, n) for n in ("train", "lr_find", "schedule", "eval", "toy")], module=__name__)
-Precision = Choice("Precision", [(n, n) for n in ("auto", "fp32", "bf16", "fp16")], module=__name__)
-LoggerMode = Choice("LoggerMode", [(n, n) for n in ("auto", "online", "offline", "disabled")], module=__name__)
-LRFindMode = Choice("LRFindMode", [(n, n) for n in ("exp", "linear")], module=__name__)
-LRFindRule = Choice("LRFindRule", [(n, n) for n in ("half_drop", "steepest", "min_div10", "valley")], module=__name__)
-EvalCheckpoint = Choice(
-    "EvalCheckpoint", [(n, n) for n in ("last", "best")], module=__name__
-)  # checkpoint.pt, or best.pt
-Monitor = Choice("Monitor", [(n, n) for n in ("val_acc", "val_loss")], module=__name__)  # a validation figure
-ToyFunction = Choice("ToyFunction", [(n, n) for n in ("quadratic", "rosenbrock", "beale")], module=__name__)
+Task = Choice.of("Task", ("train", "lr_find", "schedule", "eval", "toy"), __name__)
+Precision = Choice.of("Precision", ("auto", "fp32", "bf16", "fp16"), __name__)
+LoggerMode = Choice.of("LoggerMode", ("auto", "online", "offline", "disabled"), __name__)
+LRFindMode = Choice.of("LRFindMode", ("exp", "linear"), __name__)
+LRFindRule = Choice.of("LRFindRule", ("half_drop", "steepest", "min_div10", "valley"), __name__)
+EvalCheckpoint = Choice.of("EvalCheckpoint", ("last", "best"), __name__)  # checkpoint.pt, or best.pt
+Monitor = Choice.of("Monitor", ("val_acc", "val_loss"), __name__)  # a validation figure
+ToyFunction = Choice.of("ToyFunction", ("quadratic", "rosenbrock", "beale"), __name__)
 # the reader of your own data (dataset=image_folder, torchvision, tensors)
-DatasetFormat = Choice("DatasetFormat", [(n, n) for n in ("image_folder", "torchvision", "tensors")], module=__name__)
+DatasetFormat = Choice.of("DatasetFormat", ("image_folder", "torchvision", "tensors"), __name__)
 
 TASKS = Task.values()
 TOY_FUNCTIONS = ToyFunction.values()
@@ -127,7 +112,7 @@ class SyntheticDatasetConfig(ImageDatasetConfig):
 # option sets; held on the device, split and normalized as the shipped sets are. Their files are checked here,
 # before any data is loaded, where that is cheap (an image folder's class folders, a tensors file's keys, dtypes
 # and shapes); a root or path left unset, and what only the loaded data tells, are refused once loaded.
-Layout = Choice("Layout", [(n, n) for n in ("NCHW", "NHWC")], module=__name__)
+Layout = Choice.of("Layout", ("NCHW", "NHWC"), __name__)
 
 
 @dataclass
