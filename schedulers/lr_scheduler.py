@@ -236,7 +236,7 @@ def torch_scheduler(
         from hydra.utils import instantiate
 
         validate_torch(c)
-        return instantiate(_torch_kwargs(c), optimizer=optimizer, _convert_="all")
+        return instantiate(_torch_kwargs(c), optimizer=optimizer, _convert_="all", _recursive_=False)
     if isinstance(c, config.Plateau):
         return SchedlabPlateauLR(optimizer, c, epochs=epochs)
     return SchedlabLR(optimizer, c, epochs=epochs, steps_per_epoch=steps_per_epoch)
