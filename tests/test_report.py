@@ -377,6 +377,23 @@ def test_groups_are_labelled_by_the_keys_that_differ():
     assert [g.label for g in by_lr] == ["0.3", "0.1"]
 
 
+def test_a_group_is_labelled_by_the_keys_it_sets_and_one_that_sets_none_by_defaults():
+    # a parent at the defaults beside branches that set several keys: each names only what it sets
+    runs = [
+        fake("trainer.epochs=24", 0.80),
+        fake("trainer.epochs=24 branch.epoch=12 scheduler=wsd scheduler.shape=linear", 0.90),
+        fake("trainer.epochs=24 branch.epoch=18 scheduler=wsd", 0.91),
+        fake("trainer.epochs=24 scheduler.shape=linear", 0.85),
+    ]
+    assert [g.label for g in aggregate(runs)] == [
+        "(defaults)",
+        "branch.epoch=12, scheduler=wsd, scheduler.shape=linear",
+        "branch.epoch=18, scheduler=wsd",
+        "scheduler.shape=linear",
+    ]
+    assert [g.label for g in aggregate(runs[:2], group_by=["scheduler"])] == ["(default)", "wsd"]
+
+
 def test_sorting_puts_groups_without_a_completed_run_last():
     runs = [fake("scheduler=a", 0.2), fake("scheduler=b", None, "failed"), fake("scheduler=c", 0.9)]
     for sort, order in (("test_acc", "acb"), ("-test_acc", "cab"), ("-group", "cba"), ("-failed", "bac")):

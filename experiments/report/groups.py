@@ -108,8 +108,9 @@ def short_values(values: Iterable[str]) -> dict[str, str]:
 
 
 def _labels(keys: list[tuple], names: list[str], short: bool = True) -> list[str]:
-    """ "key=value, ..." of the keys that differ between groups (of every key for a single group); the bare
-    value when one key differs. short: float values shortened (short_values)."""
+    """ "key=value, ..." of the keys that differ between groups (of every key for a single group), each group
+    naming those it sets (a key it leaves at its default is left out, "(defaults)" where it sets none); the bare
+    value, or "(default)", when one key differs. short: float values shortened (short_values)."""
     varying = _varying(keys, names)
     shown = {
         k: short_values(v for key in keys for kk, v in key if kk == k and v is not None) if short else {} for k in names
@@ -121,8 +122,8 @@ def _labels(keys: list[tuple], names: list[str], short: bool = True) -> list[str
         if len(varying) == 1:
             labels.append(values.get(varying[0], "(default)"))
         else:
-            present = varying or [k for k in names if k in values]
-            labels.append(", ".join(f"{k}={values.get(k, '(default)')}" for k in present) or "all runs")
+            present = [k for k in varying or names if values.get(k, "(default)") != "(default)"]
+            labels.append(", ".join(f"{k}={values[k]}" for k in present) or ("(defaults)" if varying else "all runs"))
     return labels
 
 
