@@ -78,13 +78,14 @@ def refused_choice(e: OmegaConfBaseException) -> type[Choice] | None:
 def one_line_refusals() -> Iterator[None]:
     """OmegaConf's refusal of a key of a scheduler node inside as a ConfigError naming it: a choice key's in its
     Choice's words (Choice.refusal; the key named from the run config's root where the node is its `scheduler`),
-    any other's as `scheduler.<key>: <OmegaConf's first line>`."""
+    any other's as `scheduler.<key>: <OmegaConf's first line>` (the key named as the choice key's is)."""
     try:
         yield
     except OmegaConfBaseException as e:
+        key = "scheduler." + e.full_key.removeprefix("scheduler.")
         if kind := refused_choice(e):
-            raise ConfigError(kind.refusal("scheduler." + e.full_key.removeprefix("scheduler."), e.value)) from None
-        raise ConfigError(f"scheduler.{e.full_key}: {str(e).splitlines()[0]}") from None
+            raise ConfigError(kind.refusal(key, e.value)) from None
+        raise ConfigError(f"{key}: {str(e).splitlines()[0]}") from None
 
 
 @dataclass

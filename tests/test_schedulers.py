@@ -1036,6 +1036,8 @@ def test_a_bad_choice_on_the_command_line_is_refused_in_the_librarys_words(capsy
             "scheduler.mode must be 'max' for scheduler.monitor='val_acc', got 'min'",
         ),
         (["scheduler=torch", "scheduler.interval=foo"], "scheduler.interval must be one of 'epoch', 'step', got 'foo'"),
+        # a key that is not a choice key, named once
+        (["scheduler=cosine", "scheduler.final_lr=${nope}"], "scheduler.final_lr: Interpolation key 'nope' not found"),
     ],
 )
 def test_a_choice_key_refuses_what_it_refused_as_a_string_key(capsys, overrides, message):
