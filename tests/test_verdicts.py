@@ -286,6 +286,23 @@ def test_runs_stuck_at_chance_are_flagged_counted_and_drawn_apart(tmp_path):
     assert all(t["visible"] is True and t["line"]["dash"] == "dot" for t in apart)
 
 
+def test_the_anytime_figure_draws_runs_at_chance_dotted_outside_the_mean(tmp_path):
+    from experiments.report.branches import anytime_metric
+    from experiments.report.plots import anytime_data, draw_anytime
+
+    report = write_report([stuck_sweep(tmp_path / "sweep")], tmp_path / "out")
+    metric = anytime_metric(report.groups, report.comparison)
+    series = anytime_data(report.groups, [], metric)
+    multistep = [s for s in series if s.label.startswith("multistep")]
+    main_line, *apart = multistep
+    assert main_line.role == "alone" and main_line.n == 1 and list(main_line.y) == pytest.approx([60.0, 89.0])
+    assert [(s.role, s.linestyle, s.apart, s.n) for s in apart] == [("apart", ":", True, 1)] * 2
+    assert not [s for s in series if s.label.startswith("cosine") and s.apart]  # every cosine seed learned
+    ax = draw_anytime(series, metric).axes[0]
+    dotted = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+    assert len(dotted) == 2 and "dotted: 2 run(s) at chance, outside the means" in ax.get_title()
+
+
 # --- 5. marks that do not mislead: n = 1, no spread, intervals within bounds -----------------------------------
 
 

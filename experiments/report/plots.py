@@ -38,7 +38,8 @@ class Series(NamedTuple):
     linestyle: str = "-"
     panel: str = ""  # the panel of a figure with one per data split: train, val, test
     apart: bool = False  # one run at chance, drawn dotted beside its group, outside its mean and band
-    role: str = ""  # in the anytime figure: "parent", "branch" (from its branch epoch on), "alone" (any other group)
+    role: str = ""  # in the anytime figure: "parent", "branch" (from its branch epoch on), "alone" (any other group),
+    # "apart" (a run at chance)
 
 
 PLOTS = {  # name -> x label, y label, title
@@ -370,12 +371,27 @@ def _learned_runs(runs: Sequence[Run]) -> list[Run]:
     return [r for r in runs if not r.at_chance] or list(runs)
 
 
+def _at_chance(label: str, runs: Sequence[Run], metric: Metric, color: str, since: int = 0) -> list[Series]:
+    """Each run at chance, where some of its group's runs left it, as its own dotted line outside their mean (one
+    legend entry for all of a group's), as the other figures draw them."""
+    if all(r.at_chance for r in runs):
+        return []  # then the mean is theirs
+    out = []
+    for run in (r for r in runs if r.at_chance):
+        s = _span_series(f"{label} (run at chance)", [run], metric, color, "apart", since=since)
+        if s.n:
+            out.append(s._replace(linestyle=":", apart=True))
+    return out
+
+
 def _family_series(family: Family, metric: Metric, color: str, shown) -> list[Series]:
     """A family's parent (from its runs; where they are gone, from the epochs its branches share with it) and each
-    of its branches from its branch epoch on, continuing from the parent's point there, in shades of its colour."""
+    of its branches from its branch epoch on, continuing from the parent's point there, in shades of its colour;
+    the runs at chance of each dotted."""
     label = family.label(shown)
     parents = _learned_runs(family.parent_runs())
     out = [_span_series(f"{label} (parent)", parents, metric, color, "parent")] if parents else []
+    out += _at_chance(f"{label} (parent)", family.parent_runs(), metric, color)
     with_runs = [b for b in family.branches if b.runs]
     if not parents and with_runs:  # a branch's first rows are its parent's epochs
         last = max(with_runs, key=lambda b: b.epoch)
@@ -386,6 +402,7 @@ def _family_series(family: Family, metric: Metric, color: str, shown) -> list[Se
     for k, b in enumerate(family.branches):
         tint = shade(color, k, len(family.branches))
         out.append(_span_series(b.group.label, _learned_runs(b.runs), metric, tint, "branch", since=b.epoch))
+        out += _at_chance(b.group.label, b.runs, metric, tint, since=b.epoch)
     return out
 
 
@@ -402,13 +419,17 @@ def anytime_data(groups: Sequence[Group], families: Sequence[Family], metric: Me
     for g in groups:
         if id(g) not in in_family and g.included:
             out.append(_span_series(g.label, learned(g)[0], metric, f"C{index[id(g)] % 10}", "alone"))
+            out += _at_chance(g.label, g.included, metric, f"C{index[id(g)] % 10}")
     return [s for s in out if s.n]
 
 
 def _draw_anytime_series(ax, s: Series, low: float, high: float) -> None:
     """A parent: a thick line and its band; a branch: a line and its band, its end marked (●) with its CI; any other
-    group: a faint line, its final epoch marked (■) with its CI."""
+    group: a faint line, its final epoch marked (■) with its CI; a run at chance: a thin dotted line."""
     end = slice(len(s.x) - 1, None)
+    if s.apart:
+        ax.plot(s.x, s.y, color=s.color, linewidth=1.0, alpha=0.8, linestyle=":", label=s.label)
+        return
     if s.role == "alone":
         ax.plot(s.x, s.y, color=s.color, linewidth=1.0, alpha=0.35, label=f"_{s.label}")
         ax.plot(s.x[end], s.y[end], color=s.color, marker="s", linestyle="none", label=s.label)
