@@ -48,13 +48,15 @@ def runs(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def reports(runs, summaries, tmp_path_factory) -> dict:
-    """The report with the parents collected ("all"), without them among the folders ("read": read from the
-    folders the branches name), and once those folders are deleted ("gone"; the summaries are read before). Of the
+    """The report with the parents collected ("all"), computed again from its results.csv ("results"), without the
+    parents among the folders ("read": read from the folders the branches name), and once those folders are deleted
+    ("gone"; the summaries are read before). Of the
     figures, only the anytime one is written to files (the others are test_report's, and take seconds)."""
     save = build.save_figure
     with pytest.MonkeyPatch.context() as m:
         m.setattr(build, "save_figure", lambda fig, folder, name: save(fig, folder, name) if name == "anytime" else {})
         out = {"all": write_report([runs], tmp_path_factory.mktemp("all"))}
+        out["results"] = write_report([out["all"].files["results.csv"]], tmp_path_factory.mktemp("results"))
         out["read"] = write_report([runs / "cooldowns", runs / "cosine"], tmp_path_factory.mktemp("read"))
         shutil.rmtree(runs / "parents")
         out["gone"] = write_report([runs / "cooldowns", runs / "cosine"], tmp_path_factory.mktemp("gone"))
@@ -104,7 +106,7 @@ def branches_csv(report) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_a_branch_groups_with_its_seeds_not_by_its_parent_folder(reports):
+def test_a_branch_groups_with_its_seeds_not_by_its_parent_folder(reports, summaries):
     report = reports["all"]
     assert len(report.groups) == 2 + len(BRANCHES)
     branch_groups = [g for g in report.groups if any("branch.parent" in r.params for r in g.runs)]
@@ -117,11 +119,18 @@ def test_a_branch_groups_with_its_seeds_not_by_its_parent_folder(reports):
     assert sorted(r["branch.parent"] for r in rows if r["branch.parent"]) == sorted(
         str(reports["all"].folders[0] / "parents" / str(s)) for s in SEEDS for _ in BRANCHES
     )
+    for row in (r for r in rows if r["branch.parent"]):  # and each branch's record of what it shares
+        seed, epoch = int(row["seed"]), int(row["branch.epoch"])
+        record = summaries[epoch, seed]["branch"]
+        assert row["parent_folder"] == record["parent"] and int(row["shared_epochs"]) == epoch == record["epoch"]
+        assert float(row["shared_wall_time_s"]) == pytest.approx(record["shared_wall_time_s"])
+    assert all(r["parent_folder"] == r["shared_epochs"] == "" for r in rows if not r["branch.parent"])
 
 
-@pytest.mark.parametrize("kind", ["all", "read"])
+@pytest.mark.parametrize("kind", ["all", "read", "results"])
 @pytest.mark.slow
 def test_branches_csv_counts_the_shared_epochs_once(reports, summaries, kind):
+    # "results": from results.csv alone, whose rows keep each branch's record of its parent
     report, expected = reports[kind], by_hand(summaries)
     rows = branches_csv(report)
     assert [int(r["branch_epoch"]) for r in rows] == list(BRANCHES)

@@ -33,7 +33,8 @@ power. --target FIGURE=VALUE adds the epoch and the training time at which each 
 Writes to --out (default: <first folder>/report/):
   table.md        the table (also printed), its pairwise comparisons and the runs left out of it, with the reason
   table.tex       a booktabs tabular that fits a page (mean ± CI of the test figures), its caption above it
-  results.csv     one row per run: every override as a column, the summary figures as fractions
+  results.csv     one row per run: every override as a column, the summary figures as fractions, a branch's
+                  record of its parent (parent_folder, shared_epochs, shared_wall_time_s)
   groups.csv      one row per group: n, mean, std and 95 % CI of every metric as fractions, the test's p-values
   pairs.csv       one row per comparison of the family
   lr, test_acc, train_test_acc (a panel per split), gap, final_gap: each as .png, .pdf and .svg
@@ -43,7 +44,8 @@ Writes to --out (default: <first folder>/report/):
                   epoch axis; a "Branches" section in table.md
   index.html      one page, offline: interactive charts, the table, the runs (dashboard.py); --watch and
                   --serve PORT keep it and the tables current while the sweep runs (live.py)
-Given results.csv files instead of folders, it writes the tables alone (no results.csv, figures or page).
+Given results.csv files instead of folders, it writes the tables alone, branches.csv and the Branches section
+included (no results.csv, figures or page).
 
 Modules, each importing only those above it: columns, statistics, runs, groups, compare, branches, targets, tables,
 plots, dashboard, build (write_report), live (--watch), cli (main).

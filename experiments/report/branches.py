@@ -72,7 +72,7 @@ def own_wall_time(run: Run) -> float | None:
     record = branch_record(run)
     if record is None:
         return None
-    total, shared = _seconds(run.summary.wall_time_s), _seconds(record.get("shared_wall_time_s"))
+    total, shared = _seconds(run.summary.get("wall_time_s")), _seconds(record.get("shared_wall_time_s"))
     return None if total is None or shared is None else total - shared
 
 
@@ -100,7 +100,7 @@ class BranchGroup:
     @property
     def wall_time(self) -> Stat:
         """Its runs' whole wall time, the shared epochs in it: the time of training it from scratch."""
-        return Stat([v for r in self.runs if (v := _seconds(r.summary.wall_time_s)) is not None])
+        return Stat([v for r in self.runs if (v := _seconds(r.summary.get("wall_time_s"))) is not None])
 
 
 @dataclass
@@ -160,7 +160,7 @@ class Family:
             own = [r for rs in runs for r in rs]
             counts = [parent.summary.epochs_completed] if counted else []
             counts += [own_epochs(r) for r in own]
-            times = [_seconds(parent.summary.wall_time_s)] if counted else []
+            times = [_seconds(parent.summary.get("wall_time_s"))] if counted else []
             times += [own_wall_time(r) for r in own]
             # a part that does not say leaves the seed's total unknown: NaN, counted apart from the mean
             epochs.append(math.nan if None in counts else sum(counts))

@@ -149,7 +149,7 @@ def write_report(
     out = Path(out_dir) if out_dir else (folders[0].parent if from_results else folders[0]) / "report"
     output_folder(out)
     comparison = None if metric is None else compare_groups(groups, metric, baseline, comparisons)
-    families = [] if from_results else branch_families(runs, groups)  # a results.csv row has no branch record
+    families = branch_families(runs, groups)  # a results.csv row carries its branch record
     report = Report(
         runs,
         groups,

@@ -21,6 +21,9 @@ from trainer.records import METRICS, Damaged, EpochRow, RunFolder, StepRow, Summ
 
 RUN_FIELDS = ("epochs_completed", *(m.key for m in METRICS.values()), "device_name", "precision")
 RESULTS_EXTRA = ("num_classes", "at_chance")  # results.csv columns after the figures: what chance is for the run
+# and, for a branch, what its summary.json records of its parent (`branch`): the parent folder, the epochs and
+# seconds the two share (the first `epoch` epochs), so that the Branches section is computed again from the file
+BRANCH_RECORD_COLUMNS = ("parent_folder", "shared_epochs", "shared_wall_time_s")
 CHANCE_FACTOR = 1.5  # a run whose training accuracy never rose above 1.5 x chance (1 / num_classes) is stuck
 
 
@@ -379,6 +382,7 @@ def read_results_csv(path: Path) -> list[Run]:
             epoch, seconds = row.get(f"to_{spec}_epoch") or "", row.get(f"to_{spec}_time_s") or ""
             recorded["reached"][spec] = (int(float(epoch)), float(seconds or "nan")) if epoch else None
         num_classes = row.get("num_classes") or ""
+        branch = _branch_of_row(row)
         run = Run(Path(row["run"]), overrides, status, recorded=recorded)
         run.num_classes = int(num_classes) if num_classes.isdigit() else None
         if problems:
@@ -396,6 +400,20 @@ def read_results_csv(path: Path) -> list[Run]:
                 device_name=row.get("device_name") or None,
                 precision=row.get("precision") or None,
                 figures=values,
+                branch=branch,
             )
         runs.append(run)
     return runs
+
+
+def _branch_of_row(row: dict) -> dict | None:
+    """A results.csv row's branch record (summary.json's `branch`), the parent folder resolved as the row's run
+    folder is; None for a run that is no branch, or a file written without the columns."""
+    parent, epochs, seconds = (row.get(c) or "" for c in BRANCH_RECORD_COLUMNS)
+    if not parent or not epochs.isdigit():
+        return None
+    try:
+        shared = float(seconds) if seconds else None
+    except ValueError:
+        shared = None
+    return {"parent": str(Path(parent).resolve()), "epoch": int(epochs), "shared_wall_time_s": shared}

@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from experiments.report.branches import Family
+from experiments.report.branches import Family, branch_record
 from experiments.report.columns import REPORT_METRICS, SELECTED_ON, clip
 from experiments.report.compare import Comparison
 from experiments.report.groups import COUNT_COLUMNS, Group, common_overrides, scored_stat, varying_keys
-from experiments.report.runs import RESULTS_EXTRA, RUN_FIELDS, Run
+from experiments.report.runs import BRANCH_RECORD_COLUMNS, RESULTS_EXTRA, RUN_FIELDS, Run
 from experiments.report.statistics import (
     ALPHA,
     BOOTSTRAP_RESAMPLES,
@@ -861,11 +861,34 @@ def write_results_csv(path: Path, runs: Sequence[Run], groups: Sequence[Group], 
                 *(r.summary.get(k) if r.summary else None for k in RUN_FIELDS),
                 r.num_classes,
                 r.at_chance if r.included else None,
+                *_branch_cells(branch_record(r)),
                 *(v for pair in reached for v in pair),
                 r.reason,
             ]
         )
-    _write_csv(path, ["run", "group", "status", *keys, *RUN_FIELDS, *RESULTS_EXTRA, *target_columns, "reason"], rows)
+    header = [
+        "run",
+        "group",
+        "status",
+        *keys,
+        *RUN_FIELDS,
+        *RESULTS_EXTRA,
+        *BRANCH_RECORD_COLUMNS,
+        *target_columns,
+        "reason",
+    ]
+    _write_csv(path, header, rows)
+
+
+def _branch_cells(record: dict | None) -> tuple:
+    """A branch's BRANCH_RECORD_COLUMNS: its parent folder (relative to the current folder where it is under it, as the
+    run column's folders are when the report was given relative ones), the epochs and seconds it shares."""
+    if record is None:
+        return (None, None, None)
+    parent = record["parent"]
+    if parent.startswith(os.getcwd().rstrip(os.sep) + os.sep):
+        parent = os.path.relpath(parent)
+    return (parent, record["epoch"], record.get("shared_wall_time_s"))
 
 
 STAT_COLUMNS = ("n", "mean", "std", "ci_low", "ci_high")
