@@ -55,19 +55,41 @@ def key_epochs(cfg: Any, epochs: int) -> list[int]:
     return sorted(p for p in points if 0 <= p < epochs)
 
 
-def plot_schedules(curves: dict[str, tuple[list, list]], path: str | Path, title: str | None = None) -> None:
-    """All curves overlaid in one figure, written to `path` (PNG by its suffix)."""
+# the y-axis label of each value a schedule can drive besides the LR, in the order their panels are drawn
+VALUE_TITLES = {
+    "momentum": "momentum / beta1",
+    "beta2": "beta2",
+    "weight_decay": "weight decay",
+    "batch_size": "batch size",
+}
+
+
+def plot_schedules(
+    curves: dict[str, tuple[list, list]],
+    path: str | Path,
+    title: str | None = None,
+    values: dict[str, dict[str, tuple[list, list]]] | None = None,
+) -> None:
+    """All curves overlaid in one figure, written to `path` (PNG by its suffix); `values`: the other values the
+    schedules drive (momentum, beta2, weight_decay, batch_size; VALUE_TITLES) as {value: {label: (t, value)}},
+    each in a panel of its own below the LR's, on the same epoch axis and in each label's colour."""
     from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
 
-    fig = Figure(figsize=(8, 4.5), layout="constrained")
-    ax = fig.add_subplot()
-    for label, (t, lr) in curves.items():
-        ax.plot(t, lr, label=label, drawstyle="steps-post")  # an LR holds until the next step
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("learning rate")
-    ax.grid(alpha=0.3)
+    panels = [key for key in VALUE_TITLES if (values or {}).get(key)]
+    fig = Figure(figsize=(8, 4.5 + 2.0 * len(panels)), layout="constrained")
+    axes = fig.subplots(1 + len(panels), 1, sharex=True, squeeze=False, height_ratios=[2.25] + [1] * len(panels))
+    colors = {label: f"C{i % 10}" for i, label in enumerate(curves)}
+    for ax, key in zip(axes[:, 0], ["lr", *panels], strict=True):
+        drawn = curves if key == "lr" else values[key]
+        for label, (t, y) in drawn.items():
+            ax.plot(
+                t, y, label=label, color=colors.get(label), drawstyle="steps-post"
+            )  # a value holds until the next step
+        ax.set_ylabel("learning rate" if key == "lr" else VALUE_TITLES[key])
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("epoch")
     if title:
-        ax.set_title(title)
+        axes[0, 0].set_title(title)
     if curves:
-        ax.legend()
+        axes[0, 0].legend()
     fig.savefig(path, dpi=120)

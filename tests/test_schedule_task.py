@@ -49,6 +49,69 @@ def test_schedule_task_overlays_several_schedules(tmp_path):
     assert not (run / "metrics.jsonl").exists()  # nothing trained
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        # per epoch: SGD's momentum down a cosine, and a batch-size warmup
+        [
+            "optimizer=momentum",
+            "scheduler.momentum={name:cosine,final_lr:0.5}",
+            "scheduler.batch_size={name:constant,warmup:{epochs:4,start_lr:32}}",
+        ],
+        # per step: Adam's beta2 and its weight decay, each along a schedule of its own, after an LR warmup
+        [
+            "optimizer=adamw",
+            "scheduler=cosine_warmup",
+            "scheduler.interval=step",
+            "scheduler.beta2={name:linear,start_factor:1,end_factor:0.99}",
+            "scheduler.weight_decay={name:cosine,final_lr:0}",
+        ],
+    ],
+    ids=["momentum-batch_size-epoch", "beta2-weight_decay-step"],
+)
+@pytest.mark.slow
+def test_the_values_a_schedule_drives_are_drawn_as_the_trainer_sets_them(tmp_path, overrides):
+    import torch
+
+    from schedulers import batch_sizes, build_schedule
+    from trainer.config import typed
+    from trainer.engine.setup import build_optimizer
+
+    epochs, spe, run = 12, 4, tmp_path / "run"
+    common = [*overrides, f"trainer.epochs={epochs}", f"schedule_plot.steps_per_epoch={spe}"]
+    result = run_cli(["task=schedule", *common, "dataset.root=/nonexistent", f"hydra.run.dir={run}"])
+    assert result.returncode == 0, result.stderr
+    ((label, drawn),) = json.loads((run / "schedule.json").read_text()).items()
+    # the oracle: the run's own optimizer under the trainer's scheduler, stepped through the run
+    cfg = typed(compose_config(common))
+    optimizer = build_optimizer(cfg.optimizer, [torch.nn.Parameter(torch.zeros(2))])
+    schedule = build_schedule(cfg.scheduler, optimizer, spe, epochs)
+    seen: dict[str, list[float]] = {}
+    for _ in range(epochs):
+        for _ in range(spe):
+            group = optimizer.param_groups[0]
+            values = {"momentum": group.get("momentum"), "weight_decay": group["weight_decay"]}
+            if "betas" in group:
+                values |= {"momentum": group["betas"][0], "beta2": group["betas"][1]}
+            for key, value in values.items():
+                seen.setdefault(key, []).append(value)
+            schedule.step_batch()
+        schedule.step_epoch()
+    keys = [k for k in ("momentum", "beta2", "weight_decay") if k in drawn]
+    assert keys == [k.split("=")[0].removeprefix("scheduler.") for k in overrides if "={name" in k and "batch" not in k]
+    for key in keys:
+        assert drawn[key] == pytest.approx(seen[key], rel=1e-12, abs=1e-15), key
+        assert len(set(drawn[key])) > 1, key  # it moves
+    sizes = batch_sizes(cfg.scheduler, epochs, cfg.trainer.batch_size)
+    assert ("batch_size" in drawn) == (sizes is not None)
+    if sizes is not None:
+        assert drawn["batch_size"] == [float(sizes[s // spe]) for s in range(epochs * spe)]
+        assert drawn["batch_size"][0] == 32 and drawn["batch_size"][-1] == cfg.trainer.batch_size
+    lines = result.stdout.splitlines()
+    for key in [*keys, *(["batch_size"] if sizes is not None else [])]:  # a row of the printed table each
+        assert any(line.startswith(f"{label} {key} ") for line in lines), key
+
+
 # --- long runs: drawn at a bounded number of steps ----------------------------------------------------------
 
 

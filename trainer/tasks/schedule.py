@@ -118,6 +118,29 @@ def draw_curve(
     return [t[s] for s in steps], [lr[s] for s in steps]
 
 
+def value_curves(c, t: list[float], epochs: int, spe: int) -> dict[str, list[float]]:
+    """The values other than the LR that the config's schedule drives, at the drawn positions `t` (in epochs, one per
+    drawn step): scheduler.momentum, beta2 and weight_decay from the optimizer's own value as their base, at the
+    LR's position (the epoch's start with interval=epoch), as the trainer's scheduler sets them; the batch size
+    (scheduler.batch_size) of each step's epoch. {} for a torch `_target_` schedule, which drives the LR alone."""
+    node = schedule_config.as_node(c.scheduler)
+    if "_target_" in node:
+        return {}
+    parsed = schedule_config.parse(node)
+    by_step = parsed.interval == "step"
+    epoch_of = [round(x * spe) // spe for x in t]  # each drawn step's epoch (from 0)
+    at = t if by_step else [float(e) for e in epoch_of]
+    bases = c.optimizer.hyperparameters()
+    out = {
+        key: [float(curve(x, bases[key])) for x in at]
+        for key, curve in schedule_curves.make_value_curves(parsed, epochs, 1.0 / spe if by_step else 1.0).items()
+    }
+    sizes = schedule_curves.batch_sizes(parsed, epochs, c.trainer.batch_size)
+    if sizes is not None:
+        out["batch_size"] = [float(sizes[e]) for e in epoch_of]
+    return out
+
+
 def run(cfg, job: dict, run_dir: Path, show) -> None:
     run_schedule_task(cfg, run_dir)
 
@@ -133,21 +156,30 @@ def run_schedule_task(cfg, run_dir: Path) -> dict:
     epochs = cfg.trainer.epochs
     curves = {}
     points = sorted({e for c in configs.values() for e in key_epochs(c.scheduler, epochs)})
+    values: dict[str, dict[str, list[float]]] = {}  # label -> value -> its value at each drawn step
     for label, c in configs.items():
         curves[label] = draw_curve(label, c.scheduler, c.optimizer.lr, epochs, spe, points)
+        values[label] = value_curves(c, curves[label][0], epochs, spe)
     run_dir.mkdir(parents=True, exist_ok=True)
     png = run_dir / "schedule.png"
     drawn = len(next(iter(curves.values()))[0])
     sampled = f", drawn at {drawn} of the {epochs * spe} steps" if drawn < epochs * spe else ""
-    plot_schedules(curves, png, title=f"{epochs} epochs x {spe} steps{sampled}")
-    write_json(run_dir / "schedule.json", {k: {"t": t, "lr": lr} for k, (t, lr) in curves.items()})
+    panels = {
+        key: {label: (curves[label][0], v[key]) for label, v in values.items() if key in v}
+        for key in dict.fromkeys(k for v in values.values() for k in v)
+    }
+    plot_schedules(curves, png, title=f"{epochs} epochs x {spe} steps{sampled}", values=panels)
+    write_json(run_dir / "schedule.json", {k: {"t": t, "lr": lr, **values[k]} for k, (t, lr) in curves.items()})
 
-    width = max(len(k) for k in curves)
-    print(f"{'LR at epoch':<{width}}  " + "  ".join(f"{e:>9d}" for e in points))
+    width = max(len(k) for k in curves) + max((len(f" {key}") for key in panels), default=0)
+    header = "at epoch" if panels else "LR at epoch"  # the LR's rows, and each other value's below its LR's
+    print(f"{header:<{width}}  " + "  ".join(f"{e:>9d}" for e in points))
     for label, (t, lr) in curves.items():
         index = {round(x * spe): i for i, x in enumerate(t)} if len(t) < epochs * spe else None
-        at = [lr[index[e * spe] if index is not None else e * spe] for e in points]
-        print(f"{label:<{width}}  " + "  ".join(f"{v:9.3g}" for v in at))
+        rows = {label: lr, **{f"{label} {key}": v for key, v in values[label].items()}}
+        for name, ys in rows.items():
+            at = [ys[index[e * spe] if index is not None else e * spe] for e in points]
+            print(f"{name:<{width}}  " + "  ".join(f"{v:9.3g}" for v in at))
     if sampled:
         which = "the first step of evenly spread epochs" if epochs > MAX_POINTS else "every epoch's first step"
         print(f"{epochs * spe} steps: drawn at {drawn} of them ({which}, and the last step)")
