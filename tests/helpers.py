@@ -97,12 +97,15 @@ def stop_in_epoch(monkeypatch, run_dir: Path, epoch: int, error: type[BaseExcept
 
 
 def bad_input(capsys, *overrides: str) -> str:
-    """The one line run.py's check prints for these overrides (it exits 2 before any work)."""
+    """The one line run.py's check prints for these overrides (it exits 2 before any work, having printed nothing
+    else: no config node's `_target_` ran, no print of it reached stdout)."""
     with pytest.raises(SystemExit) as e:
         precheck(list(overrides))
     assert e.value.code == 2
-    err = capsys.readouterr().err.strip()
+    out, err = capsys.readouterr()
+    err = err.strip()
     assert err.count("\n") == 0, f"expected one line, got:\n{err}"
+    assert out == "", f"printed before the refusal:\n{out}"
     return err
 
 

@@ -19,6 +19,7 @@ from helpers import TINY, compose_config
 from experiments.report import build, write_report
 from experiments.report.columns import REPORT_METRICS
 from experiments.report.plots import Series, draw_anytime
+from experiments.report.runs import BRANCH_RECORD_COLUMNS
 from trainer.engine.fit import fit
 
 RUN = [*TINY, "trainer.max_steps_per_epoch=4"]
@@ -48,8 +49,8 @@ def runs(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def reports(runs, summaries, tmp_path_factory) -> dict:
-    """The report with the parents collected ("all"), computed again from its results.csv ("results"), without the
-    parents among the folders ("read": read from the folders the branches name), and once those folders are deleted
+    """The report with the parents collected ("all"), computed again from its results.csv ("results"), of the
+    folder given relative to the current folder ("relative"), without the parents among the folders ("read": read from the folders the branches name), and once those folders are deleted
     ("gone"; the summaries are read before). Of the
     figures, only the anytime one is written to files (the others are test_report's, and take seconds)."""
     save = build.save_figure
@@ -57,6 +58,8 @@ def reports(runs, summaries, tmp_path_factory) -> dict:
         m.setattr(build, "save_figure", lambda fig, folder, name: save(fig, folder, name) if name == "anytime" else {})
         out = {"all": write_report([runs], tmp_path_factory.mktemp("all"))}
         out["results"] = write_report([out["all"].files["results.csv"]], tmp_path_factory.mktemp("results"))
+        m.chdir(runs.parent)  # the folders given relative to the current folder, as a person types them
+        out["relative"] = write_report([Path(runs.name)], tmp_path_factory.mktemp("relative"))
         out["read"] = write_report([runs / "cooldowns", runs / "cosine"], tmp_path_factory.mktemp("read"))
         shutil.rmtree(runs / "parents")
         out["gone"] = write_report([runs / "cooldowns", runs / "cosine"], tmp_path_factory.mktemp("gone"))
@@ -205,6 +208,29 @@ def test_without_the_parents_folders_the_report_says_their_cost_is_unknown(repor
     assert "the parent's cost is unknown" in html.unescape(report.files["index.html"].read_text())
     parent = [s for s in report.plots["anytime"] if s.role == "parent"]  # the epochs its branches share with it
     assert len(parent) == 1 and list(parent[0].x) == list(range(1, max(BRANCHES) + 1))
+
+
+@pytest.mark.slow
+def test_a_results_csv_gives_the_branches_from_any_folder_and_none_without_their_records(
+    reports, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(build, "save_figure", lambda fig, folder, name: {})
+    source = reports["relative"]
+    monkeypatch.chdir(tmp_path)  # another folder than the one the relative run folders were given from
+    again = write_report([source.files["results.csv"]], tmp_path / "again")
+    assert again.files["branches.csv"].read_text() == source.files["branches.csv"].read_text()
+    assert again.markdown.split("## Branches")[1] == source.markdown.split("## Branches")[1]
+    # a results.csv without the branches' records: no Branches section rather than one with unknown costs
+    with open(source.files["results.csv"], newline="") as f:
+        rows = list(csv.DictReader(f))
+    (tmp_path / "old").mkdir()
+    with open(tmp_path / "old" / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, [k for k in rows[0] if k not in BRANCH_RECORD_COLUMNS])
+        writer.writeheader()
+        writer.writerows({k: v for k, v in r.items() if k not in BRANCH_RECORD_COLUMNS} for r in rows)
+    old = write_report([tmp_path / "old" / "results.csv"], tmp_path / "old_report")
+    assert "## Branches" not in old.markdown and "branches.csv" not in old.files
+    assert len(old.groups) == len(again.groups)  # the tables themselves as before
 
 
 @pytest.mark.slow

@@ -66,8 +66,10 @@ def test_schedule_task_overlays_several_schedules(tmp_path):
             "scheduler.beta2={name:linear,start_factor:1,end_factor:0.99}",
             "scheduler.weight_decay={name:cosine,final_lr:0}",
         ],
+        # the momentum onecycle cycles itself (cycle_momentum, torch's default), per step
+        ["optimizer=nesterov", "scheduler=onecycle", "scheduler.interval=step"],
     ],
-    ids=["momentum-batch_size-epoch", "beta2-weight_decay-step"],
+    ids=["momentum-batch_size-epoch", "beta2-weight_decay-step", "onecycle-cycled-momentum"],
 )
 @pytest.mark.slow
 def test_the_values_a_schedule_drives_are_drawn_as_the_trainer_sets_them(tmp_path, overrides):
@@ -98,7 +100,8 @@ def test_the_values_a_schedule_drives_are_drawn_as_the_trainer_sets_them(tmp_pat
             schedule.step_batch()
         schedule.step_epoch()
     keys = [k for k in ("momentum", "beta2", "weight_decay") if k in drawn]
-    assert keys == [k.split("=")[0].removeprefix("scheduler.") for k in overrides if "={name" in k and "batch" not in k]
+    scheduled = [k.split("=")[0].removeprefix("scheduler.") for k in overrides if "={name" in k and "batch" not in k]
+    assert keys == (["momentum"] if "scheduler=onecycle" in overrides else scheduled)
     for key in keys:
         assert drawn[key] == pytest.approx(seen[key], rel=1e-12, abs=1e-15), key
         assert len(set(drawn[key])) > 1, key  # it moves

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from experiments.report.branches import Family, anytime_metric, branch_families
+from experiments.report.branches import Family, anytime_metric, branch_families, branch_record
 from experiments.report.columns import default_metrics, resolve_metrics
 from experiments.report.compare import Comparison, check_mode, compare_groups, compared_metric, find_group
 from experiments.report.dashboard import Live, write_dashboard
@@ -149,7 +149,10 @@ def write_report(
     out = Path(out_dir) if out_dir else (folders[0].parent if from_results else folders[0]) / "report"
     output_folder(out)
     comparison = None if metric is None else compare_groups(groups, metric, baseline, comparisons)
-    families = branch_families(runs, groups)  # a results.csv row carries its branch record
+    # a results.csv row carries its branch's record where the file has the columns (runs.BRANCH_RECORD_COLUMNS);
+    # without them a branch's own seconds are unknown: no Branches section then
+    has_records = not from_results or any(branch_record(r) is not None for r in runs)
+    families = branch_families(runs, groups) if has_records else []
     report = Report(
         runs,
         groups,

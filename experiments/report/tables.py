@@ -839,8 +839,8 @@ def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
 
 def write_results_csv(path: Path, runs: Sequence[Run], groups: Sequence[Group], targets: Sequence[Target] = ()) -> None:
     """One row per run, left-out ones too: every override key as a column (full values), raw summary figures,
-    the run's number of classes and whether it sat at chance, the epoch and seconds at which the run reached each
-    target (empty: not reached)."""
+    the run's number of classes and whether it sat at chance, a branch's record of its parent (BRANCH_RECORD_COLUMNS),
+    the epoch and seconds at which the run reached each target (empty: not reached)."""
     from experiments.report.targets import run_reached
 
     label = {id(r): g.full_label or g.label for g in groups for r in g.runs}
@@ -861,7 +861,7 @@ def write_results_csv(path: Path, runs: Sequence[Run], groups: Sequence[Group], 
                 *(r.summary.get(k) if r.summary else None for k in RUN_FIELDS),
                 r.num_classes,
                 r.at_chance if r.included else None,
-                *_branch_cells(branch_record(r)),
+                *_branch_cells(r),
                 *(v for pair in reached for v in pair),
                 r.reason,
             ]
@@ -880,14 +880,14 @@ def write_results_csv(path: Path, runs: Sequence[Run], groups: Sequence[Group], 
     _write_csv(path, header, rows)
 
 
-def _branch_cells(record: dict | None) -> tuple:
-    """A branch's BRANCH_RECORD_COLUMNS: its parent folder (relative to the current folder where it is under it, as the
-    run column's folders are when the report was given relative ones), the epochs and seconds it shares."""
+def _branch_cells(run: Run) -> tuple:
+    """A branch's BRANCH_RECORD_COLUMNS: its parent folder, written as the run column writes the run's own folder
+    (relative to the current folder where the run's is relative, else absolute, as summary.json records it), and
+    the epochs and seconds it shares with the parent; empty for a run that is no branch."""
+    record = branch_record(run)
     if record is None:
         return (None, None, None)
-    parent = record["parent"]
-    if parent.startswith(os.getcwd().rstrip(os.sep) + os.sep):
-        parent = os.path.relpath(parent)
+    parent = record["parent"] if run.path.is_absolute() else os.path.relpath(record["parent"])
     return (parent, record["epoch"], record.get("shared_wall_time_s"))
 
 

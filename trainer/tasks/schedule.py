@@ -120,8 +120,9 @@ def draw_curve(
 
 def value_curves(c, t: list[float], epochs: int, spe: int) -> dict[str, list[float]]:
     """The values other than the LR that the config's schedule drives, at the drawn positions `t` (in epochs, one per
-    drawn step): scheduler.momentum, beta2 and weight_decay from the optimizer's own value as their base, at the
-    LR's position (the epoch's start with interval=epoch), as the trainer's scheduler sets them; the batch size
+    drawn step): scheduler.momentum, beta2 and weight_decay from the optimizer's own value as their base, and the
+    momentum onecycle and cyclic cycle, at the LR's position (the epoch's start with interval=epoch), as the
+    trainer's scheduler sets them; the batch size
     (scheduler.batch_size) of each step's epoch. {} for a torch `_target_` schedule, which drives the LR alone."""
     node = schedule_config.as_node(c.scheduler)
     if "_target_" in node:
@@ -130,11 +131,15 @@ def value_curves(c, t: list[float], epochs: int, spe: int) -> dict[str, list[flo
     by_step = parsed.interval == "step"
     epoch_of = [round(x * spe) // spe for x in t]  # each drawn step's epoch (from 0)
     at = t if by_step else [float(e) for e in epoch_of]
-    bases = c.optimizer.hyperparameters()
+    bases, quantum = c.optimizer.hyperparameters(), 1.0 / spe if by_step else 1.0
     out = {
         key: [float(curve(x, bases[key])) for x in at]
-        for key, curve in schedule_curves.make_value_curves(parsed, epochs, 1.0 / spe if by_step else 1.0).items()
+        for key, curve in schedule_curves.make_value_curves(parsed, epochs, quantum).items()
     }
+    lr_curve_of = schedule_curves.make_curve(parsed, epochs, quantum)
+    cycled = [schedule_curves.momentum_of(lr_curve_of, x) for x in at]  # onecycle's and cyclic's cycle_momentum
+    if bases["momentum"] is not None and all(m is not None for m in cycled):
+        out["momentum"] = [float(m) for m in cycled]
     sizes = schedule_curves.batch_sizes(parsed, epochs, c.trainer.batch_size)
     if sizes is not None:
         out["batch_size"] = [float(sizes[e]) for e in epoch_of]
