@@ -217,9 +217,8 @@ def _write_tables(report: Report, out: Path, explicit: bool) -> None:
         r.runs, r.groups, r.metrics, sources, r.notes, r.comparison, r.targets, out, r.from_results, branches
     )
     r.latex = latex_table(r.groups, r.metrics, r.comparison, r.targets, explicit=explicit)
-    files.update({name: out / name for name in ("table.md", "table.tex", "results.csv", "groups.csv")})
-    if r.from_results:
-        del files["results.csv"]
+    names = ("table.md", "table.tex", "results.csv", "groups.csv")
+    files.update({name: out / name for name in names if not (r.from_results and name == "results.csv")})
     files["table.md"].write_text(r.markdown)
     files["table.tex"].write_text(r.latex)
     if not r.from_results:
@@ -235,7 +234,7 @@ def _write_tables(report: Report, out: Path, explicit: bool) -> None:
 
 def _draw_figures(report: Report, out: Path) -> None:
     """One figure per plotted series (lr, losses, accuracies, the gap) and the anytime figure where the runs
-    include branches, each saved as PNG and PDF."""
+    include branches, each saved as PNG, PDF and SVG (save_figure)."""
     r = report
     varying = varying_keys(r.groups)
     legend_title = varying[0] if len(varying) == 1 else None

@@ -9,7 +9,7 @@ import collections
 import math
 import statistics
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -113,14 +113,14 @@ def _epoch_series(label: str, runs: Sequence[Run], column: str, color: str, pane
     return Series(label, *mean_curve(points, 100.0), len(points), color, panel=panel)
 
 
+def _dotted(series: Iterable[Series]) -> list[Series]:
+    """Runs at chance, one series each, as dotted lines drawn apart (one legend entry for all of a group's)."""
+    return [s._replace(linestyle=":", apart=True) for s in series if s.n]
+
+
 def _apart(label: str, runs: Sequence[Run], column: str, color: str, panel: str = "") -> list[Series]:
-    """Each run at chance as its own dotted line (one legend entry for all of a group's)."""
-    out = []
-    for run in runs:
-        s = _epoch_series(f"{label} (run at chance)", [run], column, color, panel)
-        if s.n:
-            out.append(s._replace(linestyle=":", apart=True))
-    return out
+    """Each run at chance as its own dotted line."""
+    return _dotted(_epoch_series(f"{label} (run at chance)", [run], column, color, panel) for run in runs)
 
 
 def gap_column(groups: Sequence[Group]) -> str:
@@ -135,10 +135,13 @@ def gap_column(groups: Sequence[Group]) -> str:
 def learned(group: Group) -> tuple[list[Run], list[Run]]:
     """A group's completed runs that left chance (its mean and band) and those that did not (drawn apart); all of
     them as its mean when every one sat at chance."""
-    runs = group.included
-    apart = [r for r in runs if r.at_chance]
+    return _split_at_chance(group.included)
+
+
+def _split_at_chance(runs: Sequence[Run]) -> tuple[list[Run], list[Run]]:
+    """(the runs that left chance, those that did not); (all of them, none) where none left it."""
     kept = [r for r in runs if not r.at_chance]
-    return (kept, apart) if kept else (runs, [])
+    return (kept, [r for r in runs if r.at_chance]) if kept else (list(runs), [])
 
 
 def plot_data(groups: Sequence[Group]) -> dict[str, list[Series]]:
@@ -368,20 +371,14 @@ def _span_series(
 
 def _learned_runs(runs: Sequence[Run]) -> list[Run]:
     """The runs that left chance (all of them where none did), as a group's mean and band take them."""
-    return [r for r in runs if not r.at_chance] or list(runs)
+    return _split_at_chance(runs)[0]
 
 
 def _at_chance(label: str, runs: Sequence[Run], metric: Metric, color: str, since: int = 0) -> list[Series]:
-    """Each run at chance, where some of its group's runs left it, as its own dotted line outside their mean (one
-    legend entry for all of a group's), as the other figures draw them."""
-    if all(r.at_chance for r in runs):
-        return []  # then the mean is theirs
-    out = []
-    for run in (r for r in runs if r.at_chance):
-        s = _span_series(f"{label} (run at chance)", [run], metric, color, "apart", since=since)
-        if s.n:
-            out.append(s._replace(linestyle=":", apart=True))
-    return out
+    """Each run at chance, where some of its group's runs left it (else the mean is theirs), as its own dotted line
+    outside their mean, as the other figures draw them."""
+    apart = _split_at_chance(runs)[1]
+    return _dotted(_span_series(f"{label} (run at chance)", [r], metric, color, "apart", since=since) for r in apart)
 
 
 def _family_series(family: Family, metric: Metric, color: str, shown) -> list[Series]:

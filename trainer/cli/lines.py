@@ -11,8 +11,9 @@ from pathlib import Path
 
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig
-from omegaconf.errors import OmegaConfBaseException, ValidationError
+from omegaconf.errors import OmegaConfBaseException
 
+from schedulers.config import refused_choice
 from trainer.config import unknown_key
 from trainer.errors import ConfigError
 from trainer.records import RunFolder, Summary
@@ -36,17 +37,6 @@ def fail(message: str, error: BaseException | None = None) -> None:
 ENUM_REFUSAL = re.compile(r"Invalid value '(?P<value>.*)', expected one of \[(?P<allowed>.*)\]")
 
 
-def choice_refusal(cause: OmegaConfBaseException) -> str | None:
-    """The line of a choice key's Enum that words its own refusals (a `refusal(key, value)` classmethod, as the
-    schedule library's schedulers.choice.Choice has) for the value OmegaConf refused; None for any other error, and
-    for null on a key that is not optional (OmegaConf's line names that)."""
-    node = getattr(cause, "child_node", None)
-    refusal = getattr(node, "enum_type", None) and getattr(node.enum_type, "refusal", None)
-    if not callable(refusal) or not isinstance(cause, ValidationError) or cause.value is None:
-        return None
-    return refusal(cause.full_key, cause.value)
-
-
 def one_line(e: BaseException) -> str:
     """A composition error as one line: the key, the value, what is allowed."""
     if isinstance(e, MissingConfigException) and e.options is not None and e.missing_cfg_file:
@@ -61,8 +51,9 @@ def one_line(e: BaseException) -> str:
         if "not in struct" in str(cause) or "Key '" in msg and "not in" in msg:
             parent = getattr(cause, "parent_node", None)
             return unknown_key(key, parent.keys() if isinstance(parent, DictConfig) else ())
-        if key and (own := choice_refusal(cause)):
-            return own
+        # a schedule's choice key, in the library's words (null on a key that is not optional: OmegaConf's line)
+        if key and getattr(cause, "value", None) is not None and (kind := refused_choice(cause)):
+            return kind.refusal(cause.full_key, cause.value)
         if key and (choice := ENUM_REFUSAL.fullmatch(msg)):  # a choice key's Enum: the same line as _one_of's
             return f"{key}={choice['value']!r} is not allowed: use one of {choice['allowed']}"
         return f"{key}: {msg}" if key else msg

@@ -64,9 +64,10 @@ def _nodes_in_scalar_lists(node: DictConfig | ListConfig, prefix: str = "") -> I
         return
     children = node.items_ex(resolve=False) if isinstance(node, DictConfig) else enumerate(node._iter_ex(resolve=False))
     for key, child in children:
-        full = (
-            f"{prefix}.{key}" if isinstance(node, DictConfig) and prefix else f"{prefix}[{key}]" if prefix else str(key)
-        )
+        if isinstance(node, ListConfig):
+            full = f"{prefix}[{key}]"
+        else:
+            full = f"{prefix}.{key}" if prefix else str(key)
         if full == "hydra":
             continue
         if isinstance(child, (DictConfig, ListConfig)):

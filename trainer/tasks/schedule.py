@@ -68,6 +68,15 @@ def compose_entries(entries: Iterable[str], group: str, replaced: tuple[str, ...
     return configs
 
 
+def checked(configs: dict, own) -> dict:
+    """Each of a task's configs (its own, `own`, checked before the task started, and its compare entries) checked,
+    then as its typed config, in their order."""
+    for c in configs.values():
+        if c is not own:
+            validate(c)
+    return {label: typed(c) for label, c in configs.items()}
+
+
 def drawn_steps(epochs: int, spe: int, limit: int = MAX_POINTS, epochs_shown: Iterable[int] = ()) -> np.ndarray:
     """The optimizer steps (0-based over the run) a curve is drawn at: every one when there are at most
     `limit`; else `limit // epochs` evenly spread steps of every epoch, its first step included, when that
@@ -122,8 +131,8 @@ def value_curves(c, t: list[float], epochs: int, spe: int) -> dict[str, list[flo
     """The values other than the LR that the config's schedule drives, at the drawn positions `t` (in epochs, one per
     drawn step): scheduler.momentum, beta2 and weight_decay from the optimizer's own value as their base, and the
     momentum onecycle and cyclic cycle, at the LR's position (the epoch's start with interval=epoch), as the
-    trainer's scheduler sets them; the batch size
-    (scheduler.batch_size) of each step's epoch. {} for a torch `_target_` schedule, which drives the LR alone."""
+    trainer's scheduler sets them; the batch size (scheduler.batch_size) of each step's epoch. {} for a torch
+    `_target_` schedule, which drives the LR alone."""
     node = schedule_config.as_node(c.scheduler)
     if "_target_" in node:
         return {}
@@ -131,7 +140,8 @@ def value_curves(c, t: list[float], epochs: int, spe: int) -> dict[str, list[flo
     by_step = parsed.interval == "step"
     epoch_of = [round(x * spe) // spe for x in t]  # each drawn step's epoch (from 0)
     at = t if by_step else [float(e) for e in epoch_of]
-    bases, quantum = c.optimizer.hyperparameters(), 1.0 / spe if by_step else 1.0
+    bases = c.optimizer.hyperparameters()
+    quantum = 1.0 / spe if by_step else 1.0
     out = {
         key: [float(curve(x, bases[key])) for x in at]
         for key, curve in schedule_curves.make_value_curves(parsed, epochs, quantum).items()
@@ -151,11 +161,7 @@ def run(cfg, job: dict, run_dir: Path, show) -> None:
 
 
 def run_schedule_task(cfg, run_dir: Path) -> dict:
-    configs = compared_configs(cfg)
-    for c in configs.values():
-        if c is not cfg:  # the run's own config was checked before the task started
-            validate(c)
-    configs = {label: typed(c) for label, c in configs.items()}
+    configs = checked(compared_configs(cfg), cfg)
     cfg = next(iter(configs.values()))
     spe = steps_per_epoch(cfg)
     epochs = cfg.trainer.epochs

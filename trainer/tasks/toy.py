@@ -20,11 +20,11 @@ import torch
 
 from schedulers import build_schedule
 from schedulers.config import as_node
-from trainer.config import resolved, typed, validate
+from trainer.config import resolved
 from trainer.engine.setup import build_optimizer
 from trainer.errors import ConfigError
 from trainer.records import write_json
-from trainer.tasks.schedule import compose_entries
+from trainer.tasks.schedule import checked, compose_entries
 
 BLOWUP = 1e6  # a run stops as diverged once f is not finite or above BLOWUP x its value at the start
 SOLVED = 1e-6  # the table's "steps to" column: the first step with f <= SOLVED x f(start)
@@ -163,10 +163,7 @@ def run(cfg, job: dict, run_dir: Path, show) -> None:
 
 def run_toy(cfg, run_dir: Path) -> list[dict]:
     """task=toy: the run's config and every toy.compare entry, drawn into toy.png, recorded in toy.json."""
-    entries = compose_entries(cfg.toy.compare, "optimizer", ("toy.compare",))
-    for c in entries.values():  # the run's own config was checked before the task started
-        validate(c)
-    configs = {entry: typed(c) for entry, c in {"": cfg, **entries}.items()}
+    configs = checked({"": cfg, **compose_entries(cfg.toy.compare, "optimizer", ("toy.compare",))}, cfg)
     cfg = configs[""]
     fn = make_function(cfg.toy)
     for entry, c in configs.items():
